@@ -1,0 +1,1 @@
+"""ARM plumbing shared by every resource: envelope, errors, paging, LRO responses, auth."""

@@ -1,0 +1,133 @@
+"""ARM error bodies: every failure is ``{"error": {code, message, target, details}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from controlplane.core.states import IllegalTransition
+
+log = logging.getLogger(__name__)
+
+
+class ArmError(exceptions.APIException):
+    """An error with an ARM code; raise it anywhere under a view."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        target: str | None = None,
+        details: list[dict] | None = None,
+    ):
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.target = target
+        self.details = details or []
+        super().__init__(message)
+
+    def body(self) -> dict:
+        return error_body(self.code, self.message, self.target, self.details)
+
+
+def error_body(code: str, message: str, target: str | None = None, details=None) -> dict:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "target": target,
+            "details": details or [],
+            "additionalInfo": [],
+        }
+    }
+
+
+def bad_request(message: str, target: str | None = None) -> ArmError:
+    return ArmError(400, "ValidationError", message, target)
+
+
+def not_found(kind: str, name: str) -> ArmError:
+    return ArmError(404, "ResourceNotFound", f"{kind} '{name}' was not found.")
+
+
+def conflict(message: str, target: str | None = None) -> ArmError:
+    return ArmError(409, "Conflict", message, target)
+
+
+def flatten_validation(detail, prefix: str = "") -> list[dict]:
+    """Turn DRF's nested error detail into ARM details, each naming its JSON field."""
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            if key in ("non_field_errors", "__all__"):
+                out.extend(flatten_validation(value, prefix))
+            else:
+                out.extend(flatten_validation(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return [
+                {"code": "ValidationError", "message": str(item), "target": prefix or None}
+                for item in detail
+            ]
+        out = []
+        for index, item in enumerate(detail):
+            if item:
+                out.extend(flatten_validation(item, f"{prefix}[{index}]"))
+        return out
+    return [{"code": "ValidationError", "message": str(detail), "target": prefix or None}]
+
+
+_CODES = {
+    exceptions.NotAuthenticated: "AuthenticationFailed",
+    exceptions.AuthenticationFailed: "AuthenticationFailed",
+    exceptions.PermissionDenied: "AuthorizationFailed",
+    exceptions.NotFound: "ResourceNotFound",
+    exceptions.MethodNotAllowed: "MethodNotAllowed",
+    exceptions.ParseError: "InvalidRequestContent",
+    exceptions.UnsupportedMediaType: "UnsupportedMediaType",
+    exceptions.NotAcceptable: "NotAcceptable",
+    exceptions.Throttled: "TooManyRequests",
+}
+
+
+def arm_exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: every API exception becomes an ARM error body."""
+    if isinstance(exc, ArmError):
+        return Response(exc.body(), status=exc.status_code)
+    if isinstance(exc, IllegalTransition):
+        message = f"An operation is in progress on this resource ({exc.current}); retry later."
+        return Response(error_body("Conflict", message), status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.ValidationError):
+        details = flatten_validation(exc.detail)
+        first = details[0] if details else {"message": "Invalid request.", "target": None}
+        body = error_body("ValidationError", first["message"], first["target"], details)
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    fallback = "BadRequest" if response.status_code < 500 else "InternalServerError"
+    code = next((c for klass, c in _CODES.items() if isinstance(exc, klass)), fallback)
+    message = exc.detail if isinstance(getattr(exc, "detail", None), str) else str(exc)
+    response.data = error_body(code, message)
+    return response
+
+
+def not_found_view(request, exception=None):
+    return JsonResponse(
+        error_body("NotFound", f"The requested path '{request.path}' was not found."), status=404
+    )
+
+
+def server_error_view(request):
+    return JsonResponse(
+        error_body("InternalServerError", "The server hit an unexpected error."), status=500
+    )

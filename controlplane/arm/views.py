@@ -1,0 +1,69 @@
+"""ArmView: the base of every ARM view (api-version, scope, ETag preconditions)."""
+
+from __future__ import annotations
+
+import re
+
+from rest_framework.views import APIView
+
+from controlplane.arm.errors import ArmError
+from controlplane.arm.responses import PROVIDER, quote_etag
+
+# Real clients send every dated version from 2020 on, with or without -preview.
+API_VERSION = re.compile(r"^20[2-9]\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(-preview)?$")
+
+
+class ArmView(APIView):
+    """A view on an ARM path. URL kwargs use Azure's parameter names (subscriptionId,
+    resourceGroupName, workspaceName, ...), which also name them in the OpenAPI schema."""
+
+    def initial(self, request, *args, **kwargs):
+        check_api_version(request)
+        super().initial(request, *args, **kwargs)
+
+    def arm_scope(self) -> str:
+        """The ARM scope the request acts on, for authorization."""
+        kw = self.kwargs
+        scope = f"/subscriptions/{kw.get('subscriptionId', '')}"
+        if "resourceGroupName" in kw:
+            scope += f"/resourceGroups/{kw['resourceGroupName']}"
+        if "workspaceName" in kw:
+            scope += f"/providers/{PROVIDER}/workspaces/{kw['workspaceName']}"
+        return scope
+
+    def check_preconditions(self, current_etag: str | None) -> None:
+        """Honour If-Match (412 unless it names the current ETag or is ``*`` and the resource
+        exists) and If-None-Match: * (412 if the resource exists)."""
+        if_match = self.request.headers.get("If-Match")
+        if if_match:
+            wanted = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+            if current_etag is None or not (
+                "*" in wanted or quote_etag(current_etag) in wanted or current_etag in wanted
+            ):
+                raise ArmError(
+                    412, "PreconditionFailed", "The If-Match condition does not match.", "If-Match"
+                )
+        if_none_match = self.request.headers.get("If-None-Match")
+        if if_none_match and if_none_match.strip() == "*" and current_etag is not None:
+            raise ArmError(
+                412, "PreconditionFailed", "The resource already exists.", "If-None-Match"
+            )
+
+
+def check_api_version(request) -> None:
+    version = request.GET.get("api-version")
+    if version is None or version == "":
+        raise ArmError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+            "api-version",
+        )
+    if not API_VERSION.match(version):
+        raise ArmError(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{version}' is invalid. It must look like 2024-04-01 or "
+            "2024-04-01-preview.",
+            "api-version",
+        )

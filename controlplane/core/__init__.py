@@ -1,0 +1,1 @@
+"""The one Django app that holds Weir's resources (app label ``weir``)."""

@@ -1,0 +1,91 @@
+"""``manage.py serve``: the control plane over HTTPS (gunicorn), with a self-signed
+certificate made on first start unless WEIR_TLS_CERT/WEIR_TLS_KEY name the operator's."""
+
+import datetime
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+def ensure_certificate(cert_path: Path, key_path: Path) -> bool:
+    """Create a self-signed certificate for localhost and this host if none exists."""
+    if cert_path.exists() and key_path.exists():
+        return False
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    hostname = socket.gethostname()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    alt_names = [
+        x509.DNSName("localhost"),
+        x509.DNSName("*.localhost"),
+        x509.DNSName(hostname),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return True
+
+
+class Command(BaseCommand):
+    help = "Serve the control plane over HTTPS."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--bind", default=os.environ.get("WEIR_BIND", "127.0.0.1:8443"))
+        parser.add_argument(
+            "--workers", type=int, default=int(os.environ.get("WEIR_WEB_WORKERS", "2"))
+        )
+
+    def handle(self, *args, bind, workers, **options):
+        cert, key = Path(settings.WEIR_TLS_CERT), Path(settings.WEIR_TLS_KEY)
+        if ensure_certificate(cert, key):
+            self.stdout.write(f"created a self-signed certificate: {cert}")
+        self.stdout.write(f"serving https://{bind} (trust it with REQUESTS_CA_BUNDLE={cert})")
+        args = [
+            "gunicorn",
+            "controlplane.wsgi:application",
+            "--bind",
+            bind,
+            "--workers",
+            str(workers),
+            "--certfile",
+            str(cert),
+            "--keyfile",
+            str(key),
+            "--access-logfile",
+            "-",
+            "--access-logformat",
+            '%(h)s "%(r)s" %(s)s %(b)s %(L)ss',
+            "--timeout",
+            "60",
+        ]
+        os.execvp(args[0], args)

@@ -1,0 +1,31 @@
+"""Weir's resources, one module each."""
+
+from controlplane.core.models.apitoken import ApiToken
+from controlplane.core.models.asset import (
+    CodeContainer,
+    CodeVersion,
+    EnvironmentContainer,
+    EnvironmentVersion,
+    ModelContainer,
+    ModelVersion,
+)
+from controlplane.core.models.deployment import OnlineDeployment
+from controlplane.core.models.endpoint import OnlineEndpoint
+from controlplane.core.models.operation import Operation
+from controlplane.core.models.signingkey import SigningKey
+from controlplane.core.models.workspace import Workspace
+
+__all__ = [
+    "ApiToken",
+    "CodeContainer",
+    "CodeVersion",
+    "EnvironmentContainer",
+    "EnvironmentVersion",
+    "ModelContainer",
+    "ModelVersion",
+    "OnlineDeployment",
+    "OnlineEndpoint",
+    "Operation",
+    "SigningKey",
+    "Workspace",
+]

@@ -1,0 +1,56 @@
+"""Online deployments: a model, code and environment served by instanceCount replicas."""
+
+from django.db import models
+from django.db.models.functions import Lower
+
+from controlplane.core.choices import (
+    DeploymentProvisioningState,
+    EndpointComputeType,
+    PublicNetworkAccess,
+)
+from controlplane.core.models.base import TrackedResource
+
+
+class OnlineDeployment(TrackedResource):
+    endpoint = models.ForeignKey(
+        "weir.OnlineEndpoint", on_delete=models.CASCADE, related_name="deployments"
+    )
+    sku = models.JSONField(null=True, blank=True)
+    # sku.capacity, the number of replicas.
+    instance_count = models.PositiveIntegerField(default=1)
+    endpoint_compute_type = models.CharField(max_length=16, choices=EndpointComputeType.choices)
+    description = models.TextField(null=True, blank=True)
+    properties = models.JSONField(default=dict)
+    code_configuration = models.JSONField(null=True, blank=True)
+    environment_id = models.CharField(max_length=1024, null=True, blank=True)
+    environment_variables = models.JSONField(default=dict)
+    model = models.CharField(max_length=1024, null=True, blank=True)
+    model_mount_path = models.CharField(max_length=1024, null=True, blank=True)
+    instance_type = models.CharField(max_length=64, null=True, blank=True)
+    app_insights_enabled = models.BooleanField(default=False)
+    egress_public_network_access = models.CharField(
+        max_length=16, choices=PublicNetworkAccess.choices, default=PublicNetworkAccess.ENABLED
+    )
+    data_collector = models.JSONField(null=True, blank=True)
+    liveness_probe = models.JSONField(null=True, blank=True)
+    readiness_probe = models.JSONField(null=True, blank=True)
+    request_settings = models.JSONField(null=True, blank=True)
+    scale_settings = models.JSONField(null=True, blank=True)
+    container_resource_requirements = models.JSONField(null=True, blank=True)
+    provisioning_state = models.CharField(
+        max_length=16,
+        choices=DeploymentProvisioningState.choices,
+        default=DeploymentProvisioningState.CREATING,
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("endpoint", Lower("name"), name="online_deployment_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def arm_id(self) -> str:
+        return f"{self.endpoint.arm_id}/deployments/{self.name}"

@@ -1,0 +1,41 @@
+"""Online endpoints: one scoring URI, several deployments, traffic and mirror weights."""
+
+from django.db import models
+from django.db.models.functions import Lower
+
+from controlplane.core.choices import AuthMode, ProvisioningState, PublicNetworkAccess
+from controlplane.core.crypto import EncryptedTextField
+from controlplane.core.models.base import TrackedResource
+
+
+class OnlineEndpoint(TrackedResource):
+    workspace = models.ForeignKey(
+        "weir.Workspace", on_delete=models.CASCADE, related_name="online_endpoints"
+    )
+    auth_mode = models.CharField(max_length=16, choices=AuthMode.choices)
+    description = models.TextField(null=True, blank=True)
+    properties = models.JSONField(default=dict)
+    traffic = models.JSONField(default=dict)
+    mirror_traffic = models.JSONField(default=dict)
+    public_network_access = models.CharField(
+        max_length=16, choices=PublicNetworkAccess.choices, default=PublicNetworkAccess.ENABLED
+    )
+    compute = models.CharField(max_length=1024, null=True, blank=True)
+    # Scoring keys: Fernet tokens in the database, never returned by GET (only listKeys).
+    primary_key = EncryptedTextField()
+    secondary_key = EncryptedTextField()
+    provisioning_state = models.CharField(
+        max_length=16, choices=ProvisioningState.choices, default=ProvisioningState.CREATING
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("workspace", Lower("name"), name="online_endpoint_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def arm_id(self) -> str:
+        return f"{self.workspace.arm_id}/onlineEndpoints/{self.name}"

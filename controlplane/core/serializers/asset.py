@@ -1,0 +1,121 @@
+"""Asset containers and versions: models, environments, codes (ARM proxy resources)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from controlplane.arm.envelope import ArmResourceSerializer, string_map
+from controlplane.core.serializers.fields import JsonDocumentSerializer
+
+PREFIX = "Microsoft.MachineLearningServices/workspaces"
+
+
+class AssetBasePropertiesSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    properties = string_map(required=False, allow_null=True)
+    tags = string_map(required=False, allow_null=True)
+    isArchived = serializers.BooleanField(source="is_archived", default=False)
+    provisioningState = serializers.SerializerMethodField()
+
+    def get_provisioningState(self, obj) -> str:
+        # Asset writes are synchronous: a stored asset has always succeeded.
+        return "Succeeded"
+
+
+class AssetContainerPropertiesSerializer(AssetBasePropertiesSerializer):
+    latestVersion = serializers.CharField(source="latest_version", read_only=True, allow_null=True)
+    nextVersion = serializers.CharField(source="next_version", read_only=True)
+
+
+class AssetVersionPropertiesSerializer(AssetBasePropertiesSerializer):
+    isAnonymous = serializers.BooleanField(source="is_anonymous", default=False)
+
+    # Fields a new PUT may change on an existing version; any other change is a conflict.
+    mutable_fields = ("description", "tags", "properties", "is_archived", "stage")
+
+
+class ModelVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
+    modelUri = serializers.CharField(source="model_uri", required=False, allow_null=True)
+    modelType = serializers.CharField(source="model_type", required=False, allow_null=True)
+    flavors = serializers.DictField(required=False, allow_null=True)
+    jobName = serializers.CharField(source="job_name", required=False, allow_null=True)
+    stage = serializers.CharField(required=False, allow_null=True)
+
+
+class BuildContextSerializer(JsonDocumentSerializer):
+    contextUri = serializers.CharField(min_length=1)
+    dockerfilePath = serializers.CharField(default="Dockerfile")
+
+
+class RouteSerializer(JsonDocumentSerializer):
+    path = serializers.CharField(min_length=1)
+    port = serializers.IntegerField(min_value=1, max_value=65535)
+
+
+class InferenceContainerPropertiesSerializer(JsonDocumentSerializer):
+    livenessRoute = RouteSerializer(required=False, allow_null=True)
+    readinessRoute = RouteSerializer(required=False, allow_null=True)
+    scoringRoute = RouteSerializer(required=False, allow_null=True)
+
+
+class EnvironmentVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
+    image = serializers.CharField(required=False, allow_null=True, max_length=1024)
+    condaFile = serializers.CharField(source="conda_file", required=False, allow_null=True)
+    build = BuildContextSerializer(required=False, allow_null=True)
+    inferenceConfig = InferenceContainerPropertiesSerializer(
+        source="inference_config", required=False, allow_null=True
+    )
+    osType = serializers.ChoiceField(
+        source="os_type", choices=["Linux", "Windows"], default="Linux"
+    )
+    autoRebuild = serializers.ChoiceField(
+        source="auto_rebuild", choices=["Disabled", "OnBaseImageUpdate"], default="Disabled"
+    )
+    environmentType = serializers.SerializerMethodField()
+    stage = serializers.CharField(required=False, allow_null=True)
+
+    def get_environmentType(self, obj) -> str:
+        return "UserCreated"
+
+    def validate(self, attrs):
+        if not attrs.get("image") and not attrs.get("build"):
+            raise serializers.ValidationError(
+                {"image": ["an environment needs an image or a build context"]}
+            )
+        return attrs
+
+
+class CodeVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
+    codeUri = serializers.CharField(source="code_uri", required=False, allow_null=True)
+
+
+def _resource_serializer(name: str, type_suffix: str, properties_class):
+    return type(
+        name,
+        (ArmResourceSerializer,),
+        {
+            "resource_type": f"{PREFIX}/{type_suffix}",
+            "properties": properties_class(source="*"),
+            "__module__": __name__,
+        },
+    )
+
+
+ModelContainerSerializer = _resource_serializer(
+    "ModelContainerSerializer", "models", AssetContainerPropertiesSerializer
+)
+ModelVersionSerializer = _resource_serializer(
+    "ModelVersionSerializer", "models/versions", ModelVersionPropertiesSerializer
+)
+EnvironmentContainerSerializer = _resource_serializer(
+    "EnvironmentContainerSerializer", "environments", AssetContainerPropertiesSerializer
+)
+EnvironmentVersionSerializer = _resource_serializer(
+    "EnvironmentVersionSerializer", "environments/versions", EnvironmentVersionPropertiesSerializer
+)
+CodeContainerSerializer = _resource_serializer(
+    "CodeContainerSerializer", "codes", AssetContainerPropertiesSerializer
+)
+CodeVersionSerializer = _resource_serializer(
+    "CodeVersionSerializer", "codes/versions", CodeVersionPropertiesSerializer
+)

@@ -1,0 +1,205 @@
+"""Online deployment (onlineEndpoints/deployments), its logs and SKUs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from controlplane.arm.envelope import (
+    ProvisioningStateMixin,
+    SkuSerializer,
+    TrackedResourceSerializer,
+    string_map,
+)
+from controlplane.core import references
+from controlplane.core.choices import ContainerType, EndpointComputeType, PublicNetworkAccess
+from controlplane.core.serializers.fields import DurationField, JsonDocumentSerializer
+
+# Azure's limit on request_timeout_ms for managed online endpoints.
+MAX_REQUEST_TIMEOUT_SECONDS = 180
+
+
+class CodeConfigurationSerializer(JsonDocumentSerializer):
+    codeId = serializers.CharField(required=False, allow_null=True)
+    scoringScript = serializers.RegexField(r"[a-zA-Z0-9_]", min_length=1, max_length=1024)
+
+
+class ProbeSettingsSerializer(JsonDocumentSerializer):
+    failureThreshold = serializers.IntegerField(min_value=1, default=30)
+    successThreshold = serializers.IntegerField(min_value=1, default=1)
+    timeout = DurationField(min_seconds=1, default="PT2S")
+    period = DurationField(min_seconds=1, default="PT10S")
+    initialDelay = DurationField(min_seconds=0, required=False, allow_null=True)
+
+
+class OnlineRequestSettingsSerializer(JsonDocumentSerializer):
+    maxConcurrentRequestsPerInstance = serializers.IntegerField(min_value=1, default=1)
+    requestTimeout = DurationField(
+        min_seconds=0.001, max_seconds=MAX_REQUEST_TIMEOUT_SECONDS, default="PT5S"
+    )
+    maxQueueWait = DurationField(min_seconds=0, default="PT0.5S")
+
+
+class OnlineScaleSettingsSerializer(JsonDocumentSerializer):
+    scaleType = serializers.ChoiceField(choices=["Default", "TargetUtilization"])
+    minInstances = serializers.IntegerField(min_value=0, required=False)
+    maxInstances = serializers.IntegerField(min_value=1, required=False)
+    pollingInterval = DurationField(min_seconds=1, required=False)
+    targetUtilizationPercentage = serializers.IntegerField(
+        min_value=1, max_value=100, required=False
+    )
+
+    def validate(self, attrs):
+        if attrs["scaleType"] == "TargetUtilization":
+            attrs.setdefault("minInstances", 1)
+            attrs.setdefault("maxInstances", 1)
+            attrs.setdefault("pollingInterval", "PT1S")
+            attrs.setdefault("targetUtilizationPercentage", 70)
+            if attrs["minInstances"] > attrs["maxInstances"]:
+                raise serializers.ValidationError(
+                    {"minInstances": ["minInstances cannot exceed maxInstances"]}
+                )
+        else:
+            extra = set(attrs) - {"scaleType"}
+            if extra:
+                raise serializers.ValidationError(
+                    {sorted(extra)[0]: ["only TargetUtilization scale settings take this field"]}
+                )
+        return attrs
+
+
+class ResourceQuantitySerializer(JsonDocumentSerializer):
+    cpu = serializers.CharField(required=False, allow_null=True)
+    memory = serializers.CharField(required=False, allow_null=True)
+    gpu = serializers.CharField(required=False, allow_null=True)
+
+
+class ContainerResourceRequirementsSerializer(JsonDocumentSerializer):
+    containerResourceRequests = ResourceQuantitySerializer(required=False, allow_null=True)
+    containerResourceLimits = ResourceQuantitySerializer(required=False, allow_null=True)
+
+
+class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
+    endpointComputeType = serializers.ChoiceField(
+        source="endpoint_compute_type", choices=EndpointComputeType.choices
+    )
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    properties = string_map(required=False, allow_null=True)
+    codeConfiguration = CodeConfigurationSerializer(
+        source="code_configuration", required=False, allow_null=True
+    )
+    environmentId = serializers.CharField(source="environment_id", required=False, allow_null=True)
+    environmentVariables = string_map(
+        source="environment_variables", required=False, allow_null=True
+    )
+    model = serializers.CharField(required=False, allow_null=True)
+    modelMountPath = serializers.CharField(
+        source="model_mount_path", required=False, allow_null=True
+    )
+    instanceType = serializers.CharField(
+        source="instance_type", required=False, allow_null=True, max_length=64
+    )
+    appInsightsEnabled = serializers.BooleanField(source="app_insights_enabled", default=False)
+    egressPublicNetworkAccess = serializers.ChoiceField(
+        source="egress_public_network_access",
+        choices=PublicNetworkAccess.choices,
+        default=PublicNetworkAccess.ENABLED,
+    )
+    dataCollector = serializers.DictField(source="data_collector", required=False, allow_null=True)
+    livenessProbe = ProbeSettingsSerializer(
+        source="liveness_probe", required=False, allow_null=True
+    )
+    readinessProbe = ProbeSettingsSerializer(
+        source="readiness_probe", required=False, allow_null=True
+    )
+    requestSettings = OnlineRequestSettingsSerializer(
+        source="request_settings", required=False, allow_null=True
+    )
+    scaleSettings = OnlineScaleSettingsSerializer(
+        source="scale_settings", required=False, allow_null=True
+    )
+    containerResourceRequirements = ContainerResourceRequirementsSerializer(
+        source="container_resource_requirements", required=False, allow_null=True
+    )
+
+    def _resolve(self, value, kind):
+        if value is None:
+            return None
+        try:
+            references.resolve(self.context["workspace"], value, kind)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+    def validate_model(self, value):
+        return self._resolve(value, "models")
+
+    def validate_environmentId(self, value):
+        return self._resolve(value, "environments")
+
+    def validate_codeConfiguration(self, value):
+        if value and value.get("codeId"):
+            try:
+                references.resolve(self.context["workspace"], value["codeId"], "codes")
+            except ValueError as exc:
+                raise serializers.ValidationError({"codeId": [str(exc)]}) from None
+        return value
+
+
+class OnlineDeploymentSerializer(TrackedResourceSerializer):
+    resource_type = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"
+
+    sku = SkuSerializer(required=False, allow_null=True)
+    properties = OnlineDeploymentPropertiesSerializer(source="*")
+
+    def validate_sku(self, value):
+        return validate_capacity(value)
+
+
+def validate_capacity(sku):
+    if sku and sku.get("capacity") is not None:
+        limit = settings.WEIR_MAX_INSTANCES_PER_DEPLOYMENT
+        if not 1 <= sku["capacity"] <= limit:
+            raise serializers.ValidationError(
+                {"capacity": [f"instance count must be between 1 and {limit}"]}
+            )
+    return sku
+
+
+class OnlineDeploymentUpdateSerializer(serializers.Serializer):
+    """PATCH body (PartialMinimalTrackedResourceWithSku): tags replace; sku.capacity scales."""
+
+    tags = string_map(required=False, allow_null=True)
+    sku = SkuSerializer(required=False, allow_null=True, partial=True)
+
+    def validate_sku(self, value):
+        return validate_capacity(value)
+
+
+class DeploymentLogsRequestSerializer(serializers.Serializer):
+    containerType = serializers.ChoiceField(
+        choices=ContainerType.choices, default=ContainerType.INFERENCE_SERVER
+    )
+    tail = serializers.IntegerField(min_value=0, max_value=100000, required=False, allow_null=True)
+
+
+class DeploymentLogsSerializer(serializers.Serializer):
+    content = serializers.CharField(allow_null=True)
+
+
+class SkuSettingSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    tier = serializers.CharField()
+
+
+class SkuCapacitySerializer(serializers.Serializer):
+    minimum = serializers.IntegerField()
+    maximum = serializers.IntegerField()
+    default = serializers.IntegerField()
+    scaleType = serializers.ChoiceField(choices=["Automatic", "Manual", "None"])
+
+
+class SkuResourceSerializer(serializers.Serializer):
+    resourceType = serializers.CharField()
+    sku = SkuSettingSerializer()
+    capacity = SkuCapacitySerializer()

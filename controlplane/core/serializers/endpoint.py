@@ -1,0 +1,145 @@
+"""Online endpoint (workspaces/onlineEndpoints) and its keys and token."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from controlplane.arm.envelope import (
+    ManagedServiceIdentitySerializer,
+    ProvisioningStateMixin,
+    SkuSerializer,
+    TrackedResourceSerializer,
+    string_map,
+)
+from controlplane.core.choices import AuthMode, KeyType, PublicNetworkAccess
+
+MAX_MIRROR_PERCENT = 50
+
+
+class EndpointAuthKeysSerializer(serializers.Serializer):
+    primaryKey = serializers.CharField(
+        allow_null=True, required=False, min_length=8, max_length=256
+    )
+    secondaryKey = serializers.CharField(
+        allow_null=True, required=False, min_length=8, max_length=256
+    )
+
+
+def _traffic_map(**kwargs):
+    return serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=100),
+        required=False,
+        allow_null=True,
+        **kwargs,
+    )
+
+
+class OnlineEndpointPropertiesSerializer(ProvisioningStateMixin):
+    authMode = serializers.ChoiceField(source="auth_mode", choices=AuthMode.choices)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    properties = string_map(required=False, allow_null=True)
+    # Create-only and secret: accepted on the first PUT, always returned as null.
+    keys = EndpointAuthKeysSerializer(required=False, allow_null=True, write_only=True)
+    scoringUri = serializers.SerializerMethodField()
+    swaggerUri = serializers.SerializerMethodField()
+    compute = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    traffic = _traffic_map()
+    mirrorTraffic = _traffic_map(source="mirror_traffic")
+    publicNetworkAccess = serializers.ChoiceField(
+        source="public_network_access",
+        choices=PublicNetworkAccess.choices,
+        required=False,
+        default=PublicNetworkAccess.ENABLED,
+    )
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_scoringUri(self, obj) -> str | None:
+        return scoring_base(obj) + "/score"
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_swaggerUri(self, obj) -> str | None:
+        return scoring_base(obj) + "/swagger.json"
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["keys"] = None
+        return data
+
+    def validate_traffic(self, value):
+        return self._validate_weights(value or {}, "traffic")
+
+    def validate_mirrorTraffic(self, value):
+        value = self._validate_weights(value or {}, "mirrorTraffic")
+        if len(value) > 1:
+            raise serializers.ValidationError("at most one deployment can receive mirror traffic")
+        for name, percent in value.items():
+            if percent > MAX_MIRROR_PERCENT:
+                raise serializers.ValidationError(
+                    f"mirror traffic to '{name}' is {percent}%; at most "
+                    f"{MAX_MIRROR_PERCENT}% can be mirrored"
+                )
+        return value
+
+    def _validate_weights(self, value: dict, field: str) -> dict:
+        """Deployment names must exist on this endpoint; keys take their canonical case."""
+        existing = {name.lower(): name for name in self.context.get("deployment_names", [])}
+        canonical = {}
+        for name, percent in value.items():
+            if name.lower() not in existing:
+                raise serializers.ValidationError(
+                    f"deployment '{name}' does not exist on this endpoint"
+                )
+            canonical[existing[name.lower()]] = percent
+        return canonical
+
+    def validate(self, attrs):
+        traffic = attrs.get("traffic") or {}
+        total = sum(traffic.values())
+        if total not in (0, 100):
+            raise serializers.ValidationError(
+                {"traffic": [f"traffic values must sum to 0 or 100, not {total}"]}
+            )
+        for name, percent in (attrs.get("mirror_traffic") or {}).items():
+            if percent and traffic.get(name, 0) > 0:
+                raise serializers.ValidationError(
+                    {
+                        "mirrorTraffic": [
+                            f"deployment '{name}' receives live traffic; a deployment gets live "
+                            "or mirror traffic, not both"
+                        ]
+                    }
+                )
+        return attrs
+
+
+def scoring_base(endpoint) -> str:
+    host = f"{endpoint.name}.{endpoint.workspace.name}.{settings.WEIR_SCORING_DOMAIN}".lower()
+    return f"http://{host}:{settings.WEIR_SCORING_PORT}"
+
+
+class OnlineEndpointSerializer(TrackedResourceSerializer):
+    resource_type = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+
+    sku = SkuSerializer(required=False, allow_null=True, write_only=True)
+    properties = OnlineEndpointPropertiesSerializer(source="*")
+
+
+class OnlineEndpointUpdateSerializer(serializers.Serializer):
+    """PATCH body (PartialMinimalTrackedResourceWithIdentity): tags replace, identity."""
+
+    tags = string_map(required=False, allow_null=True)
+    identity = ManagedServiceIdentitySerializer(required=False, allow_null=True)
+
+
+class RegenerateKeysSerializer(serializers.Serializer):
+    keyType = serializers.ChoiceField(choices=KeyType.choices)
+    keyValue = serializers.CharField(required=False, allow_null=True, min_length=8, max_length=256)
+
+
+class EndpointAuthTokenSerializer(serializers.Serializer):
+    accessToken = serializers.CharField()
+    tokenType = serializers.CharField()
+    expiryTimeUtc = serializers.IntegerField()
+    refreshAfterTimeUtc = serializers.IntegerField()

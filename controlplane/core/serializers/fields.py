@@ -1,0 +1,46 @@
+"""Field types shared by resource serializers."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from controlplane.core.durations import parse_seconds
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class DurationField(serializers.CharField):
+    """An ISO 8601 duration string, kept as sent, with optional bounds in seconds."""
+
+    def __init__(self, *, min_seconds: float | None = None, max_seconds: float | None = None, **kw):
+        self.min_seconds = min_seconds
+        self.max_seconds = max_seconds
+        super().__init__(**kw)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            seconds = parse_seconds(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        if self.min_seconds is not None and seconds < self.min_seconds:
+            raise serializers.ValidationError(f"must be at least {self.min_seconds:g} seconds")
+        if self.max_seconds is not None and seconds > self.max_seconds:
+            raise serializers.ValidationError(f"must be at most {self.max_seconds:g} seconds")
+        return value
+
+
+class JsonDocumentSerializer(serializers.Serializer):
+    """A nested object stored as a JSON document: reads return what was validated."""
+
+    def to_representation(self, instance):
+        if isinstance(instance, dict):
+            return super().to_representation(_AttrDict(instance))
+        return super().to_representation(instance)
+
+
+class _AttrDict(dict):
+    def __getattr__(self, item):
+        try:
+            return self[item]
+        except KeyError as exc:
+            raise AttributeError(item) from exc

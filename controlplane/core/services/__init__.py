@@ -1,0 +1,1 @@
+"""Writes of desired state: each records an Operation and enqueues its task after commit."""

@@ -1,0 +1,187 @@
+"""Online deployment writes: create or replace, patch (tags, scale), delete."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from controlplane.arm.errors import ArmError, bad_request, conflict
+from controlplane.core import states
+from controlplane.core.choices import DeploymentProvisioningState as State
+from controlplane.core.choices import OperationKind
+from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation
+from controlplane.core.models.base import new_etag
+from controlplane.core.services import operations
+
+DEPLOYMENT_FIELDS = (
+    "tags",
+    "kind",
+    "identity",
+    "sku",
+    "endpoint_compute_type",
+    "description",
+    "properties",
+    "code_configuration",
+    "environment_id",
+    "environment_variables",
+    "model",
+    "model_mount_path",
+    "instance_type",
+    "app_insights_enabled",
+    "egress_public_network_access",
+    "data_collector",
+    "liveness_probe",
+    "readiness_probe",
+    "request_settings",
+    "scale_settings",
+    "container_resource_requirements",
+)
+
+
+def normalize(data: dict) -> dict:
+    values = {field: data.get(field) for field in DEPLOYMENT_FIELDS}
+    for field in ("tags", "properties", "environment_variables"):
+        values[field] = values[field] or {}
+    values["sku"] = values["sku"] or {"name": "Default", "capacity": 1}
+    values["sku"].setdefault("capacity", 1)
+    if values["sku"]["capacity"] is None:
+        values["sku"]["capacity"] = 1
+    values["instance_count"] = values["sku"]["capacity"]
+    return values
+
+
+def _lock_endpoint(endpoint: OnlineEndpoint) -> OnlineEndpoint:
+    endpoint = OnlineEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if endpoint.provisioning_state == State.DELETING:
+        raise conflict(f"Endpoint '{endpoint.name}' is being deleted.")
+    return endpoint
+
+
+def create_or_update(
+    endpoint: OnlineEndpoint, name: str, data: dict, principal: str, check_preconditions
+) -> tuple[OnlineDeployment, bool, Operation | None]:
+    """PUT: create (Creating), change instance count only (Scaling) or replace (Updating)."""
+    values = normalize(data)
+    with transaction.atomic():
+        endpoint = _lock_endpoint(endpoint)
+        deployment = (
+            OnlineDeployment.objects.select_for_update()
+            .filter(endpoint=endpoint, name__iexact=name)
+            .first()
+        )
+        check_preconditions(deployment.etag if deployment else None)
+        if deployment is None:
+            limit = settings.WEIR_MAX_DEPLOYMENTS_PER_ENDPOINT
+            if endpoint.deployments.count() >= limit:
+                raise bad_request(
+                    f"Endpoint '{endpoint.name}' already has {limit} deployments, the maximum.",
+                    "name",
+                )
+            deployment = OnlineDeployment.objects.create(
+                endpoint=endpoint,
+                name=name,
+                location=data["location"],
+                provisioning_state=State.CREATING,
+                created_by=principal,
+                modified_by=principal,
+                **values,
+            )
+            operation = operations.start(
+                OperationKind.CREATE_OR_UPDATE_DEPLOYMENT, resource=deployment, principal=principal
+            )
+            return deployment, True, operation
+
+        if data["location"].lower() != deployment.location.lower():
+            raise bad_request(
+                f"location cannot change from '{deployment.location}' after creation.",
+                "location",
+            )
+        if values["endpoint_compute_type"] != deployment.endpoint_compute_type:
+            raise bad_request(
+                "endpointComputeType cannot change after creation.",
+                "properties.endpointComputeType",
+            )
+        changed = {f for f, v in values.items() if getattr(deployment, f) != v}
+        if not changed and deployment.provisioning_state == State.SUCCEEDED:
+            return deployment, False, None
+        scale_only = changed <= {"sku", "instance_count"} and changed
+        target = State.SCALING if scale_only else State.UPDATING
+        states.check_edge(deployment.provisioning_state, target)
+        for field, value in values.items():
+            setattr(deployment, field, value)
+        _save_with_state(deployment, target, principal)
+        kind = OperationKind.SCALE_DEPLOYMENT if scale_only else OperationKind.UPDATE_DEPLOYMENT
+        return deployment, False, operations.start(kind, resource=deployment, principal=principal)
+
+
+def patch(
+    deployment: OnlineDeployment, data: dict, principal: str, check_preconditions
+) -> Operation | None:
+    """PATCH: tags replace the map; sku merges, and a new sku.capacity scales (an operation)."""
+    with transaction.atomic():
+        _lock_endpoint(deployment.endpoint)
+        deployment = OnlineDeployment.objects.select_for_update().get(pk=deployment.pk)
+        check_preconditions(deployment.etag)
+        if states.is_busy(deployment.provisioning_state):
+            raise states.IllegalTransition(deployment.provisioning_state, State.UPDATING)
+        if "tags" in data:
+            deployment.tags = data["tags"] or {}
+        scaling = False
+        if data.get("sku"):
+            sku = {**(deployment.sku or {}), **{k: v for k, v in data["sku"].items()}}
+            capacity = sku.get("capacity") or deployment.instance_count
+            sku["capacity"] = capacity
+            scaling = capacity != deployment.instance_count
+            deployment.sku = sku
+            deployment.instance_count = capacity
+        if not scaling:
+            deployment.etag = new_etag()
+            deployment.modified_by = principal
+            deployment.save()
+            return None
+        states.check_edge(deployment.provisioning_state, State.SCALING)
+        _save_with_state(deployment, State.SCALING, principal)
+        return operations.start(
+            OperationKind.SCALE_DEPLOYMENT, resource=deployment, principal=principal
+        )
+
+
+def delete(deployment: OnlineDeployment, principal: str, check_preconditions) -> Operation:
+    """DELETE: refused while the endpoint sends it live or mirrored traffic."""
+    with transaction.atomic():
+        endpoint = OnlineEndpoint.objects.select_for_update().get(pk=deployment.endpoint_id)
+        deployment = OnlineDeployment.objects.select_for_update().get(pk=deployment.pk)
+        check_preconditions(deployment.etag)
+        for field, weights in (
+            ("traffic", endpoint.traffic),
+            ("mirrorTraffic", endpoint.mirror_traffic),
+        ):
+            weight = {k.lower(): v for k, v in weights.items()}.get(deployment.name.lower(), 0)
+            if weight:
+                raise ArmError(
+                    400,
+                    "BadArgument",
+                    f"Deployment '{deployment.name}' receives {weight}% of the endpoint's "
+                    f"{field}; set it to 0 before deleting the deployment.",
+                    f"properties.{field}",
+                )
+        if deployment.provisioning_state == State.DELETING:
+            running = operations.running_for(deployment)
+            if running is not None:
+                return running
+        else:
+            states.check_edge(deployment.provisioning_state, State.DELETING)
+        _save_with_state(deployment, State.DELETING, principal)
+        return operations.start(
+            OperationKind.DELETE_DEPLOYMENT,
+            resource=deployment,
+            principal=principal,
+            result_status=204,
+        )
+
+
+def _save_with_state(deployment: OnlineDeployment, state: str, principal: str) -> None:
+    deployment.provisioning_state = state
+    deployment.etag = new_etag()
+    deployment.modified_by = principal
+    deployment.save()

@@ -1,0 +1,145 @@
+"""Online endpoint writes: create or replace, patch, delete, keys."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from controlplane.arm.errors import ArmError, bad_request
+from controlplane.core import states
+from controlplane.core.choices import KeyType, OperationKind, ProvisioningState
+from controlplane.core.models import OnlineEndpoint, Operation
+from controlplane.core.models.base import new_etag
+from controlplane.core.services import keys, operations
+
+# Columns a PUT sets; a PUT that changes none of them is a no-op.
+ENDPOINT_FIELDS = (
+    "tags",
+    "kind",
+    "identity",
+    "auth_mode",
+    "description",
+    "properties",
+    "traffic",
+    "mirror_traffic",
+    "public_network_access",
+    "compute",
+)
+
+
+def normalize(data: dict) -> dict:
+    values = {field: data.get(field) for field in ENDPOINT_FIELDS}
+    for field in ("tags", "properties", "traffic", "mirror_traffic"):
+        values[field] = values[field] or {}
+    # Zero weights carry no meaning; dropping them keeps the same PUT idempotent.
+    values["mirror_traffic"] = {k: v for k, v in values["mirror_traffic"].items() if v}
+    return values
+
+
+def create_or_update(
+    workspace, name: str, data: dict, principal: str, check_preconditions
+) -> tuple[OnlineEndpoint, bool, Operation | None]:
+    """PUT: create the endpoint (Creating) or replace its settings (Updating).
+
+    Returns the endpoint, whether it was created, and the operation (None when the PUT
+    changed nothing, so the same PUT twice starts one operation)."""
+    values = normalize(data)
+    with transaction.atomic():
+        endpoint = (
+            OnlineEndpoint.objects.select_for_update()
+            .filter(workspace=workspace, name__iexact=name)
+            .first()
+        )
+        check_preconditions(endpoint.etag if endpoint else None)
+        if endpoint is None:
+            initial_keys = data.get("keys") or {}
+            endpoint = OnlineEndpoint.objects.create(
+                workspace=workspace,
+                name=name,
+                location=data["location"],
+                primary_key=initial_keys.get("primaryKey") or keys.generate_key(),
+                secondary_key=initial_keys.get("secondaryKey") or keys.generate_key(),
+                provisioning_state=ProvisioningState.CREATING,
+                created_by=principal,
+                modified_by=principal,
+                **values,
+            )
+            operation = operations.start(
+                OperationKind.CREATE_OR_UPDATE_ENDPOINT, resource=endpoint, principal=principal
+            )
+            return endpoint, True, operation
+
+        if data["location"].lower() != endpoint.location.lower():
+            raise bad_request(
+                f"location cannot change from '{endpoint.location}' after creation.", "location"
+            )
+        unchanged = all(getattr(endpoint, f) == v for f, v in values.items())
+        if unchanged and endpoint.provisioning_state == ProvisioningState.SUCCEEDED:
+            return endpoint, False, None
+        states.check_edge(endpoint.provisioning_state, ProvisioningState.UPDATING)
+        for field, value in values.items():
+            setattr(endpoint, field, value)
+        endpoint.provisioning_state = ProvisioningState.UPDATING
+        endpoint.etag = new_etag()
+        endpoint.modified_by = principal
+        endpoint.save()
+        operation = operations.start(
+            OperationKind.CREATE_OR_UPDATE_ENDPOINT, resource=endpoint, principal=principal
+        )
+        return endpoint, False, operation
+
+
+def patch(endpoint: OnlineEndpoint, data: dict, principal: str, check_preconditions) -> None:
+    """PATCH: tags replace the whole map; identity replaces the identity. No work to run."""
+    with transaction.atomic():
+        endpoint = OnlineEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        check_preconditions(endpoint.etag)
+        if states.is_busy(endpoint.provisioning_state):
+            raise states.IllegalTransition(endpoint.provisioning_state, "Updating")
+        if "tags" in data:
+            endpoint.tags = data["tags"] or {}
+        if "identity" in data:
+            endpoint.identity = data["identity"]
+        endpoint.etag = new_etag()
+        endpoint.modified_by = principal
+        endpoint.save()
+
+
+def delete(endpoint: OnlineEndpoint, principal: str, check_preconditions) -> Operation:
+    """DELETE: the endpoint and all its deployments go to Deleting; a worker removes them."""
+    with transaction.atomic():
+        endpoint = OnlineEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        check_preconditions(endpoint.etag)
+        if endpoint.provisioning_state == ProvisioningState.DELETING:
+            running = operations.running_for(endpoint)
+            if running is not None:
+                return running
+        else:
+            states.check_edge(endpoint.provisioning_state, ProvisioningState.DELETING)
+        endpoint.provisioning_state = ProvisioningState.DELETING
+        endpoint.etag = new_etag()
+        endpoint.modified_by = principal
+        endpoint.save()
+        for deployment in endpoint.deployments.select_for_update():
+            if deployment.provisioning_state != ProvisioningState.DELETING:
+                states.transition(type(deployment), deployment.pk, ProvisioningState.DELETING)
+        return operations.start(
+            OperationKind.DELETE_ENDPOINT, resource=endpoint, principal=principal, result_status=204
+        )
+
+
+def regenerate_key(endpoint: OnlineEndpoint, key_type: str, key_value: str | None) -> None:
+    """Replace the primary or secondary key; the other keeps working."""
+    if endpoint.auth_mode != "Key":
+        raise ArmError(
+            400,
+            "BadArgument",
+            "Keys can be regenerated only for authMode Key; "
+            f"this endpoint uses {endpoint.auth_mode}.",
+            "authMode",
+        )
+    field = "primary_key" if key_type == KeyType.PRIMARY else "secondary_key"
+    with transaction.atomic():
+        locked = OnlineEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        setattr(locked, field, key_value or keys.generate_key())
+        locked.etag = new_etag()
+        locked.save(update_fields=[field, "etag", "modified_at"])

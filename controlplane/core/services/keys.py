@@ -1,0 +1,90 @@
+"""Endpoint scoring keys and AMLToken scoring tokens."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from controlplane.core.models import SigningKey
+
+TOKEN_ISSUER = "weir"
+TOKEN_TYPE = "Bearer"
+
+
+def generate_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def active_signing_key() -> SigningKey:
+    """The key that signs new tokens; the first call makes one (Ed25519)."""
+    key = SigningKey.objects.filter(active=True).order_by("-created_at").first()
+    if key is not None:
+        return key
+    private = Ed25519PrivateKey.generate()
+    try:
+        with transaction.atomic():
+            return SigningKey.objects.create(
+                kid=uuid.uuid4().hex,
+                private_key_pem=private.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ).decode(),
+                public_key_pem=private.public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode(),
+            )
+    except IntegrityError:  # pragma: no cover - a concurrent first call won; use its key
+        return SigningKey.objects.filter(active=True).order_by("-created_at").first()
+
+
+def token_audience(endpoint) -> str:
+    return endpoint.arm_id.lower()
+
+
+def issue_token(endpoint, principal: str) -> dict:
+    """A signed, expiring scoring token for an AMLToken endpoint (EndpointAuthToken)."""
+    key = active_signing_key()
+    now = int(time.time())
+    lifetime = settings.WEIR_AML_TOKEN_LIFETIME
+    claims = {
+        "iss": TOKEN_ISSUER,
+        "aud": token_audience(endpoint),
+        "sub": principal,
+        "endpoint": str(endpoint.id),
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(claims, key.private_key_pem, algorithm="EdDSA", headers={"kid": key.kid})
+    return {
+        "accessToken": token,
+        "tokenType": TOKEN_TYPE,
+        "expiryTimeUtc": now + lifetime,
+        "refreshAfterTimeUtc": now + lifetime // 2,
+    }
+
+
+def verify_token(token: str, endpoint) -> dict:
+    """Decode and check a scoring token for ``endpoint``; raise jwt.InvalidTokenError."""
+    kid = jwt.get_unverified_header(token).get("kid")
+    key = SigningKey.objects.filter(kid=kid).first()
+    if key is None:
+        raise jwt.InvalidTokenError("unknown signing key")
+    return jwt.decode(
+        token,
+        key.public_key_pem,
+        algorithms=["EdDSA"],
+        audience=token_audience(endpoint),
+        issuer=TOKEN_ISSUER,
+    )

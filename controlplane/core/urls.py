@@ -1,0 +1,48 @@
+"""ARM routes. Literal segments are matched in canonical case (see arm.middleware)."""
+
+from django.urls import path
+
+from controlplane.core.views import asset, deployment, endpoint, operation, workspace
+
+SUB = "subscriptions/<str:subscriptionId>"
+PROVIDER = "providers/Microsoft.MachineLearningServices"
+RG = f"{SUB}/resourceGroups/<str:resourceGroupName>"
+WS = f"{RG}/{PROVIDER}/workspaces/<str:workspaceName>"
+EP = f"{WS}/onlineEndpoints/<str:endpointName>"
+DEP = f"{EP}/deployments/<str:deploymentName>"
+
+urlpatterns = [
+    path(f"{SUB}/{PROVIDER}/workspaces", workspace.SubscriptionWorkspaceListView.as_view()),
+    path(f"{RG}/{PROVIDER}/workspaces", workspace.WorkspaceListView.as_view()),
+    path(WS, workspace.WorkspaceView.as_view()),
+    path(f"{WS}/onlineEndpoints", endpoint.OnlineEndpointListView.as_view()),
+    path(EP, endpoint.OnlineEndpointView.as_view()),
+    path(f"{EP}/listKeys", endpoint.ListKeysView.as_view()),
+    path(f"{EP}/regenerateKeys", endpoint.RegenerateKeysView.as_view()),
+    path(f"{EP}/token", endpoint.TokenView.as_view()),
+    path(f"{EP}/deployments", deployment.OnlineDeploymentListView.as_view()),
+    path(DEP, deployment.OnlineDeploymentView.as_view()),
+    path(f"{DEP}/getLogs", deployment.GetLogsView.as_view()),
+    path(f"{DEP}/skus", deployment.SkusView.as_view()),
+    path(
+        f"{SUB}/{PROVIDER}/locations/<str:location>/mfeOperationsStatus/<str:operationId>",
+        operation.OperationStatusView.as_view(),
+    ),
+    path(
+        f"{SUB}/{PROVIDER}/locations/<str:location>/mfeOperationResults/<str:operationId>",
+        operation.OperationResultView.as_view(),
+    ),
+]
+
+for collection, kind in (
+    ("models", asset.MODEL),
+    ("environments", asset.ENVIRONMENT),
+    ("codes", asset.CODE),
+):
+    views = asset.views_for(kind)
+    urlpatterns += [
+        path(f"{WS}/{collection}", views["containers"].as_view()),
+        path(f"{WS}/{collection}/<str:name>", views["container"].as_view()),
+        path(f"{WS}/{collection}/<str:name>/versions", views["versions"].as_view()),
+        path(f"{WS}/{collection}/<str:name>/versions/<str:version>", views["version"].as_view()),
+    ]

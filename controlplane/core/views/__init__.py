@@ -1,0 +1,1 @@
+"""ARM views, one module per resource."""

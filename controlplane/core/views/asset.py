@@ -1,0 +1,347 @@
+"""Models, environments and codes: containers and versions, all synchronous."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework.response import Response
+
+from controlplane.arm.errors import ArmError, bad_request, conflict, not_found
+from controlplane.arm.pagination import page
+from controlplane.arm.responses import quote_etag
+from controlplane.arm.schema import paged
+from controlplane.arm.views import ArmView
+from controlplane.core import names
+from controlplane.core.choices import ListViewType
+from controlplane.core.models import (
+    CodeContainer,
+    CodeVersion,
+    EnvironmentContainer,
+    EnvironmentVersion,
+    ModelContainer,
+    ModelVersion,
+)
+from controlplane.core.models.base import new_etag
+from controlplane.core.serializers import asset as s
+from controlplane.core.views.endpoint import filter_tags
+from controlplane.core.views.lookups import get_workspace, principal_name
+
+CONTAINER_FIELDS = ("description", "tags", "properties", "is_archived")
+BASE_VERSION_FIELDS = ("description", "tags", "properties", "is_archived", "is_anonymous")
+
+
+@dataclass(frozen=True)
+class AssetKind:
+    label: str
+    container_model: type
+    version_model: type
+    container_serializer: type
+    version_serializer: type
+    content_fields: tuple[str, ...]
+
+    @property
+    def version_fields(self) -> tuple[str, ...]:
+        return BASE_VERSION_FIELDS + self.content_fields
+
+
+MODEL = AssetKind(
+    "Model",
+    ModelContainer,
+    ModelVersion,
+    s.ModelContainerSerializer,
+    s.ModelVersionSerializer,
+    ("model_uri", "model_type", "flavors", "job_name", "stage"),
+)
+ENVIRONMENT = AssetKind(
+    "Environment",
+    EnvironmentContainer,
+    EnvironmentVersion,
+    s.EnvironmentContainerSerializer,
+    s.EnvironmentVersionSerializer,
+    ("image", "conda_file", "build", "inference_config", "os_type", "auto_rebuild", "stage"),
+)
+CODE = AssetKind(
+    "Code",
+    CodeContainer,
+    CodeVersion,
+    s.CodeContainerSerializer,
+    s.CodeVersionSerializer,
+    ("code_uri",),
+)
+
+# Version fields a PUT may change once the version exists.
+MUTABLE_VERSION_FIELDS = {"description", "tags", "properties", "is_archived", "stage"}
+
+
+def _values(data: dict, fields) -> dict:
+    values = {field: data.get(field) for field in fields}
+    for field in ("tags", "properties"):
+        values[field] = values[field] or {}
+    return values
+
+
+def _by_view_type(queryset, request):
+    view_type = request.query_params.get("listViewType", ListViewType.ACTIVE_ONLY)
+    if view_type not in ListViewType.values:
+        raise bad_request(
+            f"listViewType must be one of {', '.join(ListViewType.values)}.", "listViewType"
+        )
+    if view_type == ListViewType.ACTIVE_ONLY:
+        return queryset.filter(is_archived=False)
+    if view_type == ListViewType.ARCHIVED_ONLY:
+        return queryset.filter(is_archived=True)
+    return queryset
+
+
+def _respond(serializer_class, obj, status=200) -> Response:
+    response = Response(serializer_class(obj).data, status=status)
+    response["ETag"] = quote_etag(obj.etag)
+    return response
+
+
+class AssetView(ArmView):
+    kind: AssetKind
+
+    def container(self, workspace, name: str):
+        container = self.kind.container_model.objects.filter(
+            workspace=workspace, name__iexact=name
+        ).first()
+        if container is None:
+            raise not_found(self.kind.label, name)
+        return container
+
+
+class AssetContainerListView(AssetView):
+    def get(self, request, **kwargs):
+        workspace = get_workspace(kwargs)
+        queryset = self.kind.container_model.objects.filter(workspace=workspace).select_related(
+            "workspace"
+        )
+        queryset = _by_view_type(queryset, request).order_by("name")
+        return Response(page(request, queryset, lambda c: self.kind.container_serializer(c).data))
+
+
+class AssetContainerView(AssetView):
+    def get(self, request, **kwargs):
+        container = self.container(get_workspace(kwargs), kwargs["name"])
+        return _respond(self.kind.container_serializer, container)
+
+    def put(self, request, **kwargs):
+        names.check_asset_name(kwargs["name"])
+        workspace = get_workspace(kwargs)
+        serializer = self.kind.container_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = _values(serializer.validated_data, CONTAINER_FIELDS)
+        principal = principal_name(request)
+        model = self.kind.container_model
+        with transaction.atomic():
+            container = (
+                model.objects.select_for_update()
+                .filter(workspace=workspace, name__iexact=kwargs["name"])
+                .first()
+            )
+            self.check_preconditions(container.etag if container else None)
+            if container is None:
+                container = _create(
+                    model,
+                    workspace=workspace,
+                    name=kwargs["name"],
+                    created_by=principal,
+                    modified_by=principal,
+                    **values,
+                )
+                return _respond(self.kind.container_serializer, container, status=201)
+            if any(getattr(container, f) != v for f, v in values.items()):
+                for field, value in values.items():
+                    setattr(container, field, value)
+                container.etag = new_etag()
+                container.modified_by = principal
+                container.save()
+        return _respond(self.kind.container_serializer, container)
+
+    def delete(self, request, **kwargs):
+        workspace = get_workspace(kwargs)
+        container = self.kind.container_model.objects.filter(
+            workspace=workspace, name__iexact=kwargs["name"]
+        ).first()
+        if container is None:
+            return Response(status=204)
+        self.check_preconditions(container.etag)
+        container.delete()
+        return Response(status=200)
+
+
+class AssetVersionListView(AssetView):
+    def get(self, request, **kwargs):
+        container = self.container(get_workspace(kwargs), kwargs["name"])
+        queryset = self.kind.version_model.objects.filter(container=container).select_related(
+            "container__workspace"
+        )
+        if version := request.query_params.get("version"):
+            queryset = queryset.filter(name__iexact=version)
+        queryset = filter_tags(_by_view_type(queryset, request), request.query_params.get("tags"))
+        order = request.query_params.get("$orderBy", "createdtime desc").lower()
+        queryset = queryset.order_by("created_at" if order.endswith("asc") else "-created_at")
+        return Response(page(request, queryset, lambda v: self.kind.version_serializer(v).data))
+
+
+class AssetVersionView(AssetView):
+    def get(self, request, **kwargs):
+        container = self.container(get_workspace(kwargs), kwargs["name"])
+        version = container.versions.filter(name__iexact=kwargs["version"]).first()
+        if version is None:
+            raise not_found(f"{self.kind.label} version", f"{container.name}:{kwargs['version']}")
+        return _respond(self.kind.version_serializer, version)
+
+    def put(self, request, **kwargs):
+        names.check_asset_name(kwargs["name"])
+        names.check_asset_version(kwargs["version"])
+        workspace = get_workspace(kwargs)
+        serializer = self.kind.version_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = _values(serializer.validated_data, self.kind.version_fields)
+        principal = principal_name(request)
+        with transaction.atomic():
+            container = (
+                self.kind.container_model.objects.select_for_update()
+                .filter(workspace=workspace, name__iexact=kwargs["name"])
+                .first()
+            )
+            if container is None:
+                # Registering a version creates its container, as Azure does.
+                container = _create(
+                    self.kind.container_model,
+                    workspace=workspace,
+                    name=kwargs["name"],
+                    created_by=principal,
+                    modified_by=principal,
+                )
+            version = (
+                container.versions.select_for_update()
+                .filter(name__iexact=kwargs["version"])
+                .first()
+            )
+            self.check_preconditions(version.etag if version else None)
+            if version is None:
+                version = self.kind.version_model.objects.create(
+                    container=container,
+                    name=kwargs["version"],
+                    created_by=principal,
+                    modified_by=principal,
+                    **values,
+                )
+                return _respond(self.kind.version_serializer, version, status=201)
+            changed = {f for f, v in values.items() if getattr(version, f) != v}
+            immutable = sorted(changed - MUTABLE_VERSION_FIELDS)
+            if immutable:
+                raise ArmError(
+                    409,
+                    "Conflict",
+                    f"{self.kind.label} version '{container.name}:{version.name}' already exists "
+                    f"with different content ({', '.join(immutable)}); versions are immutable. "
+                    "Register a new version instead.",
+                    "version",
+                )
+            if changed:
+                for field in changed:
+                    setattr(version, field, values[field])
+                version.etag = new_etag()
+                version.modified_by = principal
+                version.save()
+        return _respond(self.kind.version_serializer, version)
+
+    def delete(self, request, **kwargs):
+        workspace = get_workspace(kwargs)
+        container = self.kind.container_model.objects.filter(
+            workspace=workspace, name__iexact=kwargs["name"]
+        ).first()
+        version = (
+            container.versions.filter(name__iexact=kwargs["version"]).first() if container else None
+        )
+        if version is None:
+            return Response(status=204)
+        self.check_preconditions(version.etag)
+        version.delete()
+        return Response(status=200)
+
+
+def _create(model, **fields):
+    try:
+        with transaction.atomic():
+            return model.objects.create(**fields)
+    except IntegrityError:
+        raise conflict(f"'{fields['name']}' is being created by another request.", "name") from None
+
+
+DELETED = {
+    200: OpenApiResponse(description="Deleted"),
+    204: OpenApiResponse(description="Did not exist"),
+}
+
+
+def views_for(kind: AssetKind) -> dict[str, type]:
+    """The four view classes of one asset kind, each with Azure's operation ids."""
+    containers, versions = f"{kind.label}Containers", f"{kind.label}Versions"
+    cs, vs = kind.container_serializer, kind.version_serializer
+    list_params = [
+        OpenApiParameter("$skip", str),
+        OpenApiParameter("count", int),
+        OpenApiParameter("listViewType", str, enum=ListViewType.values),
+    ]
+    version_params = [
+        OpenApiParameter("$orderBy", str),
+        OpenApiParameter("$top", int),
+        OpenApiParameter("$skip", str),
+        OpenApiParameter("version", str),
+        OpenApiParameter("tags", str),
+        OpenApiParameter("listViewType", str, enum=ListViewType.values),
+    ]
+
+    def make(base, name, **methods):
+        return extend_schema_view(**methods)(
+            type(f"{kind.label}{name}", (base,), {"kind": kind, "__module__": __name__})
+        )
+
+    return {
+        "containers": make(
+            AssetContainerListView,
+            "ContainerListView",
+            get=extend_schema(
+                operation_id=f"{containers}_List", parameters=list_params, responses=paged(cs)
+            ),
+        ),
+        "container": make(
+            AssetContainerView,
+            "ContainerView",
+            get=extend_schema(operation_id=f"{containers}_Get", responses=cs),
+            put=extend_schema(
+                operation_id=f"{containers}_CreateOrUpdate",
+                request=cs,
+                responses={200: cs, 201: cs},
+            ),
+            delete=extend_schema(operation_id=f"{containers}_Delete", responses=DELETED),
+        ),
+        "versions": make(
+            AssetVersionListView,
+            "VersionListView",
+            get=extend_schema(
+                operation_id=f"{versions}_List", parameters=version_params, responses=paged(vs)
+            ),
+        ),
+        "version": make(
+            AssetVersionView,
+            "VersionView",
+            get=extend_schema(operation_id=f"{versions}_Get", responses=vs),
+            put=extend_schema(
+                operation_id=f"{versions}_CreateOrUpdate", request=vs, responses={200: vs, 201: vs}
+            ),
+            delete=extend_schema(operation_id=f"{versions}_Delete", responses=DELETED),
+        ),
+    }

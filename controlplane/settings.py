@@ -1,0 +1,168 @@
+"""Settings for the Weir control plane, read from the environment only."""
+
+from pathlib import Path
+
+import environ
+from cryptography.fernet import Fernet
+
+from controlplane.secrets import random_token, server_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+#
+# Paths
+#
+DATA_DIR = Path(env("WEIR_DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+
+#
+# Core
+#
+SECRET_KEY = server_secret("DJANGO_SECRET_KEY", DATA_DIR, "django-secret-key", random_token)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "controlplane.core",
+]
+
+MIDDLEWARE = [
+    "controlplane.arm.middleware.ArmRequestMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "controlplane.urls"
+WSGI_APPLICATION = "controlplane.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+#
+# Database
+#
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://localhost/weir")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+
+#
+# Logging: request ids and operation ids, never a secret.
+#
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("WEIR_LOG_LEVEL", default="INFO")},
+}
+
+#
+# REST framework / OpenAPI
+#
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["controlplane.arm.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["controlplane.arm.permissions.ArmScopePermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "controlplane.arm.errors.arm_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "controlplane.arm.schema.ArmAutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Weir",
+    "DESCRIPTION": (
+        "Self-hosted Azure Machine Learning endpoints: the ARM resource API for workspaces, "
+        "online endpoints, deployments and assets."
+    ),
+    "VERSION": "2024-04-01",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ProvisioningStateEnum": "controlplane.core.choices.ProvisioningState",
+        "DeploymentProvisioningStateEnum": "controlplane.core.choices.DeploymentProvisioningState",
+        "AuthModeEnum": "controlplane.core.choices.AuthMode",
+        "EndpointComputeTypeEnum": "controlplane.core.choices.EndpointComputeType",
+        "OperationStatusEnum": "controlplane.core.choices.OperationStatus",
+        "KeyTypeEnum": "controlplane.core.choices.KeyType",
+        "ContainerTypeEnum": "controlplane.core.choices.ContainerType",
+        "PublicNetworkAccessEnum": "controlplane.core.choices.PublicNetworkAccess",
+        "ListViewTypeEnum": "controlplane.core.choices.ListViewType",
+    },
+}
+
+#
+# Celery
+#
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://localhost:6379/0")
+CELERY_TASK_DEFAULT_QUEUE = env("WEIR_QUEUE", default="provision")
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=3600)
+CELERY_TASK_SOFT_TIME_LIMIT = int(CELERY_TASK_TIME_LIMIT * 0.9)
+# With acks_late on Redis an unacked task is re-delivered after the visibility timeout:
+# it must outlast the longest task or a slow task would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(CELERY_TASK_TIME_LIMIT * 1.1)}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-operations": {
+        "task": "weir.reconcile_operations",
+        "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
+    },
+}
+
+#
+# Weir
+#
+# Fernet key(s) that encrypt endpoint keys and signing keys at rest. Several keys, comma
+# separated, allow rotation: the first encrypts, all decrypt.
+WEIR_ENCRYPTION_KEYS = server_secret(
+    "WEIR_ENCRYPTION_KEY", DATA_DIR, "encryption-key", lambda: Fernet.generate_key().decode()
+).split(",")
+WEIR_TLS_CERT = env("WEIR_TLS_CERT", default=str(DATA_DIR / "tls" / "server.crt"))
+WEIR_TLS_KEY = env("WEIR_TLS_KEY", default=str(DATA_DIR / "tls" / "server.key"))
+WEIR_LOCATION = env("WEIR_LOCATION", default="local")
+WEIR_TENANT_ID = env("WEIR_TENANT_ID", default="00000000-0000-0000-0000-000000000000")
+# Seconds a client should wait between polls of a Location URL (ARM allows 10..600).
+WEIR_RETRY_AFTER = env.int("WEIR_RETRY_AFTER", default=10)
+WEIR_ASYNC_OPERATION_TIMEOUT = env("WEIR_ASYNC_OPERATION_TIMEOUT", default="PT1H")
+# An operation whose worker has not reported for this long is re-driven by the reconciler.
+WEIR_OPERATION_LEASE_SECONDS = env.int("WEIR_OPERATION_LEASE_SECONDS", default=300)
+WEIR_AML_TOKEN_LIFETIME = env.int("WEIR_AML_TOKEN_LIFETIME", default=24 * 3600)
+WEIR_API_TOKEN_DAYS = env.int("WEIR_API_TOKEN_DAYS", default=365)
+WEIR_PAGE_SIZE = env.int("WEIR_PAGE_SIZE", default=100)
+WEIR_MAX_DEPLOYMENTS_PER_ENDPOINT = env.int("WEIR_MAX_DEPLOYMENTS_PER_ENDPOINT", default=20)
+WEIR_MAX_INSTANCES_PER_DEPLOYMENT = env.int("WEIR_MAX_INSTANCES_PER_DEPLOYMENT", default=50)
+WEIR_SCORING_DOMAIN = env("WEIR_SCORING_DOMAIN", default="localhost")
+WEIR_SCORING_PORT = env.int("WEIR_SCORING_PORT", default=8080)
+WEIR_LOG_DIR = Path(env("WEIR_LOG_DIR", default=str(DATA_DIR / "logs")))

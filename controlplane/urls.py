@@ -1,0 +1,17 @@
+"""Root URL configuration."""
+
+from django.http import JsonResponse
+from django.urls import include, path
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("healthz", healthz),
+    path("", include("controlplane.core.urls")),
+]
+
+handler404 = "controlplane.arm.errors.not_found_view"
+handler500 = "controlplane.arm.errors.server_error_view"

@@ -1,0 +1,9 @@
+"""WSGI entry point (served over TLS by ``manage.py serve``)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+
+application = get_wsgi_application()

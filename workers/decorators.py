@@ -1,0 +1,33 @@
+"""The one way to declare a Weir task (raw ``shared_task`` is banned by ruff)."""
+
+from __future__ import annotations
+
+from django.db import OperationalError
+
+from workers.celery_app import app
+
+# Errors worth retrying: the database blipped or another worker holds the row.
+TRANSIENT_ERRORS = (OperationalError,)
+
+
+def provisioning_task(name: str):
+    """A long-running, idempotent step keyed by an operation id.
+
+    acks_late + reject_on_worker_lost: a task whose worker dies is delivered again rather
+    than lost; the task itself returns early when its operation already finished.
+    """
+    return app.task(
+        name=name,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        autoretry_for=TRANSIENT_ERRORS,
+        retry_backoff=True,
+        retry_backoff_max=60,
+        max_retries=10,
+    )
+
+
+def periodic_task(name: str):
+    """A short, self-contained task run by beat; a lost run is simply run again next tick."""
+    return app.task(name=name, ignore_result=True)

@@ -1,0 +1,5 @@
+"""Worker tasks, one module per resource; each is one step of one operation."""
+
+from workers.tasks import deployment, endpoint, reconcile
+
+__all__ = ["deployment", "endpoint", "reconcile"]

@@ -1,0 +1,91 @@
+"""What every operation step shares: claim the operation, finish it, fail it cleanly."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+from django.db import transaction
+from django.db.models import F
+
+from controlplane.core import states
+from controlplane.core.choices import OperationStatus
+from controlplane.core.models import Operation
+from controlplane.core.services.operations import lease_deadline
+
+log = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix; it ends the operation Failed with this error."""
+
+    def __init__(self, code: str, message: str, details: list | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+
+def claim(operation_id: str) -> Operation | None:
+    """Take the operation if it is still running, and extend its lease.
+
+    Returns None when it has finished already: a re-delivered task then does nothing.
+    """
+    rows = Operation.objects.filter(pk=operation_id, status=OperationStatus.IN_PROGRESS).update(
+        lease_expires_at=lease_deadline(), attempts=F("attempts") + 1
+    )
+    if rows != 1:
+        log.info("operation %s already finished; nothing to do", operation_id)
+        return None
+    return Operation.objects.select_related("endpoint__workspace", "deployment").get(
+        pk=operation_id
+    )
+
+
+def progress(operation: Operation, percent: float) -> None:
+    Operation.objects.filter(pk=operation.pk, status=OperationStatus.IN_PROGRESS).update(
+        percent_complete=percent, lease_expires_at=lease_deadline()
+    )
+
+
+def cancel(operation: Operation, reason: str) -> None:
+    states.finish_operation(
+        operation.pk, OperationStatus.CANCELED, error={"code": "Canceled", "message": reason}
+    )
+
+
+@contextmanager
+def failing_to(operation: Operation, model, pk):
+    """Run an operation step; a PermanentError or unexpected exception ends both the
+    operation and the resource Failed with an ARM error, instead of leaving them running."""
+    try:
+        yield
+    except PermanentError as exc:
+        _fail(
+            operation, model, pk, {"code": exc.code, "message": exc.message, "details": exc.details}
+        )
+    except states.IllegalTransition:
+        raise
+    except Exception as exc:
+        if isinstance(exc, _transient()):
+            raise
+        log.exception("operation %s failed", operation.pk)
+        _fail(
+            operation,
+            model,
+            pk,
+            {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}", "details": []},
+        )
+
+
+def _transient():
+    from workers.decorators import TRANSIENT_ERRORS
+
+    return TRANSIENT_ERRORS
+
+
+def _fail(operation: Operation, model, pk, error: dict) -> None:
+    with transaction.atomic():
+        if pk is not None:
+            states.transition(model, pk, "Failed")
+        states.finish_operation(operation.pk, OperationStatus.FAILED, error=error)
