@@ -1,0 +1,87 @@
+"""Shared fixtures: an authenticated API client and ARM URL builders."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from controlplane.core.models import ApiToken
+
+API = "api-version=2024-04-01"
+SUB = "00000000-1111-2222-3333-444444444444"
+WS = (
+    f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.MachineLearningServices"
+    "/workspaces/ws1"
+)
+
+
+def url(path: str, query: str = "") -> str:
+    """An ARM URL under the test workspace (``path`` may be absolute)."""
+    base = path if path.startswith("/subscriptions") else f"{WS}{path}"
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}{API}" + (f"&{query}" if query else "")
+
+
+@pytest.fixture
+def alice(db):
+    return get_user_model().objects.create(username="alice")
+
+
+@pytest.fixture
+def client(alice) -> APIClient:
+    _, token = ApiToken.issue(alice, "tests", days=1)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return api
+
+
+@pytest.fixture
+def workspace(client):
+    response = client.put(url(""), {"location": "local"}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def put_endpoint(client, name="ep1", **properties):
+    body = {"location": "local", "properties": {"authMode": "Key", **properties}}
+    return client.put(url(f"/onlineEndpoints/{name}"), body, format="json")
+
+
+def put_deployment(client, endpoint="ep1", name="blue", capacity=1, **properties):
+    body = {
+        "location": "local",
+        "sku": {"name": "Default", "capacity": capacity},
+        "properties": {"endpointComputeType": "Managed", **properties},
+    }
+    return client.put(url(f"/onlineEndpoints/{endpoint}/deployments/{name}"), body, format="json")
+
+
+def run_operations() -> int:
+    """Run every pending operation's task body in this process, as a worker would (the
+    system tests run the same tasks in a real worker). Returns how many ran."""
+    import workers.tasks  # noqa: F401 - registers the tasks
+    from controlplane.core.models import Operation
+    from controlplane.core.services.operations import TASK_FOR_KIND
+    from workers.celery_app import app
+
+    pending = list(Operation.objects.filter(status="InProgress").order_by("started_at"))
+    for operation in pending:
+        app.tasks[TASK_FOR_KIND[operation.kind]](operation_id=str(operation.pk))
+    return len(pending)
+
+
+@pytest.fixture
+def endpoint(client, workspace):
+    response = put_endpoint(client)
+    assert response.status_code == 201, response.content
+    run_operations()
+    return response.json()
+
+
+@pytest.fixture
+def model_version(client, workspace):
+    body = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/m/"}}
+    response = client.put(url("/models/sklearn/versions/1"), body, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()

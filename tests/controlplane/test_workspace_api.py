@@ -1,0 +1,91 @@
+"""Workspaces: create, read, update, list, delete, ETags."""
+
+from tests.conftest import SUB, url
+from tests.controlplane.test_auth_and_conventions import assert_arm_error
+
+
+def test_it_creates_a_workspace_with_the_arm_envelope(client, workspace):
+    assert workspace["id"].endswith("/providers/Microsoft.MachineLearningServices/workspaces/ws1")
+    assert workspace["type"] == "Microsoft.MachineLearningServices/workspaces"
+    assert workspace["location"] == "local"
+    assert workspace["properties"]["provisioningState"] == "Succeeded"
+    system = workspace["systemData"]
+    assert system["createdBy"] == "alice" and system["lastModifiedBy"] == "alice"
+    assert system["createdAt"] and system["lastModifiedAt"]
+
+
+def test_the_same_put_twice_changes_nothing(client, workspace):
+    first = client.get(url(""))
+    again = client.put(url(""), {"location": "local"}, format="json")
+    assert again.status_code == 200
+    assert again["ETag"] == first["ETag"]
+    assert again.json()["systemData"] == first.json()["systemData"]
+
+
+def test_a_put_replaces_and_a_patch_merges(client, workspace):
+    body = {"location": "local", "tags": {"a": "1"}, "properties": {"description": "d"}}
+    assert client.put(url(""), body, format="json").status_code == 200
+    patched = client.patch(url(""), {"tags": {"b": "2"}}, format="json")
+    assert patched.status_code == 200
+    assert patched.json()["tags"] == {"b": "2"}
+    assert patched.json()["properties"]["description"] == "d"
+
+
+def test_location_cannot_change(client, workspace):
+    response = client.put(url(""), {"location": "elsewhere"}, format="json")
+    assert_arm_error(response, 400, "ValidationError", "location")
+
+
+def test_location_is_required(client):
+    response = client.put(url(""), {"properties": {}}, format="json")
+    assert_arm_error(response, 400, "ValidationError", "location")
+
+
+def test_it_lists_by_resource_group_and_subscription(client, workspace):
+    other = f"/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.MachineLearningServices/workspaces/ws2"
+    assert client.put(url(other), {"location": "local"}, format="json").status_code == 201
+    by_rg = client.get(
+        url(
+            f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.MachineLearningServices/workspaces"
+        )
+    )
+    by_sub = client.get(
+        url(f"/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices/workspaces")
+    )
+    assert [w["name"] for w in by_rg.json()["value"]] == ["ws1"]
+    assert sorted(w["name"] for w in by_sub.json()["value"]) == ["ws1", "ws2"]
+
+
+def test_if_match_guards_writes(client, workspace):
+    etag = client.get(url(""))["ETag"]
+    stale = client.patch(url(""), {"tags": {"x": "y"}}, format="json", HTTP_IF_MATCH='"stale"')
+    assert_arm_error(stale, 412, "PreconditionFailed")
+    fresh = client.patch(url(""), {"tags": {"x": "y"}}, format="json", HTTP_IF_MATCH=etag)
+    assert fresh.status_code == 200
+    assert fresh["ETag"] != etag
+
+
+def test_if_none_match_star_refuses_to_overwrite(client, workspace):
+    response = client.put(url(""), {"location": "local"}, format="json", HTTP_IF_NONE_MATCH="*")
+    assert_arm_error(response, 412, "PreconditionFailed")
+
+
+def test_invalid_names_are_refused(client):
+    bad = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.MachineLearningServices/workspaces/x"
+    assert_arm_error(
+        client.put(url(bad), {"location": "local"}, format="json"),
+        400,
+        "ValidationError",
+        "workspaceName",
+    )
+
+
+def test_delete_answers_200_then_204(client, workspace):
+    assert client.delete(url("")).status_code == 200
+    assert client.get(url("")).status_code == 404
+    assert client.delete(url("")).status_code == 204
+
+
+def test_a_workspace_with_endpoints_is_not_deleted(client, endpoint):
+    assert_arm_error(client.delete(url("")), 409, "Conflict")
+    assert client.get(url("")).status_code == 200

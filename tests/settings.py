@@ -1,0 +1,14 @@
+"""Test settings: the real Postgres and Redis, on their own database and Redis db."""
+
+import os
+import tempfile
+
+# Set before the project settings read them; the server and worker processes that system
+# tests start inherit the same environment, hence the same data directory and keys.
+os.environ.setdefault("WEIR_DATA_DIR", os.path.join(tempfile.gettempdir(), "weir-tests"))
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("WEIR_RETRY_AFTER", "1")
+
+from controlplane.settings import *  # noqa: E402,F403
+
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
