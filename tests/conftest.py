@@ -23,6 +23,16 @@ def url(path: str, query: str = "") -> str:
     return f"{base}{sep}{API}" + (f"&{query}" if query else "")
 
 
+def assert_arm_error(response, status, code, target=None):
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    if target is not None:
+        assert error["target"] == target
+    return error
+
+
 @pytest.fixture
 def alice(db):
     return get_user_model().objects.create(username="alice")

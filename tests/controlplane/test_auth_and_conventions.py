@@ -5,17 +5,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from controlplane.core.models import ApiToken
-from tests.conftest import WS, url
-
-
-def assert_arm_error(response, status, code, target=None):
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert error["message"]
-    if target is not None:
-        assert error["target"] == target
-    return error
+from tests.conftest import WS, assert_arm_error, url
 
 
 @pytest.mark.django_db

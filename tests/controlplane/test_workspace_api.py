@@ -1,7 +1,9 @@
 """Workspaces: create, read, update, list, delete, ETags."""
 
-from tests.conftest import SUB, url
-from tests.controlplane.test_auth_and_conventions import assert_arm_error
+from tests.conftest import SUB, assert_arm_error, url
+
+RG1 = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.MachineLearningServices"
+RG2 = f"/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.MachineLearningServices"
 
 
 def test_it_creates_a_workspace_with_the_arm_envelope(client, workspace):
@@ -42,7 +44,7 @@ def test_location_is_required(client):
 
 
 def test_it_lists_by_resource_group_and_subscription(client, workspace):
-    other = f"/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.MachineLearningServices/workspaces/ws2"
+    other = f"{RG2}/workspaces/ws2"
     assert client.put(url(other), {"location": "local"}, format="json").status_code == 201
     by_rg = client.get(
         url(
@@ -71,13 +73,8 @@ def test_if_none_match_star_refuses_to_overwrite(client, workspace):
 
 
 def test_invalid_names_are_refused(client):
-    bad = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.MachineLearningServices/workspaces/x"
-    assert_arm_error(
-        client.put(url(bad), {"location": "local"}, format="json"),
-        400,
-        "ValidationError",
-        "workspaceName",
-    )
+    response = client.put(url(f"{RG1}/workspaces/x"), {"location": "local"}, format="json")
+    assert_arm_error(response, 400, "ValidationError", "workspaceName")
 
 
 def test_delete_answers_200_then_204(client, workspace):
