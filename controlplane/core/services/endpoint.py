@@ -89,11 +89,14 @@ def create_or_update(
 
 
 def patch(endpoint: OnlineEndpoint, data: dict, principal: str, check_preconditions) -> None:
-    """PATCH: tags replace the whole map; identity replaces the identity. No work to run."""
+    """PATCH: tags replace the whole map; identity replaces the identity. No work to run,
+    so it answers synchronously."""
     with transaction.atomic():
         endpoint = OnlineEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         check_preconditions(endpoint.etag)
-        if states.is_busy(endpoint.provisioning_state):
+        # Tags and identity are metadata: they may change while an operation runs,
+        # but not once the endpoint is going away.
+        if endpoint.provisioning_state == ProvisioningState.DELETING:
             raise states.IllegalTransition(endpoint.provisioning_state, "Updating")
         if "tags" in data:
             endpoint.tags = data["tags"] or {}

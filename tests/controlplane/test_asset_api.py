@@ -1,0 +1,91 @@
+"""Models, environments and codes: containers and immutable versions."""
+
+import pytest
+
+from tests.conftest import assert_arm_error, url
+
+MODEL = {
+    "properties": {
+        "modelUri": "azureml://datastores/workspaceblobstore/paths/m/",
+        "modelType": "custom_model",
+    }
+}
+
+
+def test_a_version_creates_its_container(client, workspace):
+    response = client.put(url("/models/sk/versions/1"), MODEL, format="json")
+    assert response.status_code == 201
+    assert response.json()["type"] == "Microsoft.MachineLearningServices/workspaces/models/versions"
+    container = client.get(url("/models/sk")).json()
+    assert container["properties"]["latestVersion"] == "1"
+    assert container["properties"]["nextVersion"] == "2"
+
+
+def test_versions_are_immutable_but_metadata_changes(client, workspace):
+    client.put(url("/models/sk/versions/1"), MODEL, format="json")
+    same = client.put(url("/models/sk/versions/1"), MODEL, format="json")
+    assert same.status_code == 200
+    changed = {"properties": {**MODEL["properties"], "modelUri": "azureml://other"}}
+    error = assert_arm_error(
+        client.put(url("/models/sk/versions/1"), changed, format="json"), 409, "Conflict", "version"
+    )
+    assert "sk:1" in error["message"]
+    tagged = {"properties": {**MODEL["properties"], "tags": {"stage": "prod"}, "description": "d"}}
+    response = client.put(url("/models/sk/versions/1"), tagged, format="json")
+    assert response.status_code == 200
+    assert response.json()["properties"]["tags"] == {"stage": "prod"}
+    got = client.get(url("/models/sk/versions/1")).json()
+    assert got["properties"]["modelUri"] == MODEL["properties"]["modelUri"]
+
+
+def test_latest_version_compares_numbers_as_numbers(client, workspace):
+    for version in ("2", "10", "9"):
+        client.put(url(f"/models/sk/versions/{version}"), MODEL, format="json")
+    container = client.get(url("/models/sk")).json()["properties"]
+    assert container["latestVersion"] == "10" and container["nextVersion"] == "11"
+
+
+def test_list_view_type_filters_archived(client, workspace):
+    client.put(url("/models/live/versions/1"), MODEL, format="json")
+    client.put(url("/models/old"), {"properties": {"isArchived": True}}, format="json")
+    active = [m["name"] for m in client.get(url("/models")).json()["value"]]
+    archived = [
+        m["name"] for m in client.get(url("/models", "listViewType=ArchivedOnly")).json()["value"]
+    ]
+    everything = [m["name"] for m in client.get(url("/models", "listViewType=All")).json()["value"]]
+    assert active == ["live"] and archived == ["old"] and everything == ["live", "old"]
+    assert_arm_error(
+        client.get(url("/models", "listViewType=Some")), 400, "ValidationError", "listViewType"
+    )
+
+
+def test_environment_needs_an_image_or_build(client, workspace):
+    response = client.put(url("/environments/env/versions/1"), {"properties": {}}, format="json")
+    assert_arm_error(response, 400, "ValidationError", "properties.image")
+    body = {"properties": {"image": "python:3.11-slim", "condaFile": "dependencies: [python=3.11]"}}
+    response = client.put(url("/environments/env/versions/1"), body, format="json")
+    assert response.status_code == 201
+    assert response.json()["properties"]["osType"] == "Linux"
+
+
+def test_code_versions(client, workspace):
+    body = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/code/"}}
+    assert client.put(url("/codes/score/versions/1"), body, format="json").status_code == 201
+    listed = client.get(url("/codes/score/versions")).json()["value"]
+    assert [v["name"] for v in listed] == ["1"]
+
+
+@pytest.mark.parametrize(
+    "path, target", [("/models/-bad/versions/1", "name"), ("/models/ok/versions/a b", "version")]
+)
+def test_asset_names_are_checked(client, workspace, path, target):
+    assert_arm_error(client.put(url(path), MODEL, format="json"), 400, "ValidationError", target)
+
+
+def test_delete_version_then_container(client, workspace):
+    client.put(url("/models/sk/versions/1"), MODEL, format="json")
+    assert client.delete(url("/models/sk/versions/1")).status_code == 200
+    assert client.get(url("/models/sk/versions/1")).status_code == 404
+    assert client.delete(url("/models/sk/versions/1")).status_code == 204
+    assert client.delete(url("/models/sk")).status_code == 200
+    assert client.delete(url("/models/sk")).status_code == 204

@@ -1,0 +1,182 @@
+"""Online deployments: create, references, validation, scale, delete, logs, skus."""
+
+import pytest
+from django.test import override_settings
+
+from controlplane.core.models import OnlineDeployment
+from tests.conftest import assert_arm_error, put_deployment, put_endpoint, run_operations, url
+
+DEP = "/onlineEndpoints/ep1/deployments/blue"
+
+
+@pytest.fixture
+def blue(client, endpoint, model_version):
+    response = put_deployment(client, model="azureml:sklearn:1", capacity=2)
+    assert response.status_code == 201, response.content
+    run_operations()
+    return response.json()
+
+
+def test_create_fills_defaults_and_succeeds(client, blue):
+    assert blue["properties"]["provisioningState"] == "Creating"
+    assert blue["sku"]["capacity"] == 2
+    assert (
+        blue["type"] == "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"
+    )
+    got = client.get(url(DEP)).json()
+    assert got["properties"]["provisioningState"] == "Succeeded"
+    assert got["properties"]["model"] == "azureml:sklearn:1"
+
+
+def test_probe_and_request_settings_get_azure_defaults(client, endpoint):
+    response = put_deployment(client, livenessProbe={}, requestSettings={"requestTimeout": "PT9S"})
+    props = response.json()["properties"]
+    assert props["livenessProbe"] == {
+        "failureThreshold": 30,
+        "successThreshold": 1,
+        "timeout": "PT2S",
+        "period": "PT10S",
+        "initialDelay": None,
+    }
+    assert props["requestSettings"] == {
+        "maxConcurrentRequestsPerInstance": 1,
+        "requestTimeout": "PT9S",
+        "maxQueueWait": "PT0.5S",
+    }
+
+
+@pytest.mark.parametrize(
+    "properties, target",
+    [
+        ({"endpointComputeType": "Serverless"}, "properties.endpointComputeType"),
+        ({"model": "azureml:missing:1"}, "properties.model"),
+        ({"model": "azureml:sklearn:9"}, "properties.model"),
+        ({"model": "not a reference"}, "properties.model"),
+        ({"environmentId": "azureml:noenv:1"}, "properties.environmentId"),
+        (
+            {"codeConfiguration": {"codeId": "azureml:nocode:1", "scoringScript": "score.py"}},
+            "properties.codeConfiguration.codeId",
+        ),
+        ({"codeConfiguration": {}}, "properties.codeConfiguration.scoringScript"),
+        ({"livenessProbe": {"period": "ten seconds"}}, "properties.livenessProbe.period"),
+        ({"readinessProbe": {"failureThreshold": 0}}, "properties.readinessProbe.failureThreshold"),
+        (
+            {"requestSettings": {"requestTimeout": "PT181S"}},
+            "properties.requestSettings.requestTimeout",
+        ),
+        ({"scaleSettings": {"scaleType": "Magic"}}, "properties.scaleSettings.scaleType"),
+    ],
+)
+def test_invalid_properties_name_the_field(client, endpoint, model_version, properties, target):
+    response = put_deployment(client, **properties)
+    error = assert_arm_error(response, 400, "ValidationError")
+    if target:
+        assert error["target"] == target, error
+    assert not OnlineDeployment.objects.exists()
+
+
+def test_references_resolve_by_arm_id_and_short_form(client, endpoint, model_version):
+    arm_id = model_version["id"]
+    assert put_deployment(client, name="byid", model=arm_id).status_code == 201
+    assert put_deployment(client, name="byname", model="azureml:sklearn:1").status_code == 201
+    assert put_deployment(client, name="latest", model="azureml:sklearn@latest").status_code == 201
+
+
+@pytest.mark.parametrize("capacity", [0, 51])
+def test_instance_count_is_bounded(client, endpoint, capacity):
+    assert_arm_error(
+        put_deployment(client, capacity=capacity), 400, "ValidationError", "sku.capacity"
+    )
+
+
+@pytest.mark.parametrize("name", ["b", "9blue", "blue_green"])
+def test_deployment_names_follow_azure_rules(client, endpoint, name):
+    response = put_deployment(client, name=name)
+    assert_arm_error(response, 400, "ValidationError", "deploymentName")
+
+
+def test_an_endpoint_holds_at_most_the_configured_deployments(client, endpoint):
+    with override_settings(WEIR_MAX_DEPLOYMENTS_PER_ENDPOINT=2):
+        assert put_deployment(client, name="one").status_code == 201
+        assert put_deployment(client, name="two").status_code == 201
+        assert_arm_error(put_deployment(client, name="three"), 400, "ValidationError", "name")
+
+
+def test_deployment_on_a_missing_endpoint_is_404(client, workspace):
+    assert_arm_error(put_deployment(client, endpoint="nope"), 404, "ResourceNotFound")
+
+
+def test_changing_only_capacity_scales(client, blue):
+    response = put_deployment(client, model="azureml:sklearn:1", capacity=3)
+    assert response.json()["properties"]["provisioningState"] == "Scaling"
+    run_operations()
+    assert OnlineDeployment.objects.get().instance_count == 3
+
+
+def test_patch_sku_capacity_scales_asynchronously(client, blue):
+    response = client.patch(url(DEP), {"sku": {"capacity": 4}}, format="json")
+    assert response.status_code == 202
+    assert response["Location"] and response["Azure-AsyncOperation"]
+    assert client.get(url(DEP)).json()["properties"]["provisioningState"] == "Scaling"
+    location = response["Location"].removeprefix("http://testserver")
+    assert client.get(location).status_code == 202
+    run_operations()
+    final = client.get(location)
+    assert final.status_code == 200
+    assert final.json()["sku"]["capacity"] == 4
+    assert final.json()["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_patch_tags_only_answers_at_once(client, blue):
+    response = client.patch(url(DEP), {"tags": {"v": "2"}}, format="json")
+    assert response.status_code == 200
+    assert response.json()["tags"] == {"v": "2"}
+    assert response.json()["sku"]["capacity"] == 2
+
+
+def test_a_deployment_with_traffic_cannot_be_deleted(client, blue):
+    assert put_endpoint(client, traffic={"blue": 100}).status_code == 200
+    run_operations()
+    error = assert_arm_error(client.delete(url(DEP)), 400, "BadArgument", "properties.traffic")
+    assert "100%" in error["message"]
+    assert OnlineDeployment.objects.get().provisioning_state == "Succeeded"
+
+
+def test_delete_is_asynchronous(client, blue):
+    response = client.delete(url(DEP))
+    assert response.status_code == 202
+    assert client.get(url(DEP)).json()["properties"]["provisioningState"] == "Deleting"
+    run_operations()
+    assert client.get(url(DEP)).status_code == 404
+    assert client.delete(url(DEP)).status_code == 204
+
+
+def test_list_pages_with_top_and_skip(client, endpoint):
+    for name in ("aaa", "bbb", "ccc"):
+        put_deployment(client, name=name)
+    page = client.get(url("/onlineEndpoints/ep1/deployments", "$top=2")).json()
+    assert [d["name"] for d in page["value"]] == ["aaa", "bbb"]
+    rest = client.get(page["nextLink"].removeprefix("http://testserver")).json()
+    assert [d["name"] for d in rest["value"]] == ["ccc"] and rest["nextLink"] is None
+
+
+def test_get_logs_returns_the_provisioning_log_tail(client, blue):
+    body = {"containerType": "StorageInitializer", "tail": 2}
+    content = client.post(url(f"{DEP}/getLogs"), body, format="json").json()["content"]
+    lines = content.splitlines()
+    assert len(lines) == 2
+    assert lines[-1].endswith("Succeeded")
+    full = client.post(
+        url(f"{DEP}/getLogs"), {"containerType": "StorageInitializer"}, format="json"
+    )
+    assert "model: azureml:sklearn:1" in full.json()["content"]
+
+
+def test_get_logs_validates_the_container_type(client, blue):
+    response = client.post(url(f"{DEP}/getLogs"), {"containerType": "Sidecar"}, format="json")
+    assert_arm_error(response, 400, "ValidationError", "containerType")
+
+
+def test_skus_list_the_instance_range(client, blue):
+    skus = client.get(url(f"{DEP}/skus")).json()["value"]
+    assert skus[0]["capacity"]["minimum"] == 1 and skus[0]["capacity"]["maximum"] == 50
