@@ -1,0 +1,203 @@
+"""The real stack for system tests: Postgres, Redis, a Celery worker (with beat) and the
+HTTPS server, each a separate process, on a database and Redis db of their own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+DATABASE = "weir_system_test"
+REDIS_DB = 14
+API = "api-version=2024-04-01"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    env: dict
+    base_url: str
+    ca_bundle: str
+    token: str
+    subscription: str = field(default_factory=lambda: str(uuid.uuid4()))
+    worker: subprocess.Popen | None = None
+    server: subprocess.Popen | None = None
+
+    # ---- processes --------------------------------------------------------------------
+    def start_worker(self) -> None:
+        log = open(Path(self.env["WEIR_DATA_DIR"]) / "worker.log", "ab")  # noqa: SIM115
+        self.worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers",
+                "worker",
+                "--beat",
+                "--schedule",
+                str(Path(self.env["WEIR_DATA_DIR"]) / "beat-schedule"),
+                "-Q",
+                "provision",
+                "-c",
+                "2",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"system-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop_worker(self, sig=signal.SIGTERM) -> None:
+        if self.worker and self.worker.poll() is None:
+            self.worker.send_signal(sig)
+            try:
+                self.worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+        self.worker = None
+
+    # ---- HTTP -------------------------------------------------------------------------
+    def ws(self, name: str = "ws1", rg: str = "rg1") -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/"
+            f"Microsoft.MachineLearningServices/workspaces/{name}"
+        )
+
+    def call(self, method: str, path: str, body=None, **kwargs) -> requests.Response:
+        target = path if path.startswith("https://") else f"{self.base_url}{path}"
+        if "api-version=" not in target:
+            target += ("&" if "?" in target else "?") + API
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return requests.request(
+            method, target, json=body, headers=headers, verify=self.ca_bundle, timeout=30, **kwargs
+        )
+
+    def wait_for_status(self, status_url: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.call("GET", status_url).json()
+            if body["status"] != "InProgress":
+                return body
+            time.sleep(0.2)
+        raise AssertionError(f"operation still InProgress after {timeout}s: {body}")
+
+    def wait_for_location(self, location: str, timeout: float = 60) -> requests.Response:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self.call("GET", location)
+            if response.status_code != 202:
+                return response
+            assert int(response.headers["Retry-After"]) >= 1
+            time.sleep(0.2)
+        raise AssertionError(f"Location still 202 after {timeout}s")
+
+    def sql(self, query: str, *params):
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            return conn.execute(query, params).fetchall()
+
+
+def _recreate_database(url: str) -> None:
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+
+def _wait_until_serving(url: str, ca: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        try:
+            if requests.get(f"{url}/healthz", verify=ca, timeout=2).ok:
+                return
+        except (requests.ConnectionError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not start within 60s")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("weir-system")
+    base_db = os.environ.get("DATABASE_URL", "postgres://localhost/weir")
+    database_url = base_db.rsplit("/", 1)[0] + f"/{DATABASE}"
+    _recreate_database(database_url)
+    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "WEIR_DATA_DIR": str(data_dir),
+        "WEIR_RETRY_AFTER": "1",
+        "WEIR_RECONCILE_INTERVAL": "1",
+        "WEIR_OPERATION_LEASE_SECONDS": "5",
+        "PYTHONUNBUFFERED": "1",
+    }
+    manage = [sys.executable, "manage.py"]
+    subprocess.run(
+        [*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    token = subprocess.run(
+        [*manage, "create_api_token", "system-tests", "--days", "1"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    port = free_port()
+    server_log = open(data_dir / "server.log", "ab")  # noqa: SIM115
+    server = subprocess.Popen(
+        [*manage, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+    )
+    ca = str(data_dir / "tls" / "server.crt")
+    base_url = f"https://localhost:{port}"
+    deadline = time.monotonic() + 30
+    while not Path(ca).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _wait_until_serving(base_url, ca, server)
+    stack = Stack(env=env, base_url=base_url, ca_bundle=ca, token=token, server=server)
+    stack.start_worker()
+    yield stack
+    stack.stop_worker()
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+    server_log.close()
+
+
+@pytest.fixture
+def workspace(stack):
+    """A fresh subscription and workspace per test, so tests never see each other's data."""
+    stack.subscription = str(uuid.uuid4())
+    response = stack.call("PUT", stack.ws(), {"location": "local"})
+    assert response.status_code == 201, response.text
+    return stack.ws()

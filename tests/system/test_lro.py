@@ -1,0 +1,122 @@
+"""Long-running operations end to end: HTTPS server, Redis, a real Celery worker."""
+
+import subprocess
+import time
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.system
+
+MODEL = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/model/"}}
+
+
+def deployment_body(capacity=1):
+    return {
+        "location": "local",
+        "sku": {"name": "Default", "capacity": capacity},
+        "properties": {"endpointComputeType": "Managed", "model": "azureml:sk:1"},
+    }
+
+
+def test_it_refuses_plain_http(stack):
+    with pytest.raises(requests.ConnectionError):
+        requests.get(stack.base_url.replace("https://", "http://") + "/healthz", timeout=5)
+
+
+def test_endpoint_and_deployment_lifecycle(stack, workspace):
+    endpoint = f"{workspace}/onlineEndpoints/ep1"
+    created = stack.call("PUT", endpoint, {"location": "local", "properties": {"authMode": "Key"}})
+    assert created.status_code == 201
+    assert created.json()["properties"]["provisioningState"] == "Creating"
+    status_url = created.headers["Azure-AsyncOperation"]
+    assert status_url.startswith(stack.base_url)
+    assert stack.wait_for_status(status_url)["status"] == "Succeeded"
+    assert stack.call("GET", endpoint).json()["properties"]["provisioningState"] == "Succeeded"
+
+    assert stack.call("PUT", f"{workspace}/models/sk/versions/1", MODEL).status_code == 201
+    deployment = f"{endpoint}/deployments/blue"
+    created = stack.call("PUT", deployment, deployment_body())
+    assert created.status_code == 201, created.text
+    assert stack.wait_for_status(created.headers["Azure-AsyncOperation"])["status"] == "Succeeded"
+    assert stack.call("GET", deployment).json()["properties"]["provisioningState"] == "Succeeded"
+
+    scaled = stack.call("PATCH", deployment, {"sku": {"capacity": 3}})
+    assert scaled.status_code == 202
+    final = stack.wait_for_location(scaled.headers["Location"])
+    assert final.status_code == 200
+    assert final.json()["sku"]["capacity"] == 3
+    assert final.json()["properties"]["provisioningState"] == "Succeeded"
+
+    # The worker, a separate process, wrote the provisioning steps that getLogs returns.
+    logs = stack.call(
+        "POST", f"{deployment}/getLogs", {"containerType": "StorageInitializer", "tail": 50}
+    ).json()["content"]
+    assert "ScaleDeployment" in logs and "instance count: 3" in logs
+
+    traffic = {"location": "local", "properties": {"authMode": "Key", "traffic": {"blue": 100}}}
+    updated = stack.call("PUT", endpoint, traffic)
+    assert updated.status_code == 200
+    assert stack.wait_for_status(updated.headers["Azure-AsyncOperation"])["status"] == "Succeeded"
+
+    deleted = stack.call("DELETE", endpoint)
+    assert deleted.status_code == 202
+    assert stack.wait_for_location(deleted.headers["Location"]).status_code == 204
+    assert stack.call("GET", endpoint).status_code == 404
+    assert stack.call("GET", deployment).status_code == 404
+    assert stack.call("DELETE", endpoint).status_code == 204
+
+
+def test_keys_do_not_appear_in_a_database_dump(stack, workspace):
+    endpoint = f"{workspace}/onlineEndpoints/secret-ep"
+    stack.call("PUT", endpoint, {"location": "local", "properties": {"authMode": "Key"}})
+    keys = stack.call("POST", f"{endpoint}/listKeys").json()
+    dump = subprocess.run(
+        ["pg_dump", "--data-only", stack.env["DATABASE_URL"]],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "secret-ep" in dump  # the dump holds the endpoint row...
+    assert keys["primaryKey"] not in dump  # ...but not its keys
+    assert keys["secondaryKey"] not in dump
+
+
+def test_the_reconciler_redrives_an_operation_whose_task_was_lost(stack, workspace):
+    stack.stop_worker()
+    try:
+        endpoint = f"{workspace}/onlineEndpoints/lost"
+        created = stack.call(
+            "PUT", endpoint, {"location": "local", "properties": {"authMode": "Key"}}
+        )
+        assert created.status_code == 201
+        # Lose the queued task, as if Redis had been restarted before any worker took it.
+        import redis
+
+        redis.Redis.from_url(stack.env["CELERY_BROKER_URL"]).flushdb()
+        time.sleep(0.5)
+        assert (
+            stack.call("GET", created.headers["Azure-AsyncOperation"]).json()["status"]
+            == "InProgress"
+        )
+    finally:
+        stack.start_worker()
+    # Nothing was queued any more: only the reconciler (beat) can finish this operation,
+    # once its lease (5 s here) lapses.
+    status = stack.wait_for_status(created.headers["Azure-AsyncOperation"], timeout=90)
+    assert status["status"] == "Succeeded"
+    assert stack.call("GET", endpoint).json()["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_work_queued_while_no_worker_runs_is_done_when_one_starts(stack, workspace):
+    stack.stop_worker()
+    try:
+        endpoint = f"{workspace}/onlineEndpoints/queued"
+        created = stack.call(
+            "PUT", endpoint, {"location": "local", "properties": {"authMode": "Key"}}
+        )
+        time.sleep(0.5)
+        assert stack.call("GET", endpoint).json()["properties"]["provisioningState"] == "Creating"
+    finally:
+        stack.start_worker()
+    assert stack.wait_for_status(created.headers["Azure-AsyncOperation"])["status"] == "Succeeded"
