@@ -105,6 +105,8 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "2024-04-01",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Docstrings describe the code to its maintainers; API descriptions are written for users.
+    "DISABLE_DOCSTRING_DESCRIPTIONS": True,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ProvisioningStateEnum": "controlplane.core.choices.ProvisioningState",

@@ -1,0 +1,59 @@
+# Shared by bin/start and bin/test: make sure Postgres and Redis run, the virtualenv has
+# the pinned packages, and the database exists. Sourced, not run.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export DATABASE_URL=${DATABASE_URL:-postgres://localhost/weir}
+export PATH="$ROOT/.venv/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+wait_for() {  # wait_for DESCRIPTION COMMAND...
+    local what=$1; shift
+    for _ in $(seq 1 60); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.5
+    done
+    say "$what did not come up"; return 1
+}
+
+ensure_services() {
+    if ! pg_isready -h 127.0.0.1 -q; then
+        say "starting PostgreSQL"
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+        wait_for PostgreSQL pg_isready -h 127.0.0.1 -q
+    fi
+    if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+        say "starting Redis"
+        mkdir -p /var/lib/redis /var/log/redis
+        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+            --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+        wait_for Redis redis-cli -h 127.0.0.1 ping
+    fi
+}
+
+ensure_database() {
+    local user
+    user=$(whoami)
+    if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc \
+        "SELECT 1 FROM pg_roles WHERE rolname='$user'" | grep -q 1; then
+        say "creating database role $user"
+        psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE ROLE \"$user\" LOGIN SUPERUSER"
+    fi
+    local db=${DATABASE_URL##*/}
+    if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1; then
+        say "creating database $db"
+        psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$db\" OWNER \"$user\""
+    fi
+}
+
+ensure_virtualenv() {  # ensure_virtualenv REQUIREMENTS_FILE
+    if [ ! -x .venv/bin/python ]; then
+        say "creating the virtualenv"
+        python3 -m venv .venv
+    fi
+    say "installing $1"
+    .venv/bin/pip install --quiet --disable-pip-version-check -r "$1"
+}
