@@ -120,3 +120,19 @@ def test_work_queued_while_no_worker_runs_is_done_when_one_starts(stack, workspa
     finally:
         stack.start_worker()
     assert stack.wait_for_status(created.headers["Azure-AsyncOperation"])["status"] == "Succeeded"
+
+
+def test_concurrent_puts_of_one_new_endpoint_create_it_once(stack, workspace):
+    from concurrent.futures import ThreadPoolExecutor
+
+    endpoint = f"{workspace}/onlineEndpoints/raced"
+    body = {"location": "local", "properties": {"authMode": "Key"}}
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(
+            r.status_code for r in pool.map(lambda _: stack.call("PUT", endpoint, body), range(8))
+        )
+    # One creates it; the others see it (200, nothing changed) or are told to retry (409).
+    assert codes.count(201) == 1, codes
+    assert set(codes) <= {200, 201, 409}, codes
+    listed = stack.call("GET", f"{workspace}/onlineEndpoints").json()["value"]
+    assert [e["name"] for e in listed] == ["raced"]

@@ -64,8 +64,6 @@ def failing_to(operation: Operation, model, pk):
         _fail(
             operation, model, pk, {"code": exc.code, "message": exc.message, "details": exc.details}
         )
-    except states.IllegalTransition:
-        raise
     except Exception as exc:
         if isinstance(exc, _transient()):
             raise

@@ -33,16 +33,17 @@ def apply_endpoint(self, *, operation_id: str) -> None:
     with failing_to(operation, OnlineEndpoint, endpoint.pk):
         progress(operation, 50.0)
         with transaction.atomic():
-            if states.transition(
+            done = states.transition(
                 OnlineEndpoint,
                 endpoint.pk,
                 State.SUCCEEDED,
                 expected={State.CREATING, State.UPDATING},
-            ):
+            )
+            if done:
                 states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
             else:
                 cancel(operation, "The endpoint was changed by a later operation.")
-        log.info("endpoint %s is %s", endpoint.arm_id, "Succeeded")
+        log.info("endpoint %s: %s", endpoint.arm_id, "Succeeded" if done else "Canceled")
 
 
 @provisioning_task("weir.delete_endpoint")

@@ -12,6 +12,7 @@ from controlplane.core.choices import OperationKind
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation
 from controlplane.core.models.base import new_etag
 from controlplane.core.services import operations
+from controlplane.core.services.rows import create_or_conflict
 
 DEPLOYMENT_FIELDS = (
     "tags",
@@ -77,7 +78,8 @@ def create_or_update(
                     f"Endpoint '{endpoint.name}' already has {limit} deployments, the maximum.",
                     "name",
                 )
-            deployment = OnlineDeployment.objects.create(
+            deployment = create_or_conflict(
+                OnlineDeployment,
                 endpoint=endpoint,
                 name=name,
                 location=data["location"],

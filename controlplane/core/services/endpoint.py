@@ -10,6 +10,7 @@ from controlplane.core.choices import KeyType, OperationKind, ProvisioningState
 from controlplane.core.models import OnlineEndpoint, Operation
 from controlplane.core.models.base import new_etag
 from controlplane.core.services import keys, operations
+from controlplane.core.services.rows import create_or_conflict
 
 # Columns a PUT sets; a PUT that changes none of them is a no-op.
 ENDPOINT_FIELDS = (
@@ -52,7 +53,8 @@ def create_or_update(
         check_preconditions(endpoint.etag if endpoint else None)
         if endpoint is None:
             initial_keys = data.get("keys") or {}
-            endpoint = OnlineEndpoint.objects.create(
+            endpoint = create_or_conflict(
+                OnlineEndpoint,
                 workspace=workspace,
                 name=name,
                 location=data["location"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -13,7 +13,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework.response import Response
 
-from controlplane.arm.errors import ArmError, bad_request, conflict, not_found
+from controlplane.arm.errors import ArmError, bad_request, not_found
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import quote_etag
 from controlplane.arm.schema import paged
@@ -30,6 +30,7 @@ from controlplane.core.models import (
 )
 from controlplane.core.models.base import new_etag
 from controlplane.core.serializers import asset as s
+from controlplane.core.services.rows import create_or_conflict
 from controlplane.core.views.endpoint import filter_tags
 from controlplane.core.views.lookups import get_workspace, principal_name
 
@@ -149,7 +150,7 @@ class AssetContainerView(AssetView):
             )
             self.check_preconditions(container.etag if container else None)
             if container is None:
-                container = _create(
+                container = create_or_conflict(
                     model,
                     workspace=workspace,
                     name=kwargs["name"],
@@ -216,7 +217,7 @@ class AssetVersionView(AssetView):
             )
             if container is None:
                 # Registering a version creates its container, as Azure does.
-                container = _create(
+                container = create_or_conflict(
                     self.kind.container_model,
                     workspace=workspace,
                     name=kwargs["name"],
@@ -270,14 +271,6 @@ class AssetVersionView(AssetView):
         self.check_preconditions(version.etag)
         version.delete()
         return Response(status=200)
-
-
-def _create(model, **fields):
-    try:
-        with transaction.atomic():
-            return model.objects.create(**fields)
-    except IntegrityError:
-        raise conflict(f"'{fields['name']}' is being created by another request.", "name") from None
 
 
 DELETED = {

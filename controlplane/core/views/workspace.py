@@ -1,6 +1,6 @@
 """Workspaces: synchronous create, read, update, delete and list."""
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
@@ -13,6 +13,7 @@ from controlplane.core import names
 from controlplane.core.models import Workspace
 from controlplane.core.models.base import new_etag
 from controlplane.core.serializers.workspace import WorkspaceSerializer, WorkspaceUpdateSerializer
+from controlplane.core.services.rows import create_or_conflict
 from controlplane.core.views.lookups import get_workspace, principal_name
 
 WORKSPACE_FIELDS = ("tags", "kind", "identity", "sku", "friendly_name", "description", "settings")
@@ -80,19 +81,16 @@ class WorkspaceView(ArmView):
             )
             self.check_preconditions(workspace.etag if workspace else None)
             if workspace is None:
-                try:
-                    with transaction.atomic():
-                        workspace = Workspace.objects.create(
-                            subscription_id=subscriptionId,
-                            resource_group=resourceGroupName,
-                            name=workspaceName,
-                            location=data["location"],
-                            created_by=principal,
-                            modified_by=principal,
-                            **values,
-                        )
-                except IntegrityError:
-                    raise conflict(f"Workspace '{workspaceName}' is being created.") from None
+                workspace = create_or_conflict(
+                    Workspace,
+                    subscription_id=subscriptionId,
+                    resource_group=resourceGroupName,
+                    name=workspaceName,
+                    location=data["location"],
+                    created_by=principal,
+                    modified_by=principal,
+                    **values,
+                )
                 return _response(workspace, status=201)
             if data["location"].lower() != workspace.location.lower():
                 raise bad_request("location cannot change after creation.", "location")
