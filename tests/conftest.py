@@ -53,9 +53,9 @@ def workspace(client):
     return response.json()
 
 
-def put_endpoint(client, name="ep1", **properties):
+def put_endpoint(client, name="ep1", headers=None, **properties):
     body = {"location": "local", "properties": {"authMode": "Key", **properties}}
-    return client.put(url(f"/onlineEndpoints/{name}"), body, format="json")
+    return client.put(url(f"/onlineEndpoints/{name}"), body, format="json", **(headers or {}))
 
 
 def put_deployment(client, endpoint="ep1", name="blue", capacity=1, **properties):

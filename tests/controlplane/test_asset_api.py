@@ -89,3 +89,37 @@ def test_delete_version_then_container(client, workspace):
     assert client.delete(url("/models/sk/versions/1")).status_code == 204
     assert client.delete(url("/models/sk")).status_code == 200
     assert client.delete(url("/models/sk")).status_code == 204
+
+
+KINDS = {
+    "models": {"modelUri": "azureml://datastores/workspaceblobstore/paths/m/"},
+    "environments": {"image": "python:3.11-slim"},
+    "codes": {"codeUri": "azureml://datastores/workspaceblobstore/paths/c/"},
+}
+
+
+@pytest.mark.parametrize("collection", KINDS)
+def test_every_asset_route(client, workspace, collection):
+    container = f"/{collection}/thing"
+    created = client.put(url(container), {"properties": {"description": "c"}}, format="json")
+    assert created.status_code == 201
+    assert created.json()["type"] == f"Microsoft.MachineLearningServices/workspaces/{collection}"
+    assert (
+        client.put(url(container), {"properties": {"description": "c"}}, format="json").status_code
+        == 200
+    )
+    version = client.put(
+        url(f"{container}/versions/1"), {"properties": KINDS[collection]}, format="json"
+    )
+    assert version.status_code == 201
+    assert client.get(url(container)).json()["properties"]["latestVersion"] == "1"
+    assert [c["name"] for c in client.get(url(f"/{collection}")).json()["value"]] == ["thing"]
+    assert [v["name"] for v in client.get(url(f"{container}/versions")).json()["value"]] == ["1"]
+    assert (
+        client.get(url(f"{container}/versions/1"))
+        .json()["id"]
+        .endswith(f"/{collection}/thing/versions/1")
+    )
+    assert client.delete(url(f"{container}/versions/1")).status_code == 200
+    assert client.delete(url(container)).status_code == 200
+    assert client.get(url(container)).status_code == 404

@@ -268,3 +268,30 @@ def test_token_is_signed_and_expires(client, workspace):
         expired = client.post(url("/onlineEndpoints/tok/token")).json()
     with pytest.raises(jwt.ExpiredSignatureError):
         verify_token(expired["accessToken"], endpoint)
+
+
+def test_if_match_guards_endpoint_writes(client, endpoint):
+    etag = client.get(url("/onlineEndpoints/ep1"))["ETag"]
+    stale = client.put(
+        url("/onlineEndpoints/ep1"),
+        {"location": "local", "properties": {"authMode": "Key", "description": "x"}},
+        format="json",
+        HTTP_IF_MATCH='"0000"',
+    )
+    assert_arm_error(stale, 412, "PreconditionFailed", "If-Match")
+    assert OnlineEndpoint.objects.get().description is None
+    assert_arm_error(
+        client.delete(url("/onlineEndpoints/ep1"), HTTP_IF_MATCH='"0000"'),
+        412,
+        "PreconditionFailed",
+    )
+    ok = put_endpoint(client, description="x", headers={"HTTP_IF_MATCH": etag})
+    assert ok.status_code == 200
+
+
+def test_an_unknown_operation_is_404(client, workspace):
+    from tests.conftest import SUB
+
+    provider = f"/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices"
+    path = f"{provider}/locations/local/mfeOperationsStatus/nope"
+    assert_arm_error(client.get(url(path)), 404, "ResourceNotFound")
