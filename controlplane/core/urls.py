@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from controlplane.core.services.asset import CODE, ENVIRONMENT, MODEL
 from controlplane.core.views import asset, deployment, endpoint, operation, workspace
 
 SUB = "subscriptions/<str:subscriptionId>"
@@ -35,9 +36,9 @@ urlpatterns = [
 ]
 
 for collection, kind in (
-    ("models", asset.MODEL),
-    ("environments", asset.ENVIRONMENT),
-    ("codes", asset.CODE),
+    ("models", MODEL),
+    ("environments", ENVIRONMENT),
+    ("codes", CODE),
 ):
     views = asset.views_for(kind)
     urlpatterns += [

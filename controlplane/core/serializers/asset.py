@@ -30,9 +30,6 @@ class AssetContainerPropertiesSerializer(AssetBasePropertiesSerializer):
 class AssetVersionPropertiesSerializer(AssetBasePropertiesSerializer):
     isAnonymous = serializers.BooleanField(source="is_anonymous", default=False)
 
-    # Fields a new PUT may change on an existing version; any other change is a conflict.
-    mutable_fields = ("description", "tags", "properties", "is_archived", "stage")
-
 
 class ModelVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
     modelUri = serializers.CharField(source="model_uri", required=False, allow_null=True)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -13,79 +10,17 @@ from drf_spectacular.utils import (
 )
 from rest_framework.response import Response
 
-from controlplane.arm.errors import ArmError, bad_request, not_found
+from controlplane.arm.errors import bad_request, not_found
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import quote_etag
 from controlplane.arm.schema import paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
 from controlplane.core.choices import ListViewType
-from controlplane.core.models import (
-    CodeContainer,
-    CodeVersion,
-    EnvironmentContainer,
-    EnvironmentVersion,
-    ModelContainer,
-    ModelVersion,
-)
-from controlplane.core.models.base import new_etag
-from controlplane.core.serializers import asset as s
-from controlplane.core.services.rows import create_or_conflict
+from controlplane.core.services import asset as asset_service
+from controlplane.core.services.asset import AssetKind
 from controlplane.core.views.endpoint import filter_tags
 from controlplane.core.views.lookups import get_workspace, principal_name
-
-CONTAINER_FIELDS = ("description", "tags", "properties", "is_archived")
-BASE_VERSION_FIELDS = ("description", "tags", "properties", "is_archived", "is_anonymous")
-
-
-@dataclass(frozen=True)
-class AssetKind:
-    label: str
-    container_model: type
-    version_model: type
-    container_serializer: type
-    version_serializer: type
-    content_fields: tuple[str, ...]
-
-    @property
-    def version_fields(self) -> tuple[str, ...]:
-        return BASE_VERSION_FIELDS + self.content_fields
-
-
-MODEL = AssetKind(
-    "Model",
-    ModelContainer,
-    ModelVersion,
-    s.ModelContainerSerializer,
-    s.ModelVersionSerializer,
-    ("model_uri", "model_type", "flavors", "job_name", "stage"),
-)
-ENVIRONMENT = AssetKind(
-    "Environment",
-    EnvironmentContainer,
-    EnvironmentVersion,
-    s.EnvironmentContainerSerializer,
-    s.EnvironmentVersionSerializer,
-    ("image", "conda_file", "build", "inference_config", "os_type", "auto_rebuild", "stage"),
-)
-CODE = AssetKind(
-    "Code",
-    CodeContainer,
-    CodeVersion,
-    s.CodeContainerSerializer,
-    s.CodeVersionSerializer,
-    ("code_uri",),
-)
-
-# Version fields a PUT may change once the version exists.
-MUTABLE_VERSION_FIELDS = {"description", "tags", "properties", "is_archived", "stage"}
-
-
-def _values(data: dict, fields) -> dict:
-    values = {field: data.get(field) for field in fields}
-    for field in ("tags", "properties"):
-        values[field] = values[field] or {}
-    return values
 
 
 def _by_view_type(queryset, request):
@@ -139,33 +74,15 @@ class AssetContainerView(AssetView):
         workspace = get_workspace(kwargs)
         serializer = self.kind.container_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        values = _values(serializer.validated_data, CONTAINER_FIELDS)
-        principal = principal_name(request)
-        model = self.kind.container_model
-        with transaction.atomic():
-            container = (
-                model.objects.select_for_update()
-                .filter(workspace=workspace, name__iexact=kwargs["name"])
-                .first()
-            )
-            self.check_preconditions(container.etag if container else None)
-            if container is None:
-                container = create_or_conflict(
-                    model,
-                    workspace=workspace,
-                    name=kwargs["name"],
-                    created_by=principal,
-                    modified_by=principal,
-                    **values,
-                )
-                return _respond(self.kind.container_serializer, container, status=201)
-            if any(getattr(container, f) != v for f, v in values.items()):
-                for field, value in values.items():
-                    setattr(container, field, value)
-                container.etag = new_etag()
-                container.modified_by = principal
-                container.save()
-        return _respond(self.kind.container_serializer, container)
+        container, created = asset_service.put_container(
+            self.kind,
+            workspace,
+            kwargs["name"],
+            serializer.validated_data,
+            principal_name(request),
+            self.check_preconditions,
+        )
+        return _respond(self.kind.container_serializer, container, status=201 if created else 200)
 
     def delete(self, request, **kwargs):
         workspace = get_workspace(kwargs)
@@ -207,56 +124,16 @@ class AssetVersionView(AssetView):
         workspace = get_workspace(kwargs)
         serializer = self.kind.version_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        values = _values(serializer.validated_data, self.kind.version_fields)
-        principal = principal_name(request)
-        with transaction.atomic():
-            container = (
-                self.kind.container_model.objects.select_for_update()
-                .filter(workspace=workspace, name__iexact=kwargs["name"])
-                .first()
-            )
-            if container is None:
-                # Registering a version creates its container, as Azure does.
-                container = create_or_conflict(
-                    self.kind.container_model,
-                    workspace=workspace,
-                    name=kwargs["name"],
-                    created_by=principal,
-                    modified_by=principal,
-                )
-            version = (
-                container.versions.select_for_update()
-                .filter(name__iexact=kwargs["version"])
-                .first()
-            )
-            self.check_preconditions(version.etag if version else None)
-            if version is None:
-                version = self.kind.version_model.objects.create(
-                    container=container,
-                    name=kwargs["version"],
-                    created_by=principal,
-                    modified_by=principal,
-                    **values,
-                )
-                return _respond(self.kind.version_serializer, version, status=201)
-            changed = {f for f, v in values.items() if getattr(version, f) != v}
-            immutable = sorted(changed - MUTABLE_VERSION_FIELDS)
-            if immutable:
-                raise ArmError(
-                    409,
-                    "Conflict",
-                    f"{self.kind.label} version '{container.name}:{version.name}' already exists "
-                    f"with different content ({', '.join(immutable)}); versions are immutable. "
-                    "Register a new version instead.",
-                    "version",
-                )
-            if changed:
-                for field in changed:
-                    setattr(version, field, values[field])
-                version.etag = new_etag()
-                version.modified_by = principal
-                version.save()
-        return _respond(self.kind.version_serializer, version)
+        version, created = asset_service.put_version(
+            self.kind,
+            workspace,
+            kwargs["name"],
+            kwargs["version"],
+            serializer.validated_data,
+            principal_name(request),
+            self.check_preconditions,
+        )
+        return _respond(self.kind.version_serializer, version, status=201 if created else 200)
 
     def delete(self, request, **kwargs):
         workspace = get_workspace(kwargs)

@@ -2,6 +2,7 @@
 
 from controlplane.arm.errors import not_found
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Workspace
+from controlplane.core.services import workspace as workspace_service
 
 
 def principal_name(request) -> str:
@@ -9,11 +10,9 @@ def principal_name(request) -> str:
 
 
 def get_workspace(kwargs) -> Workspace:
-    workspace = Workspace.objects.filter(
-        subscription_id__iexact=kwargs["subscriptionId"],
-        resource_group__iexact=kwargs["resourceGroupName"],
-        name__iexact=kwargs["workspaceName"],
-    ).first()
+    workspace = workspace_service.find(
+        kwargs["subscriptionId"], kwargs["resourceGroupName"], kwargs["workspaceName"]
+    )
     if workspace is None:
         raise not_found("Workspace", kwargs["workspaceName"])
     return workspace

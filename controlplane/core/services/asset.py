@@ -1,0 +1,152 @@
+"""Asset writes: containers and their immutable versions (synchronous)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from controlplane.arm.errors import ArmError
+from controlplane.core.models import (
+    CodeContainer,
+    CodeVersion,
+    EnvironmentContainer,
+    EnvironmentVersion,
+    ModelContainer,
+    ModelVersion,
+)
+from controlplane.core.models.base import new_etag
+from controlplane.core.serializers import asset as s
+from controlplane.core.services.rows import create_or_conflict
+
+CONTAINER_FIELDS = ("description", "tags", "properties", "is_archived")
+BASE_VERSION_FIELDS = ("description", "tags", "properties", "is_archived", "is_anonymous")
+# Version fields a PUT may change once the version exists; any other change is a conflict.
+MUTABLE_VERSION_FIELDS = frozenset({"description", "tags", "properties", "is_archived", "stage"})
+
+
+@dataclass(frozen=True)
+class AssetKind:
+    label: str
+    container_model: type
+    version_model: type
+    container_serializer: type
+    version_serializer: type
+    content_fields: tuple[str, ...]
+
+    @property
+    def version_fields(self) -> tuple[str, ...]:
+        return BASE_VERSION_FIELDS + self.content_fields
+
+
+MODEL = AssetKind(
+    "Model",
+    ModelContainer,
+    ModelVersion,
+    s.ModelContainerSerializer,
+    s.ModelVersionSerializer,
+    ("model_uri", "model_type", "flavors", "job_name", "stage"),
+)
+ENVIRONMENT = AssetKind(
+    "Environment",
+    EnvironmentContainer,
+    EnvironmentVersion,
+    s.EnvironmentContainerSerializer,
+    s.EnvironmentVersionSerializer,
+    ("image", "conda_file", "build", "inference_config", "os_type", "auto_rebuild", "stage"),
+)
+CODE = AssetKind(
+    "Code",
+    CodeContainer,
+    CodeVersion,
+    s.CodeContainerSerializer,
+    s.CodeVersionSerializer,
+    ("code_uri",),
+)
+
+
+def _values(data: dict, fields) -> dict:
+    values = {field: data.get(field) for field in fields}
+    for field in ("tags", "properties"):
+        values[field] = values[field] or {}
+    return values
+
+
+def put_container(kind: AssetKind, workspace, name: str, data: dict, principal: str, check):
+    """Create or update a container. Returns (container, created)."""
+    values = _values(data, CONTAINER_FIELDS)
+    with transaction.atomic():
+        container = (
+            kind.container_model.objects.select_for_update()
+            .filter(workspace=workspace, name__iexact=name)
+            .first()
+        )
+        check(container.etag if container else None)
+        if container is None:
+            container = create_or_conflict(
+                kind.container_model,
+                workspace=workspace,
+                name=name,
+                created_by=principal,
+                modified_by=principal,
+                **values,
+            )
+            return container, True
+        if any(getattr(container, f) != v for f, v in values.items()):
+            for field, value in values.items():
+                setattr(container, field, value)
+            container.etag = new_etag()
+            container.modified_by = principal
+            container.save()
+        return container, False
+
+
+def put_version(
+    kind: AssetKind, workspace, name: str, version_name: str, data: dict, principal: str, check
+):
+    """Register a version (creating its container, as Azure does), or change its metadata.
+    A PUT that changes its content is 409: versions are immutable. Returns (version, created).
+    """
+    values = _values(data, kind.version_fields)
+    with transaction.atomic():
+        container = (
+            kind.container_model.objects.select_for_update()
+            .filter(workspace=workspace, name__iexact=name)
+            .first()
+        ) or create_or_conflict(
+            kind.container_model,
+            workspace=workspace,
+            name=name,
+            created_by=principal,
+            modified_by=principal,
+        )
+        version = container.versions.select_for_update().filter(name__iexact=version_name).first()
+        check(version.etag if version else None)
+        if version is None:
+            version = create_or_conflict(
+                kind.version_model,
+                container=container,
+                name=version_name,
+                created_by=principal,
+                modified_by=principal,
+                **values,
+            )
+            return version, True
+        changed = {f for f, v in values.items() if getattr(version, f) != v}
+        immutable = sorted(changed - MUTABLE_VERSION_FIELDS)
+        if immutable:
+            raise ArmError(
+                409,
+                "Conflict",
+                f"{kind.label} version '{container.name}:{version.name}' already exists with "
+                f"different content ({', '.join(immutable)}); versions are immutable. "
+                "Register a new version instead.",
+                "version",
+            )
+        if changed:
+            for field in changed:
+                setattr(version, field, values[field])
+            version.etag = new_etag()
+            version.modified_by = principal
+            version.save()
+        return version, False
