@@ -11,6 +11,7 @@ from drf_spectacular.utils import (
 from rest_framework.response import Response
 
 from controlplane.arm.errors import bad_request, not_found
+from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import quote_etag
 from controlplane.arm.schema import paged
@@ -19,7 +20,6 @@ from controlplane.core import names
 from controlplane.core.choices import ListViewType
 from controlplane.core.services import asset as asset_service
 from controlplane.core.services.asset import AssetKind
-from controlplane.core.views.endpoint import filter_tags
 from controlplane.core.views.lookups import get_workspace, principal_name
 
 

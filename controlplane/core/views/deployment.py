@@ -4,6 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import accepted_response, put_response, quote_etag
 from controlplane.arm.schema import paged
@@ -19,7 +20,7 @@ from controlplane.core.serializers.deployment import (
 )
 from controlplane.core.services import deployment as deployment_service
 from controlplane.core.services import logs
-from controlplane.core.views.endpoint import ACCEPTED, filter_tags
+from controlplane.core.views.endpoint import ACCEPTED
 from controlplane.core.views.lookups import get_deployment, get_endpoint, principal_name
 
 

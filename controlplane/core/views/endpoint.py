@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.response import Response
 
 from controlplane.arm.errors import ArmError
+from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import accepted_response, put_response, quote_etag
 from controlplane.arm.schema import paged
@@ -69,17 +70,6 @@ class OnlineEndpointListView(ArmView):
             "UpdatedAtAsc": "modified_at",
         }.get(request.query_params.get("orderBy", ""), "created_at")
         return Response(page(request, queryset.order_by(order, "name"), _body))
-
-
-def filter_tags(queryset, spec: str | None):
-    """``tags=key1,key2=value`` keeps resources that have every key (with that value)."""
-    for item in filter(None, (spec or "").split(",")):
-        key, sep, value = item.partition("=")
-        if sep:
-            queryset = queryset.filter(tags__contains={key.strip(): value.strip()})
-        else:
-            queryset = queryset.filter(tags__has_key=key.strip())
-    return queryset
 
 
 class OnlineEndpointView(ArmView):
