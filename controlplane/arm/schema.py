@@ -4,7 +4,7 @@ parameter and may answer with an ARM error body."""
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 API_VERSION_PARAMETER = OpenApiParameter(
@@ -64,3 +64,9 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "A Weir API token."}
+
+
+ACCEPTED = OpenApiResponse(description="Accepted; poll the Location or Azure-AsyncOperation URL.")
+ABSENT = OpenApiResponse(description="The resource did not exist.")
+DELETED = {200: OpenApiResponse(description="Deleted."), 204: ABSENT}
+ASYNC_DELETE = {202: ACCEPTED, 204: ABSENT}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_view,
 )
@@ -14,7 +13,7 @@ from controlplane.arm.errors import bad_request, not_found
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import quote_etag
-from controlplane.arm.schema import paged
+from controlplane.arm.schema import DELETED, paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
 from controlplane.core.choices import ListViewType
@@ -148,12 +147,6 @@ class AssetVersionView(AssetView):
         self.check_preconditions(version.etag)
         version.delete()
         return Response(status=200)
-
-
-DELETED = {
-    200: OpenApiResponse(description="Deleted"),
-    204: OpenApiResponse(description="Did not exist"),
-}
 
 
 def views_for(kind: AssetKind) -> dict[str, type]:

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import accepted_response, put_response, quote_etag
-from controlplane.arm.schema import paged
+from controlplane.arm.schema import ACCEPTED, ASYNC_DELETE, paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
 from controlplane.core.models import OnlineDeployment
@@ -20,7 +20,6 @@ from controlplane.core.serializers.deployment import (
 )
 from controlplane.core.services import deployment as deployment_service
 from controlplane.core.services import logs
-from controlplane.core.views.endpoint import ACCEPTED
 from controlplane.core.views.lookups import get_deployment, get_endpoint, principal_name
 
 
@@ -106,7 +105,7 @@ class OnlineDeploymentView(ArmView):
 
     @extend_schema(
         operation_id="OnlineDeployments_Delete",
-        responses={202: ACCEPTED, 204: None},
+        responses=ASYNC_DELETE,
     )
     def delete(self, request, **kwargs):
         endpoint = get_endpoint(kwargs)

@@ -7,7 +7,7 @@ from controlplane.arm.errors import ArmError
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import accepted_response, put_response, quote_etag
-from controlplane.arm.schema import paged
+from controlplane.arm.schema import ACCEPTED, ASYNC_DELETE, paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
 from controlplane.core.choices import AuthMode
@@ -22,8 +22,6 @@ from controlplane.core.serializers.endpoint import (
 from controlplane.core.services import endpoint as endpoint_service
 from controlplane.core.services import keys
 from controlplane.core.views.lookups import get_endpoint, get_workspace, principal_name
-
-ACCEPTED = OpenApiResponse(description="Accepted; poll the Location or Azure-AsyncOperation URL.")
 
 
 def _body(endpoint) -> dict:
@@ -122,7 +120,7 @@ class OnlineEndpointView(ArmView):
 
     @extend_schema(
         operation_id="OnlineEndpoints_Delete",
-        responses={202: ACCEPTED, 204: OpenApiResponse(description="Did not exist")},
+        responses=ASYNC_DELETE,
     )
     def delete(self, request, **kwargs):
         workspace = get_workspace(kwargs)

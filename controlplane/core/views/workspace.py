@@ -1,11 +1,11 @@
 """Workspaces: synchronous create, read, update, delete and list."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import quote_etag
-from controlplane.arm.schema import paged
+from controlplane.arm.schema import DELETED, paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
 from controlplane.core.models import Workspace
@@ -81,10 +81,7 @@ class WorkspaceView(ArmView):
 
     @extend_schema(
         operation_id="Workspaces_Delete",
-        responses={
-            200: OpenApiResponse(description="Deleted"),
-            204: OpenApiResponse(description="Did not exist"),
-        },
+        responses=DELETED,
     )
     def delete(self, request, subscriptionId, resourceGroupName, workspaceName):
         workspace = workspace_service.find(subscriptionId, resourceGroupName, workspaceName)
