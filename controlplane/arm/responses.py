@@ -52,3 +52,10 @@ def accepted_response(request, operation) -> Response:
 
 def quote_etag(etag: str) -> str:
     return f'"{etag}"'
+
+
+def resource_response(serializer_class, resource, status: int = 200) -> Response:
+    """A resource's ARM body with its ``ETag`` header."""
+    response = Response(serializer_class(resource).data, status=status)
+    response["ETag"] = quote_etag(resource.etag)
+    return response

@@ -15,9 +15,8 @@ from controlplane.core.models import (
     ModelContainer,
     ModelVersion,
 )
-from controlplane.core.models.base import new_etag
 from controlplane.core.serializers import asset as s
-from controlplane.core.services.rows import create_or_conflict
+from controlplane.core.services.rows import create_or_conflict, save_changes
 
 CONTAINER_FIELDS = ("description", "tags", "properties", "is_archived")
 BASE_VERSION_FIELDS = ("description", "tags", "properties", "is_archived", "is_anonymous")
@@ -92,12 +91,7 @@ def put_container(kind: AssetKind, workspace, name: str, data: dict, principal: 
                 **values,
             )
             return container, True
-        if any(getattr(container, f) != v for f, v in values.items()):
-            for field, value in values.items():
-                setattr(container, field, value)
-            container.etag = new_etag()
-            container.modified_by = principal
-            container.save()
+        save_changes(container, principal, values)
         return container, False
 
 
@@ -143,10 +137,5 @@ def put_version(
                 "Register a new version instead.",
                 "version",
             )
-        if changed:
-            for field in changed:
-                setattr(version, field, values[field])
-            version.etag = new_etag()
-            version.modified_by = principal
-            version.save()
+        save_changes(version, principal, {field: values[field] for field in changed})
         return version, False

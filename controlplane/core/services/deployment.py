@@ -10,9 +10,8 @@ from controlplane.core import states
 from controlplane.core.choices import DeploymentProvisioningState as State
 from controlplane.core.choices import OperationKind
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation
-from controlplane.core.models.base import new_etag
 from controlplane.core.services import operations
-from controlplane.core.services.rows import create_or_conflict
+from controlplane.core.services.rows import create_or_conflict, save_changes
 
 DEPLOYMENT_FIELDS = (
     "tags",
@@ -137,9 +136,7 @@ def patch(
             deployment.sku = sku
             deployment.instance_count = capacity
         if not scaling:
-            deployment.etag = new_etag()
-            deployment.modified_by = principal
-            deployment.save()
+            save_changes(deployment, principal)
             return None
         states.check_edge(deployment.provisioning_state, State.SCALING)
         _save_with_state(deployment, State.SCALING, principal)
@@ -184,6 +181,4 @@ def delete(deployment: OnlineDeployment, principal: str, check_preconditions) ->
 
 def _save_with_state(deployment: OnlineDeployment, state: str, principal: str) -> None:
     deployment.provisioning_state = state
-    deployment.etag = new_etag()
-    deployment.modified_by = principal
-    deployment.save()
+    save_changes(deployment, principal)

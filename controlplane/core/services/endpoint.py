@@ -10,7 +10,7 @@ from controlplane.core.choices import KeyType, OperationKind, ProvisioningState
 from controlplane.core.models import OnlineEndpoint, Operation
 from controlplane.core.models.base import new_etag
 from controlplane.core.services import keys, operations
-from controlplane.core.services.rows import create_or_conflict
+from controlplane.core.services.rows import create_or_conflict, save_changes
 
 # Columns a PUT sets; a PUT that changes none of them is a no-op.
 ENDPOINT_FIELDS = (
@@ -78,12 +78,9 @@ def create_or_update(
         if unchanged and endpoint.provisioning_state == ProvisioningState.SUCCEEDED:
             return endpoint, False, None
         states.check_edge(endpoint.provisioning_state, ProvisioningState.UPDATING)
-        for field, value in values.items():
-            setattr(endpoint, field, value)
-        endpoint.provisioning_state = ProvisioningState.UPDATING
-        endpoint.etag = new_etag()
-        endpoint.modified_by = principal
-        endpoint.save()
+        save_changes(
+            endpoint, principal, {**values, "provisioning_state": ProvisioningState.UPDATING}
+        )
         operation = operations.start(
             OperationKind.CREATE_OR_UPDATE_ENDPOINT, resource=endpoint, principal=principal
         )
@@ -104,9 +101,7 @@ def patch(endpoint: OnlineEndpoint, data: dict, principal: str, check_preconditi
             endpoint.tags = data["tags"] or {}
         if "identity" in data:
             endpoint.identity = data["identity"]
-        endpoint.etag = new_etag()
-        endpoint.modified_by = principal
-        endpoint.save()
+        save_changes(endpoint, principal)
 
 
 def delete(endpoint: OnlineEndpoint, principal: str, check_preconditions) -> Operation:
@@ -121,9 +116,7 @@ def delete(endpoint: OnlineEndpoint, principal: str, check_preconditions) -> Ope
         else:
             states.check_edge(endpoint.provisioning_state, ProvisioningState.DELETING)
         endpoint.provisioning_state = ProvisioningState.DELETING
-        endpoint.etag = new_etag()
-        endpoint.modified_by = principal
-        endpoint.save()
+        save_changes(endpoint, principal)
         for deployment in endpoint.deployments.select_for_update():
             if deployment.provisioning_state != ProvisioningState.DELETING:
                 states.transition(type(deployment), deployment.pk, ProvisioningState.DELETING)

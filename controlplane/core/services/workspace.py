@@ -6,8 +6,7 @@ from django.db import transaction
 
 from controlplane.arm.errors import bad_request, conflict
 from controlplane.core.models import Workspace
-from controlplane.core.models.base import new_etag
-from controlplane.core.services.rows import create_or_conflict
+from controlplane.core.services.rows import create_or_conflict, save_changes
 
 WORKSPACE_FIELDS = ("tags", "kind", "identity", "sku", "friendly_name", "description", "settings")
 
@@ -50,12 +49,7 @@ def create_or_update(
             return workspace, True
         if data["location"].lower() != workspace.location.lower():
             raise bad_request("location cannot change after creation.", "location")
-        if any(getattr(workspace, f) != v for f, v in values.items()):
-            for field, value in values.items():
-                setattr(workspace, field, value)
-            workspace.etag = new_etag()
-            workspace.modified_by = principal
-            workspace.save()
+        save_changes(workspace, principal, values)
         return workspace, False
 
 
@@ -73,9 +67,7 @@ def patch(workspace: Workspace, data: dict, principal: str, check) -> Workspace:
                 setattr(workspace, field, data[field])
         if data.get("settings"):
             workspace.settings = {**workspace.settings, **data["settings"]}
-        workspace.etag = new_etag()
-        workspace.modified_by = principal
-        workspace.save()
+        save_changes(workspace, principal)
         return workspace
 
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from controlplane.arm.errors import bad_request, not_found
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
-from controlplane.arm.responses import quote_etag
+from controlplane.arm.responses import resource_response
 from controlplane.arm.schema import DELETED, paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
@@ -33,12 +33,6 @@ def _by_view_type(queryset, request):
     if view_type == ListViewType.ARCHIVED_ONLY:
         return queryset.filter(is_archived=True)
     return queryset
-
-
-def _respond(serializer_class, obj, status=200) -> Response:
-    response = Response(serializer_class(obj).data, status=status)
-    response["ETag"] = quote_etag(obj.etag)
-    return response
 
 
 class AssetView(ArmView):
@@ -66,7 +60,7 @@ class AssetContainerListView(AssetView):
 class AssetContainerView(AssetView):
     def get(self, request, **kwargs):
         container = self.container(get_workspace(kwargs), kwargs["name"])
-        return _respond(self.kind.container_serializer, container)
+        return resource_response(self.kind.container_serializer, container)
 
     def put(self, request, **kwargs):
         names.check_asset_name(kwargs["name"])
@@ -81,7 +75,9 @@ class AssetContainerView(AssetView):
             principal_name(request),
             self.check_preconditions,
         )
-        return _respond(self.kind.container_serializer, container, status=201 if created else 200)
+        return resource_response(
+            self.kind.container_serializer, container, status=201 if created else 200
+        )
 
     def delete(self, request, **kwargs):
         workspace = get_workspace(kwargs)
@@ -115,7 +111,7 @@ class AssetVersionView(AssetView):
         version = container.versions.filter(name__iexact=kwargs["version"]).first()
         if version is None:
             raise not_found(f"{self.kind.label} version", f"{container.name}:{kwargs['version']}")
-        return _respond(self.kind.version_serializer, version)
+        return resource_response(self.kind.version_serializer, version)
 
     def put(self, request, **kwargs):
         names.check_asset_name(kwargs["name"])
@@ -132,7 +128,9 @@ class AssetVersionView(AssetView):
             principal_name(request),
             self.check_preconditions,
         )
-        return _respond(self.kind.version_serializer, version, status=201 if created else 200)
+        return resource_response(
+            self.kind.version_serializer, version, status=201 if created else 200
+        )
 
     def delete(self, request, **kwargs):
         workspace = get_workspace(kwargs)

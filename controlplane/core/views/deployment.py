@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
-from controlplane.arm.responses import accepted_response, put_response, quote_etag
+from controlplane.arm.responses import accepted_response, put_response, resource_response
 from controlplane.arm.schema import ACCEPTED, ASYNC_DELETE, paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
@@ -25,12 +25,6 @@ from controlplane.core.views.lookups import get_deployment, get_endpoint, princi
 
 def _body(deployment) -> dict:
     return OnlineDeploymentSerializer(deployment).data
-
-
-def _response(deployment) -> Response:
-    response = Response(_body(deployment))
-    response["ETag"] = quote_etag(deployment.etag)
-    return response
 
 
 class OnlineDeploymentListView(ArmView):
@@ -61,7 +55,7 @@ class OnlineDeploymentListView(ArmView):
 class OnlineDeploymentView(ArmView):
     @extend_schema(operation_id="OnlineDeployments_Get", responses=OnlineDeploymentSerializer)
     def get(self, request, **kwargs):
-        return _response(get_deployment(kwargs))
+        return resource_response(OnlineDeploymentSerializer, get_deployment(kwargs))
 
     @extend_schema(
         operation_id="OnlineDeployments_CreateOrUpdate",
@@ -101,7 +95,7 @@ class OnlineDeploymentView(ArmView):
         )
         if operation is not None:
             return accepted_response(request, operation)
-        return _response(get_deployment(kwargs))
+        return resource_response(OnlineDeploymentSerializer, get_deployment(kwargs))
 
     @extend_schema(
         operation_id="OnlineDeployments_Delete",

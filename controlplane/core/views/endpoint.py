@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from controlplane.arm.errors import ArmError
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
-from controlplane.arm.responses import accepted_response, put_response, quote_etag
+from controlplane.arm.responses import accepted_response, put_response, resource_response
 from controlplane.arm.schema import ACCEPTED, ASYNC_DELETE, paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
@@ -26,12 +26,6 @@ from controlplane.core.views.lookups import get_endpoint, get_workspace, princip
 
 def _body(endpoint) -> dict:
     return OnlineEndpointSerializer(endpoint).data
-
-
-def _response(endpoint) -> Response:
-    response = Response(_body(endpoint))
-    response["ETag"] = quote_etag(endpoint.etag)
-    return response
 
 
 class OnlineEndpointListView(ArmView):
@@ -73,7 +67,7 @@ class OnlineEndpointListView(ArmView):
 class OnlineEndpointView(ArmView):
     @extend_schema(operation_id="OnlineEndpoints_Get", responses=OnlineEndpointSerializer)
     def get(self, request, **kwargs):
-        return _response(get_endpoint(kwargs))
+        return resource_response(OnlineEndpointSerializer, get_endpoint(kwargs))
 
     @extend_schema(
         operation_id="OnlineEndpoints_CreateOrUpdate",
@@ -116,7 +110,7 @@ class OnlineEndpointView(ArmView):
         endpoint_service.patch(
             endpoint, serializer.validated_data, principal_name(request), self.check_preconditions
         )
-        return _response(get_endpoint(kwargs))
+        return resource_response(OnlineEndpointSerializer, get_endpoint(kwargs))
 
     @extend_schema(
         operation_id="OnlineEndpoints_Delete",

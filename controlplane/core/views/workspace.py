@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from controlplane.arm.pagination import page
-from controlplane.arm.responses import quote_etag
+from controlplane.arm.responses import resource_response
 from controlplane.arm.schema import DELETED, paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
@@ -12,12 +12,6 @@ from controlplane.core.models import Workspace
 from controlplane.core.serializers.workspace import WorkspaceSerializer, WorkspaceUpdateSerializer
 from controlplane.core.services import workspace as workspace_service
 from controlplane.core.views.lookups import get_workspace, principal_name
-
-
-def _response(workspace, status=200) -> Response:
-    response = Response(WorkspaceSerializer(workspace).data, status=status)
-    response["ETag"] = quote_etag(workspace.etag)
-    return response
 
 
 class WorkspaceListView(ArmView):
@@ -44,7 +38,7 @@ class SubscriptionWorkspaceListView(WorkspaceListView):
 class WorkspaceView(ArmView):
     @extend_schema(operation_id="Workspaces_Get", responses=WorkspaceSerializer)
     def get(self, request, **kwargs):
-        return _response(get_workspace(kwargs))
+        return resource_response(WorkspaceSerializer, get_workspace(kwargs))
 
     @extend_schema(
         operation_id="Workspaces_CreateOrUpdate",
@@ -63,7 +57,7 @@ class WorkspaceView(ArmView):
             principal_name(request),
             self.check_preconditions,
         )
-        return _response(workspace, status=201 if created else 200)
+        return resource_response(WorkspaceSerializer, workspace, status=201 if created else 200)
 
     @extend_schema(
         operation_id="Workspaces_Update",
@@ -77,7 +71,7 @@ class WorkspaceView(ArmView):
         workspace = workspace_service.patch(
             workspace, serializer.validated_data, principal_name(request), self.check_preconditions
         )
-        return _response(workspace)
+        return resource_response(WorkspaceSerializer, workspace)
 
     @extend_schema(
         operation_id="Workspaces_Delete",
