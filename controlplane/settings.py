@@ -5,7 +5,7 @@ from pathlib import Path
 import environ
 from cryptography.fernet import Fernet
 
-from controlplane.secrets import random_token, server_secret
+from controlplane.server_secrets import random_token, server_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

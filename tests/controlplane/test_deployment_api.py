@@ -180,3 +180,21 @@ def test_get_logs_validates_the_container_type(client, blue):
 def test_skus_list_the_instance_range(client, blue):
     skus = client.get(url(f"{DEP}/skus")).json()["value"]
     assert skus[0]["capacity"]["minimum"] == 1 and skus[0]["capacity"]["maximum"] == 50
+
+
+def test_a_failing_step_ends_the_deployment_failed_with_an_arm_error(client, endpoint, tmp_path):
+    not_a_directory = tmp_path / "logs"
+    not_a_directory.write_text("")
+    response = put_deployment(client)
+    with override_settings(WEIR_LOG_DIR=not_a_directory):
+        run_operations()
+    got = client.get(url(DEP)).json()
+    assert got["properties"]["provisioningState"] == "Failed"
+    status = client.get(response["Azure-AsyncOperation"].removeprefix("http://testserver")).json()
+    assert status["status"] == "Failed"
+    assert status["error"]["code"] == "InternalError"
+    assert "NotADirectoryError" in status["error"]["message"]
+    # A failed deployment can be put again, and then succeeds.
+    assert put_deployment(client).json()["properties"]["provisioningState"] == "Updating"
+    run_operations()
+    assert client.get(url(DEP)).json()["properties"]["provisioningState"] == "Succeeded"

@@ -12,6 +12,7 @@ from controlplane.core import states
 from controlplane.core.choices import OperationStatus
 from controlplane.core.models import Operation
 from controlplane.core.services.operations import lease_deadline
+from workers.decorators import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,14 @@ def failing_to(operation: Operation, model, pk):
     try:
         yield
     except PermanentError as exc:
-        _fail(
+        fail_operation(
             operation, model, pk, {"code": exc.code, "message": exc.message, "details": exc.details}
         )
+    except TRANSIENT_ERRORS:
+        raise  # the task decorator retries these
     except Exception as exc:
-        if isinstance(exc, _transient()):
-            raise
         log.exception("operation %s failed", operation.pk)
-        _fail(
+        fail_operation(
             operation,
             model,
             pk,
@@ -76,13 +77,8 @@ def failing_to(operation: Operation, model, pk):
         )
 
 
-def _transient():
-    from workers.decorators import TRANSIENT_ERRORS
-
-    return TRANSIENT_ERRORS
-
-
-def _fail(operation: Operation, model, pk, error: dict) -> None:
+def fail_operation(operation: Operation, model, pk, error: dict) -> None:
+    """End the operation Failed with ``error`` and move its resource (if any) to Failed."""
     with transaction.atomic():
         if pk is not None:
             states.transition(model, pk, "Failed")

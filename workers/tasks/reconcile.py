@@ -10,7 +10,7 @@ from controlplane.core.choices import OperationStatus
 from controlplane.core.models import Operation
 from controlplane.core.services.operations import enqueue, lease_deadline
 from workers.decorators import periodic_task
-from workers.tasks.base import _fail
+from workers.tasks.base import fail_operation
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def reconcile_operations() -> int:
         try:
             if operation.attempts >= MAX_ATTEMPTS:
                 model, pk = _target(operation)
-                _fail(
+                fail_operation(
                     operation,
                     model,
                     pk,

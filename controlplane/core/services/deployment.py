@@ -129,7 +129,7 @@ def patch(
             deployment.tags = data["tags"] or {}
         scaling = False
         if data.get("sku"):
-            sku = {**(deployment.sku or {}), **{k: v for k, v in data["sku"].items()}}
+            sku = {**(deployment.sku or {}), **data["sku"]}
             capacity = sku.get("capacity") or deployment.instance_count
             sku["capacity"] = capacity
             scaling = capacity != deployment.instance_count
