@@ -43,7 +43,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
-ROOT_URLCONF = "controlplane.urls"
+# The blob server (``manage.py serve --blob``) runs the same project with its own URLs.
+ROOT_URLCONF = env("WEIR_URLCONF", default="controlplane.urls")
 WSGI_APPLICATION = "controlplane.wsgi.application"
 APPEND_SLASH = False
 
@@ -168,3 +169,14 @@ WEIR_MAX_INSTANCES_PER_DEPLOYMENT = env.int("WEIR_MAX_INSTANCES_PER_DEPLOYMENT",
 WEIR_SCORING_DOMAIN = env("WEIR_SCORING_DOMAIN", default="localhost")
 WEIR_SCORING_PORT = env.int("WEIR_SCORING_PORT", default=8080)
 WEIR_LOG_DIR = Path(env("WEIR_LOG_DIR", default=str(DATA_DIR / "logs")))
+
+#
+# Blob store
+#
+WEIR_BLOB_BACKEND = env("WEIR_BLOB_BACKEND", default="controlplane.blobstore.backends.LocalBackend")
+WEIR_BLOB_ROOT = Path(env("WEIR_BLOB_ROOT", default=str(DATA_DIR / "blobs")))
+# The blob server's public base URL, used in the SAS URLs Weir hands out.
+WEIR_BLOB_URL = env("WEIR_BLOB_URL", default="https://localhost:8444")
+WEIR_BLOB_MAX_UPLOAD = env.int("WEIR_BLOB_MAX_UPLOAD", default=256 * 1024 * 1024)
+WEIR_BLOB_MAX_SIZE = env.int("WEIR_BLOB_MAX_SIZE", default=10 * 1024 * 1024 * 1024)
+WEIR_SAS_LIFETIME = env.int("WEIR_SAS_LIFETIME", default=3600)

@@ -46,10 +46,20 @@ def client(alice) -> APIClient:
     return api
 
 
+# Files every test workspace holds in its default datastore, for assets to point at.
+STORED_FILES = {"m/model.pkl": b"model", "other/model.pkl": b"other", "c/score.py": b"code"}
+
+
 @pytest.fixture
 def workspace(client):
+    from controlplane.core.models import Workspace
+    from controlplane.core.services import storage
+
     response = client.put(url(""), {"location": "local"}, format="json")
     assert response.status_code == 201, response.content
+    account = storage.account_for(Workspace.objects.get())
+    for name, content in STORED_FILES.items():
+        storage.write_blob(account, account.default_container, name, [content])
     return response.json()
 
 

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from controlplane.core.services.asset import CODE, ENVIRONMENT, MODEL
-from controlplane.core.views import asset, deployment, endpoint, operation, workspace
+from controlplane.core.views import asset, deployment, endpoint, operation, storage, workspace
 
 SUB = "subscriptions/<str:subscriptionId>"
 PROVIDER = "providers/Microsoft.MachineLearningServices"
@@ -34,6 +34,19 @@ urlpatterns = [
         operation.OperationResultView.as_view(),
     ),
 ]
+
+urlpatterns += [
+    path(f"{WS}/datastores", storage.DatastoreListView.as_view()),
+    path(f"{WS}/datastores/<str:name>", storage.DatastoreView.as_view()),
+    path(f"{WS}/datastores/<str:name>/listSecrets", storage.ListSecretsView.as_view()),
+]
+for collection, label in (("codes", "Code"), ("models", "Model")):
+    urlpatterns.append(
+        path(
+            f"{WS}/{collection}/<str:name>/versions/<str:version>/startPendingUpload",
+            storage.start_pending_upload_view(label).as_view(),
+        )
+    )
 
 for collection, kind in (
     ("models", MODEL),

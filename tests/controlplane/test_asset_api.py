@@ -25,7 +25,12 @@ def test_versions_are_immutable_but_metadata_changes(client, workspace):
     client.put(url("/models/sk/versions/1"), MODEL, format="json")
     same = client.put(url("/models/sk/versions/1"), MODEL, format="json")
     assert same.status_code == 200
-    changed = {"properties": {**MODEL["properties"], "modelUri": "azureml://other"}}
+    changed = {
+        "properties": {
+            **MODEL["properties"],
+            "modelUri": "azureml://datastores/workspaceblobstore/paths/other/",
+        }
+    }
     error = assert_arm_error(
         client.put(url("/models/sk/versions/1"), changed, format="json"), 409, "Conflict", "version"
     )
@@ -69,7 +74,7 @@ def test_environment_needs_an_image_or_build(client, workspace):
 
 
 def test_code_versions(client, workspace):
-    body = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/code/"}}
+    body = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/c/"}}
     assert client.put(url("/codes/score/versions/1"), body, format="json").status_code == 201
     listed = client.get(url("/codes/score/versions")).json()["value"]
     assert [v["name"] for v in listed] == ["1"]

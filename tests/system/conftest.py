@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -37,8 +38,9 @@ class Stack:
     ca_bundle: str
     token: str
     subscription: str = field(default_factory=lambda: str(uuid.uuid4()))
+    blob_url: str = ""
     worker: subprocess.Popen | None = None
-    server: subprocess.Popen | None = None
+    servers: list = field(default_factory=list)
 
     # ---- processes --------------------------------------------------------------------
     def start_worker(self) -> None:
@@ -114,6 +116,33 @@ class Stack:
             time.sleep(0.2)
         raise AssertionError(f"Location still 202 after {timeout}s")
 
+    def upload(self, workspace: str, files: dict[str, bytes], collection: str = "codes") -> str:
+        """Upload files as Azure's SDK does: startPendingUpload, then the Blob API through
+        azure-storage-blob with the SAS it returned. Returns the directory's blob URI."""
+
+        pending = self.call(
+            "POST", f"{workspace}/{collection}/upload/versions/1/startPendingUpload", {}
+        ).json()["blobReferenceForConsumption"]
+        container = self.container_client(pending["credential"]["sasUri"])
+        directory = pending["blobUri"].split(f"/{container.container_name}/", 1)[1]
+        for name, content in files.items():
+            container.upload_blob(f"{directory}/{name}", content)
+        return pending["blobUri"]
+
+    def container_client(self, sas_uri: str, **kwargs):
+        """An azure-storage-blob ContainerClient for a Weir SAS URI (directory or container)."""
+        from azure.storage.blob import ContainerClient
+
+        parts = urlsplit(sas_uri)
+        account, container = parts.path.lstrip("/").split("/")[:2]
+        return ContainerClient(
+            f"{parts.scheme}://{parts.netloc}/{account}",
+            container,
+            credential=parts.query,
+            connection_verify=self.ca_bundle,
+            **kwargs,
+        )
+
     def sql(self, query: str, *params):
         with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
             return conn.execute(query, params).fetchall()
@@ -131,8 +160,8 @@ def _wait_until_serving(url: str, ca: str, process: subprocess.Popen) -> None:
         if process.poll() is not None:
             raise RuntimeError("the server exited during start-up")
         try:
-            if requests.get(f"{url}/healthz", verify=ca, timeout=2).ok:
-                return
+            requests.get(f"{url}/healthz", verify=ca, timeout=2)
+            return  # any answer over TLS means the server is up
         except (requests.ConnectionError, OSError):
             pass
         time.sleep(0.2)
@@ -170,27 +199,43 @@ def stack(tmp_path_factory):
         capture_output=True,
         text=True,
     ).stdout.strip()
-    port = free_port()
+    port, blob_port = free_port(), free_port()
+    env["WEIR_BLOB_URL"] = f"https://localhost:{blob_port}"
     server_log = open(data_dir / "server.log", "ab")  # noqa: SIM115
-    server = subprocess.Popen(
-        [*manage, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=server_log,
-        stderr=subprocess.STDOUT,
-    )
+    servers = [
+        subprocess.Popen(
+            [*manage, "serve", *flags],
+            cwd=ROOT,
+            env=env,
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+        )
+        for flags in (
+            ["--bind", f"127.0.0.1:{port}"],
+            ["--blob", "--bind", f"127.0.0.1:{blob_port}"],
+        )
+    ]
     ca = str(data_dir / "tls" / "server.crt")
     base_url = f"https://localhost:{port}"
     deadline = time.monotonic() + 30
     while not Path(ca).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    _wait_until_serving(base_url, ca, server)
-    stack = Stack(env=env, base_url=base_url, ca_bundle=ca, token=token, server=server)
+    _wait_until_serving(base_url, ca, servers[0])
+    _wait_until_serving(env["WEIR_BLOB_URL"], ca, servers[1])
+    stack = Stack(
+        env=env,
+        base_url=base_url,
+        ca_bundle=ca,
+        token=token,
+        blob_url=env["WEIR_BLOB_URL"],
+        servers=servers,
+    )
     stack.start_worker()
     yield stack
     stack.stop_worker()
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=30)
+    for server in servers:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
     server_log.close()
 
 

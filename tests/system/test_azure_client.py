@@ -34,16 +34,11 @@ def arm(stack, workspace, monkeypatch):
     )
 
 
-def test_the_generated_client_walks_an_endpoint_lifecycle(arm):
+def test_the_generated_client_walks_an_endpoint_lifecycle(stack, workspace, arm):
     rg, ws = "rg1", "ws1"
+    model_uri = stack.upload(workspace, {"model.pkl": b"weights"}, "models")
     arm.model_versions.create_or_update(
-        rg,
-        ws,
-        "sk",
-        "1",
-        m.ModelVersion(
-            properties=m.ModelVersionProperties(model_uri="azureml://datastores/x/paths/m/")
-        ),
+        rg, ws, "sk", "1", m.ModelVersion(properties=m.ModelVersionProperties(model_uri=model_uri))
     )
 
     endpoint = arm.online_endpoints.begin_create_or_update(

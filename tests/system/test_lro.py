@@ -8,8 +8,6 @@ import requests
 
 pytestmark = pytest.mark.system
 
-MODEL = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/model/"}}
-
 
 def deployment_body(capacity=1):
     return {
@@ -34,7 +32,9 @@ def test_endpoint_and_deployment_lifecycle(stack, workspace):
     assert stack.wait_for_status(status_url)["status"] == "Succeeded"
     assert stack.call("GET", endpoint).json()["properties"]["provisioningState"] == "Succeeded"
 
-    assert stack.call("PUT", f"{workspace}/models/sk/versions/1", MODEL).status_code == 201
+    model_uri = stack.upload(workspace, {"model.pkl": b"weights"}, "models")
+    model = {"properties": {"modelUri": model_uri}}
+    assert stack.call("PUT", f"{workspace}/models/sk/versions/1", model).status_code == 201
     deployment = f"{endpoint}/deployments/blue"
     created = stack.call("PUT", deployment, deployment_body())
     assert created.status_code == 201, created.text

@@ -9,6 +9,7 @@ from controlplane.core.models.asset import (
     ModelContainer,
     ModelVersion,
 )
+from controlplane.core.models.blob import Blob, StagedBlock, StorageAccount
 from controlplane.core.models.deployment import OnlineDeployment
 from controlplane.core.models.endpoint import OnlineEndpoint
 from controlplane.core.models.operation import Operation
@@ -17,6 +18,7 @@ from controlplane.core.models.workspace import Workspace
 
 __all__ = [
     "ApiToken",
+    "Blob",
     "CodeContainer",
     "CodeVersion",
     "EnvironmentContainer",
@@ -27,5 +29,7 @@ __all__ = [
     "OnlineEndpoint",
     "Operation",
     "SigningKey",
+    "StagedBlock",
+    "StorageAccount",
     "Workspace",
 ]

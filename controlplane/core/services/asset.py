@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from controlplane.arm.errors import ArmError
+from controlplane.arm.errors import ArmError, bad_request
 from controlplane.core.models import (
     CodeContainer,
     CodeVersion,
@@ -16,6 +16,7 @@ from controlplane.core.models import (
     ModelVersion,
 )
 from controlplane.core.serializers import asset as s
+from controlplane.core.services import storage
 from controlplane.core.services.rows import create_or_conflict, save_changes
 
 CONTAINER_FIELDS = ("description", "tags", "properties", "is_archived")
@@ -32,6 +33,8 @@ class AssetKind:
     container_serializer: type
     version_serializer: type
     content_fields: tuple[str, ...]
+    # The field holding the URI of the version's bytes, which must be in Weir's storage.
+    uri_field: str | None = None
 
     @property
     def version_fields(self) -> tuple[str, ...]:
@@ -45,6 +48,7 @@ MODEL = AssetKind(
     s.ModelContainerSerializer,
     s.ModelVersionSerializer,
     ("model_uri", "model_type", "flavors", "job_name", "stage"),
+    uri_field="model_uri",
 )
 ENVIRONMENT = AssetKind(
     "Environment",
@@ -61,6 +65,7 @@ CODE = AssetKind(
     s.CodeContainerSerializer,
     s.CodeVersionSerializer,
     ("code_uri",),
+    uri_field="code_uri",
 )
 
 
@@ -102,6 +107,8 @@ def put_version(
     A PUT that changes its content is 409: versions are immutable. Returns (version, created).
     """
     values = _values(data, kind.version_fields)
+    if kind.uri_field and values.get(kind.uri_field):
+        check_content(workspace, values[kind.uri_field], kind.uri_field)
     with transaction.atomic():
         container = (
             kind.container_model.objects.select_for_update()
@@ -139,3 +146,18 @@ def put_version(
             )
         save_changes(version, principal, {field: values[field] for field in changed})
         return version, False
+
+
+URI_TARGETS = {"code_uri": "properties.codeUri", "model_uri": "properties.modelUri"}
+
+
+def check_content(workspace, uri: str, field: str) -> None:
+    """The URI must name a blob, or a directory holding blobs, in the workspace's storage:
+    a version never points at an upload that did not finish."""
+    target = URI_TARGETS[field]
+    try:
+        location = storage.resolve(workspace, uri)
+    except ValueError as exc:
+        raise bad_request(str(exc), target) from None
+    if not storage.exists(location):
+        raise bad_request(f"nothing has been uploaded at '{uri}'", target)

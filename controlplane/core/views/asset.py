@@ -99,6 +99,11 @@ class AssetVersionListView(AssetView):
         )
         if version := request.query_params.get("version"):
             queryset = queryset.filter(name__iexact=version)
+        # Azure's SDK looks a code directory up by its content hash before uploading it.
+        if content_hash := request.query_params.get("hash"):
+            queryset = queryset.filter(properties__hash_sha256=content_hash)
+            if hash_version := request.query_params.get("hashVersion"):
+                queryset = queryset.filter(properties__hash_version=hash_version)
         queryset = filter_tags(_by_view_type(queryset, request), request.query_params.get("tags"))
         order = request.query_params.get("$orderBy", "createdtime desc").lower()
         queryset = queryset.order_by("created_at" if order.endswith("asc") else "-created_at")
@@ -162,6 +167,8 @@ def views_for(kind: AssetKind) -> dict[str, type]:
         OpenApiParameter("$skip", str),
         OpenApiParameter("version", str),
         OpenApiParameter("tags", str),
+        OpenApiParameter("hash", str),
+        OpenApiParameter("hashVersion", str),
         OpenApiParameter("listViewType", str, enum=ListViewType.values),
     ]
 

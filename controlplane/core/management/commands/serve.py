@@ -2,6 +2,7 @@
 certificate made on first start unless WEIR_TLS_CERT/WEIR_TLS_KEY name the operator's."""
 
 import datetime
+import fcntl
 import ipaddress
 import os
 import socket
@@ -20,6 +21,16 @@ def ensure_certificate(cert_path: Path, key_path: Path) -> bool:
     if cert_path.exists() and key_path.exists():
         return False
     cert_path.parent.mkdir(parents=True, exist_ok=True)
+    # The API and blob servers start together: one makes the pair, the other waits for it.
+    with open(cert_path.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cert_path.exists() and key_path.exists():
+            return False
+        _write_certificate(cert_path, key_path)
+        return True
+
+
+def _write_certificate(cert_path: Path, key_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     hostname = socket.gethostname()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
@@ -53,19 +64,24 @@ def ensure_certificate(cert_path: Path, key_path: Path) -> bool:
             )
         )
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return True
 
 
 class Command(BaseCommand):
-    help = "Serve the control plane over HTTPS."
+    help = "Serve the control plane (or, with --blob, the blob store) over HTTPS."
 
     def add_arguments(self, parser):
-        parser.add_argument("--bind", default=os.environ.get("WEIR_BIND", "127.0.0.1:8443"))
+        parser.add_argument("--bind", help="address:port [WEIR_BIND or WEIR_BLOB_BIND]")
+        parser.add_argument("--blob", action="store_true", help="serve the blob store API")
         parser.add_argument(
             "--workers", type=int, default=int(os.environ.get("WEIR_WEB_WORKERS", "2"))
         )
 
-    def handle(self, *args, bind, workers, **options):
+    def handle(self, *args, bind, workers, blob, **options):
+        if blob:
+            bind = bind or os.environ.get("WEIR_BLOB_BIND", "127.0.0.1:8444")
+            os.environ["WEIR_URLCONF"] = "controlplane.blobstore.urls"
+        else:
+            bind = bind or os.environ.get("WEIR_BIND", "127.0.0.1:8443")
         cert, key = Path(settings.WEIR_TLS_CERT), Path(settings.WEIR_TLS_KEY)
         if ensure_certificate(cert, key):
             self.stdout.write(f"created a self-signed certificate: {cert}")
@@ -86,6 +102,10 @@ class Command(BaseCommand):
             "--access-logformat",
             '%(h)s "%(r)s" %(s)s %(b)s %(L)ss',
             "--timeout",
-            "60",
+            "300" if blob else "60",
         ]
+        if blob:
+            # Azure metadata names (x-ms-meta-upload_status) have underscores, which gunicorn
+            # drops by default; the blob views read only x-ms-meta-* names from them.
+            args += ["--header-map", "dangerous"]
         os.execvp(args[0], args)

@@ -1,0 +1,87 @@
+"""Blob storage: each workspace's storage account, its blobs and uncommitted blocks.
+
+Bytes live in the blob store backend (content-addressed, see controlplane.blobstore); these
+rows map Azure-style names (account/container/blob) to content digests and carry the
+properties and metadata the Blob REST API returns.
+"""
+
+import secrets
+import uuid
+
+from django.db import models
+
+from controlplane.core.crypto import EncryptedTextField
+
+
+def new_account_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class StorageAccount(models.Model):
+    """A workspace's blob account. Its key signs the account's SAS tokens."""
+
+    workspace = models.OneToOneField(
+        "weir.Workspace", on_delete=models.CASCADE, related_name="storage_account"
+    )
+    # Azure's rules: 3-24 lowercase letters and digits; it names the account in blob URLs.
+    name = models.CharField(max_length=24, unique=True)
+    key = EncryptedTextField(default=new_account_key)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def default_container(self) -> str:
+        """The container behind the workspace's ``workspaceblobstore`` datastore."""
+        return f"azureml-blobstore-{self.workspace.workspace_id}"
+
+
+def new_blob_etag() -> str:
+    return "0x" + uuid.uuid4().hex[:16].upper()
+
+
+class Blob(models.Model):
+    account = models.ForeignKey(StorageAccount, on_delete=models.CASCADE, related_name="blobs")
+    container = models.CharField(max_length=63)
+    name = models.CharField(max_length=1024)
+    digest = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    # Base64 MD5 of the content, as Azure reports it in Content-MD5.
+    content_md5 = models.CharField(max_length=32, default="")
+    metadata = models.JSONField(default=dict)
+    etag = models.CharField(max_length=32, default=new_blob_etag)
+    created_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("account", "container", "name", name="blob_unique_name")
+        ]
+        indexes = [models.Index(fields=["account", "container", "name"])]
+
+    def __str__(self) -> str:
+        return f"{self.account.name}/{self.container}/{self.name}"
+
+
+class StagedBlock(models.Model):
+    """A block uploaded by Put Block and not yet committed by Put Block List."""
+
+    account = models.ForeignKey(StorageAccount, on_delete=models.CASCADE, related_name="+")
+    container = models.CharField(max_length=63)
+    name = models.CharField(max_length=1024)
+    block_id = models.CharField(max_length=128)
+    digest = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    staged_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "account", "container", "name", "block_id", name="staged_block_unique_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.container}/{self.name}#{self.block_id}"

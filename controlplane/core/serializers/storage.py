@@ -1,0 +1,59 @@
+"""Datastores and pending uploads (the storage side of assets)."""
+
+from rest_framework import serializers
+
+from controlplane.arm.envelope import ArmResourceSerializer, string_map
+
+
+class DatastoreCredentialsSerializer(serializers.Serializer):
+    credentialsType = serializers.CharField()
+
+
+class DatastorePropertiesSerializer(serializers.Serializer):
+    datastoreType = serializers.CharField()
+    accountName = serializers.CharField()
+    containerName = serializers.CharField()
+    endpoint = serializers.CharField()
+    protocol = serializers.CharField()
+    isDefault = serializers.BooleanField()
+    credentials = DatastoreCredentialsSerializer()
+    description = serializers.CharField(allow_null=True)
+    properties = string_map()
+    tags = string_map()
+    subscriptionId = serializers.CharField()
+    resourceGroup = serializers.CharField()
+
+
+class DatastoreSerializer(ArmResourceSerializer):
+    resource_type = "Microsoft.MachineLearningServices/workspaces/datastores"
+
+    properties = DatastorePropertiesSerializer(source="*")
+
+
+class SasDatastoreSecretsSerializer(serializers.Serializer):
+    secretsType = serializers.CharField()
+    sasToken = serializers.CharField()
+
+
+class PendingUploadRequestSerializer(serializers.Serializer):
+    pendingUploadId = serializers.UUIDField(required=False, allow_null=True, format="hex_verbose")
+    pendingUploadType = serializers.ChoiceField(
+        choices=["None", "TemporaryBlobReference"], default="TemporaryBlobReference"
+    )
+
+
+class SasCredentialSerializer(serializers.Serializer):
+    credentialType = serializers.CharField()
+    sasUri = serializers.CharField()
+
+
+class BlobReferenceForConsumptionSerializer(serializers.Serializer):
+    blobUri = serializers.CharField()
+    storageAccountArmId = serializers.CharField()
+    credential = SasCredentialSerializer()
+
+
+class PendingUploadResponseSerializer(serializers.Serializer):
+    blobReferenceForConsumption = BlobReferenceForConsumptionSerializer()
+    pendingUploadId = serializers.CharField()
+    pendingUploadType = serializers.CharField()

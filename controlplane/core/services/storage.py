@@ -1,0 +1,156 @@
+"""A workspace's blob storage: its account, SAS URLs into it, and resolving asset URIs
+(``azureml://datastores/...`` or blob URLs) to blobs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+
+from controlplane.blobstore import sas
+from controlplane.blobstore.backends import backend
+from controlplane.blobstore.paths import UnsafePath, check_blob_name
+from controlplane.core.models import Blob, StorageAccount
+from controlplane.core.models.blob import new_blob_etag
+
+DEFAULT_DATASTORE = "workspaceblobstore"
+UPLOAD_PREFIX = "LocalUpload"
+
+DATASTORE_URI = re.compile(
+    r"^azureml://(?:subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/)?"
+    r"datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)$",
+    re.IGNORECASE,
+)
+HOST_STYLE = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    account: StorageAccount
+    container: str
+    path: str  # a blob name, or a directory prefix ending in "/"
+
+
+def account_for(workspace) -> StorageAccount:
+    """The workspace's storage account, made on first use."""
+    existing = StorageAccount.objects.filter(workspace=workspace).first()
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            return StorageAccount.objects.create(
+                workspace=workspace, name=f"weir{workspace.workspace_id.hex[:20]}"
+            )
+    except IntegrityError:  # a concurrent first use made it
+        return StorageAccount.objects.get(workspace=workspace)
+
+
+def blob_url(account: StorageAccount, container: str, path: str = "") -> str:
+    url = f"{settings.WEIR_BLOB_URL.rstrip('/')}/{account.name}/{container}"
+    return f"{url}/{path}" if path else url
+
+
+def sas_token(
+    account: StorageAccount, container: str, path: str, permissions: str, resource: str
+) -> str:
+    lifetime = timedelta(seconds=settings.WEIR_SAS_LIFETIME)
+    grant = sas.grant_for(account.name, container, path, permissions, lifetime, resource)
+    return sas.issue(account.key, grant)
+
+
+def start_pending_upload(workspace, pending_upload_id: str | None = None) -> dict:
+    """A fresh directory in the workspace's default container and a SAS to write into it
+    (PendingUploadResponseDto)."""
+    account = account_for(workspace)
+    upload_id = pending_upload_id or str(uuid.uuid4())
+    directory = f"{UPLOAD_PREFIX}/{upload_id}"
+    container = account.default_container
+    token = sas_token(account, container, directory, "racwdl", "d")
+    return {
+        "blobReferenceForConsumption": {
+            "blobUri": blob_url(account, container, directory),
+            "storageAccountArmId": storage_account_arm_id(workspace, account),
+            "credential": {
+                "credentialType": "SAS",
+                "sasUri": f"{blob_url(account, container, directory)}?{token}",
+            },
+        },
+        "pendingUploadId": upload_id,
+        "pendingUploadType": "TemporaryBlobReference",
+    }
+
+
+def storage_account_arm_id(workspace, account: StorageAccount) -> str:
+    return (
+        f"/subscriptions/{workspace.subscription_id}/resourceGroups/{workspace.resource_group}"
+        f"/providers/Microsoft.Storage/storageAccounts/{account.name}"
+    )
+
+
+def resolve(workspace, uri: str) -> BlobLocation:
+    """The blob or directory an asset URI names in the workspace's storage.
+
+    Raises ValueError with a message for the user when the URI is not in Weir's storage,
+    names another workspace's account, or holds an unsafe path.
+    """
+    account = account_for(workspace)
+    if match := DATASTORE_URI.match(uri):
+        if match["datastore"].lower() != DEFAULT_DATASTORE:
+            raise ValueError(f"datastore '{match['datastore']}' does not exist")
+        container, path = account.default_container, unquote(match["path"])
+    else:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("https", "http"):
+            raise ValueError(f"'{uri}' is neither an azureml://datastores/ URI nor a blob URL")
+        segments = unquote(parts.path).lstrip("/").split("/")
+        if match := HOST_STYLE.match(parts.hostname or ""):
+            account_name = match["account"].lower()
+        else:
+            account_name, segments = segments[0], segments[1:]
+        if account_name != account.name or len(segments) < 1:
+            raise ValueError(f"'{uri}' is not in this workspace's storage")
+        container, path = segments[0], "/".join(segments[1:])
+    try:
+        check_blob_name(path.rstrip("/") or "x")
+    except UnsafePath as exc:
+        raise ValueError(str(exc)) from None
+    return BlobLocation(account, container, path)
+
+
+def exists(location: BlobLocation) -> bool:
+    """Whether the location names a stored blob, or a directory with at least one blob."""
+    blobs = Blob.objects.filter(account=location.account, container=location.container)
+    path = location.path
+    if not path or path.endswith("/"):
+        return blobs.filter(name__startswith=path).exists()
+    return blobs.filter(models.Q(name=path) | models.Q(name__startswith=path + "/")).exists()
+
+
+def write_blob(
+    account: StorageAccount,
+    container: str,
+    name: str,
+    chunks,
+    content_type: str = "application/octet-stream",
+) -> Blob:
+    """Store content under a blob name (replacing what was there) from the server side."""
+    check_blob_name(name)
+    stored = backend().put(chunks, settings.WEIR_BLOB_MAX_SIZE)
+    blob, _ = Blob.objects.update_or_create(
+        account=account,
+        container=container,
+        name=name,
+        defaults={
+            "digest": stored.digest,
+            "size": stored.size,
+            "content_md5": stored.md5,
+            "content_type": content_type,
+            "etag": new_blob_etag(),
+        },
+    )
+    return blob

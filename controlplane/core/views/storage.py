@@ -1,0 +1,101 @@
+"""Datastores (the workspace's default ``workspaceblobstore``) and pending uploads."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework.response import Response
+
+from controlplane.arm.errors import not_found
+from controlplane.arm.pagination import page
+from controlplane.arm.schema import paged
+from controlplane.arm.views import ArmView
+from controlplane.core.serializers.storage import (
+    DatastoreSerializer,
+    PendingUploadRequestSerializer,
+    PendingUploadResponseSerializer,
+    SasDatastoreSecretsSerializer,
+)
+from controlplane.core.services import storage
+from controlplane.core.views.lookups import get_workspace
+
+
+class Datastore:
+    """The workspace's default datastore: its storage account's default container."""
+
+    name = storage.DEFAULT_DATASTORE
+
+    def __init__(self, workspace, account):
+        self.workspace, self.account = workspace, account
+        self.arm_id = f"{workspace.arm_id}/datastores/{self.name}"
+        self.created_at = self.modified_at = account.created_at
+        self.created_by = self.modified_by = "weir"
+        self.datastoreType, self.protocol, self.isDefault = "AzureBlob", "https", True
+        self.description = "The workspace's default blob store."
+        self.credentials = {"credentialsType": "Sas"}
+        self.properties, self.tags = {}, {}
+        self.accountName = account.name
+        self.containerName = account.default_container
+        self.endpoint = urlsplit(settings.WEIR_BLOB_URL).netloc
+        self.subscriptionId = workspace.subscription_id
+        self.resourceGroup = workspace.resource_group
+
+
+def get_datastore(kwargs) -> Datastore:
+    workspace = get_workspace(kwargs)
+    if kwargs.get("name", storage.DEFAULT_DATASTORE).lower() != storage.DEFAULT_DATASTORE:
+        raise not_found("Datastore", kwargs["name"])
+    return Datastore(workspace, storage.account_for(workspace))
+
+
+class DatastoreListView(ArmView):
+    @extend_schema(
+        operation_id="Datastores_List",
+        parameters=[OpenApiParameter("$skip", str), OpenApiParameter("count", int)],
+        responses=paged(DatastoreSerializer),
+    )
+    def get(self, request, **kwargs):
+        datastores = [get_datastore(kwargs)]
+        return Response(page(request, datastores, lambda d: DatastoreSerializer(d).data))
+
+
+class DatastoreView(ArmView):
+    @extend_schema(operation_id="Datastores_Get", responses=DatastoreSerializer)
+    def get(self, request, **kwargs):
+        return Response(DatastoreSerializer(get_datastore(kwargs)).data)
+
+
+class ListSecretsView(ArmView):
+    @extend_schema(
+        operation_id="Datastores_ListSecrets", request=None, responses=SasDatastoreSecretsSerializer
+    )
+    def post(self, request, **kwargs):
+        """An expiring SAS for the whole default container (read, write, list, delete)."""
+        datastore = get_datastore(kwargs)
+        token = storage.sas_token(datastore.account, datastore.containerName, "", "racwdl", "c")
+        return Response({"secretsType": "Sas", "sasToken": token})
+
+
+class StartPendingUploadView(ArmView):
+    @extend_schema(
+        request=PendingUploadRequestSerializer, responses=PendingUploadResponseSerializer
+    )
+    def post(self, request, **kwargs):
+        """A new upload directory and a SAS to write into it, for a code or model version."""
+        workspace = get_workspace(kwargs)
+        serializer = PendingUploadRequestSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        upload_id = serializer.validated_data.get("pendingUploadId")
+        return Response(
+            storage.start_pending_upload(workspace, str(upload_id) if upload_id else None)
+        )
+
+
+def start_pending_upload_view(label: str) -> type:
+    """The startPendingUpload view of code or model versions, with Azure's operation id."""
+    operation = extend_schema(operation_id=f"{label}Versions_CreateOrGetStartPendingUpload")
+    return extend_schema_view(post=operation)(
+        type(f"{label}StartPendingUploadView", (StartPendingUploadView,), {"__module__": __name__})
+    )
