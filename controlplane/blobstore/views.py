@@ -148,14 +148,26 @@ def _dispatch(request, account, container, blob):
 # --------------------------------------------------------------------------------------------
 
 
+# A refused body is read and dropped up to this size, so the client hears the 413 instead
+# of a reset connection; past it the connection is closed on the sender.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
 def _content_length(request, limit: int) -> int:
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise BlobError(400, "InvalidHeaderValue", "Content-Length is not a number.") from None
     if length > limit:
+        _drain(request, length)
         raise _too_large(limit)
     return length
+
+
+def _drain(request, length: int) -> None:
+    if length <= DRAIN_LIMIT:
+        for _ in read_chunks(request, length):
+            pass
 
 
 def _too_large(limit: int) -> BlobError:

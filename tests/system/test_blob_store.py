@@ -1,0 +1,179 @@
+"""The blob store over HTTPS: Azure's azure-storage-blob client, SAS checks, path safety."""
+
+import hashlib
+import os
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+import requests
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+pytestmark = pytest.mark.system
+
+BIG = 9 * 1024 * 1024  # over 8 MB: with 4 MB single-put limit it goes up in blocks
+
+
+@pytest.fixture(scope="module")
+def files():
+    return {
+        "score.py": b"def init():\n    pass\n",
+        "pkg/util.py": b"X = 1\n",
+        "weights/big.bin": os.urandom(BIG),
+    }
+
+
+def pending_upload(stack, workspace, collection="codes", name="src", version="1"):
+    return stack.call(
+        "POST", f"{workspace}/{collection}/{name}/versions/{version}/startPendingUpload", {}
+    ).json()
+
+
+def directory_client(stack, sas_uri):
+    client = stack.container_client(
+        sas_uri, max_single_put_size=4 * 1024 * 1024, max_block_size=4 * 1024 * 1024
+    )
+    directory = urlsplit(sas_uri).path.split(f"/{client.container_name}/", 1)[1]
+    return client, directory
+
+
+def test_a_directory_goes_up_in_blocks_and_comes_back_byte_identical(stack, workspace, files):
+    pending = pending_upload(stack, workspace)
+    sas_uri = pending["blobReferenceForConsumption"]["credential"]["sasUri"]
+    client, directory = directory_client(stack, sas_uri)
+    for name, content in files.items():
+        client.upload_blob(f"{directory}/{name}", content, metadata={"upload_status": "done"})
+
+    # The big file was committed from several blocks (Put Block + Put Block List).
+    big = client.get_blob_client(f"{directory}/weights/big.bin")
+    assert big.get_blob_properties().size == BIG
+    assert big.get_blob_properties().metadata == {"upload_status": "done"}
+
+    listed = {
+        b.name: b for b in client.list_blobs(name_starts_with=directory, include=["metadata"])
+    }
+    assert sorted(listed) == sorted(f"{directory}/{name}" for name in files)
+    assert listed[f"{directory}/score.py"].metadata == {"upload_status": "done"}
+
+    blob_uri = pending["blobReferenceForConsumption"]["blobUri"]
+    content_hash = hashlib.sha256(b"".join(files[n] for n in sorted(files))).hexdigest()
+    code = {
+        "properties": {
+            "codeUri": blob_uri,
+            "properties": {"hash_sha256": content_hash, "hash_version": "202208"},
+        }
+    }
+    assert stack.call("PUT", f"{workspace}/codes/src/versions/1", code).status_code == 201
+
+    # Read every file back through the SDK (the big one in ranged chunks).
+    for name, content in files.items():
+        downloaded = client.download_blob(f"{directory}/{name}", max_concurrency=2).readall()
+        assert hashlib.sha256(downloaded).digest() == hashlib.sha256(content).digest(), name
+
+    # The same directory again is found by its hash: nothing needs uploading.
+    found = stack.call(
+        "GET", f"{workspace}/codes/src/versions?hash={content_hash}&hashVersion=202208"
+    ).json()["value"]
+    assert [v["properties"]["codeUri"] for v in found] == [blob_uri]
+
+
+def test_a_model_registered_from_a_datastore_path(stack, workspace):
+    secrets = stack.call("POST", f"{workspace}/datastores/workspaceblobstore/listSecrets").json()
+    datastore = stack.call("GET", f"{workspace}/datastores/workspaceblobstore").json()
+    account = datastore["properties"]["accountName"]
+    container = datastore["properties"]["containerName"]
+    client = stack.container_client(f"{stack.blob_url}/{account}/{container}?{secrets['sasToken']}")
+    client.upload_blob("models/iris/model.pkl", b"pickled")
+    uri = "azureml://datastores/workspaceblobstore/paths/models/iris/"
+    response = stack.call(
+        "PUT", f"{workspace}/models/iris/versions/1", {"properties": {"modelUri": uri}}
+    )
+    assert response.status_code == 201, response.text
+    missing = "azureml://datastores/workspaceblobstore/paths/models/nothing-here/"
+    refused = stack.call(
+        "PUT", f"{workspace}/models/iris/versions/2", {"properties": {"modelUri": missing}}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["target"] == "properties.modelUri"
+
+
+def _with(sas_uri: str, **changes) -> str:
+    parts = urlsplit(sas_uri)
+    fields = dict(parse_qsl(parts.query))
+    fields.update(changes)
+    return parts._replace(query=urlencode(fields)).geturl()
+
+
+def test_expired_tampered_and_out_of_scope_sas_are_refused(stack, workspace):
+    sas_uri = pending_upload(stack, workspace)["blobReferenceForConsumption"]["credential"][
+        "sasUri"
+    ]
+    client, directory = directory_client(stack, sas_uri)
+    client.upload_blob(f"{directory}/ok.txt", b"ok")
+
+    def put(uri: str, path: str) -> requests.Response:
+        parts = urlsplit(uri)
+        target = parts._replace(path=f"{parts.path}/{path}").geturl()
+        return requests.put(
+            target, data=b"x", headers={"x-ms-blob-type": "BlockBlob"}, verify=stack.ca_bundle
+        )
+
+    assert put(sas_uri, "fine.txt").status_code == 201
+    expired = _with(sas_uri, se="2020-01-01T00:00:00Z")
+    more_rights = _with(sas_uri, sp="racwdl" + "x")
+    tampered_sig = _with(sas_uri, sig="A" + dict(parse_qsl(urlsplit(sas_uri).query))["sig"][1:])
+    for bad in (expired, more_rights, tampered_sig):
+        response = put(bad, "nope.txt")
+        assert response.status_code == 403, response.text
+        assert response.headers["x-ms-error-code"] == "AuthenticationFailed"
+
+    # The SAS is for this upload's directory only: a sibling directory is out of scope.
+    parts = urlsplit(sas_uri)
+    sibling = parts._replace(path=parts.path.rsplit("/", 1)[0] + "/someone-else").geturl()
+    assert put(sibling, "steal.txt").status_code == 403
+
+    # A read-only SAS cannot write; no SAS at all is refused.
+    secrets = stack.call("POST", f"{workspace}/datastores/workspaceblobstore/listSecrets").json()
+    assert "w" in dict(parse_qsl(secrets["sasToken"]))["sp"]
+    no_sas = parts._replace(query="").geturl()
+    assert put(no_sas, "anon.txt").status_code == 403
+
+    # Through the SDK, too: an expired SAS is an authentication error.
+    expired_client, _ = directory_client(stack, expired)
+    with pytest.raises((ClientAuthenticationError, HttpResponseError)) as refused:
+        expired_client.get_blob_client(f"{directory}/ok.txt").download_blob().readall()
+    assert refused.value.status_code == 403
+
+
+@pytest.mark.parametrize("path", ["a/../b.txt", "../escape.txt", "a/./b.txt", "a//b.txt"])
+def test_unsafe_blob_paths_are_refused(stack, workspace, path):
+    sas_uri = pending_upload(stack, workspace)["blobReferenceForConsumption"]["credential"][
+        "sasUri"
+    ]
+    parts = urlsplit(sas_uri)
+    # Sent percent-encoded so no client or server normalizes the path away first.
+    encoded = path.replace(".", "%2E").replace("/", "%2F")
+    target = parts._replace(path=f"{parts.path}/{encoded}").geturl()
+    response = requests.put(
+        target, data=b"x", headers={"x-ms-blob-type": "BlockBlob"}, verify=stack.ca_bundle
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["x-ms-error-code"] == "InvalidResourceName"
+
+
+def test_an_oversized_upload_is_a_413_and_stores_nothing(stack, workspace):
+    limit = int(stack.env["WEIR_BLOB_MAX_UPLOAD"])
+    sas_uri = pending_upload(stack, workspace)["blobReferenceForConsumption"]["credential"][
+        "sasUri"
+    ]
+    parts = urlsplit(sas_uri)
+    target = parts._replace(path=f"{parts.path}/huge.bin").geturl()
+    response = requests.put(
+        target,
+        data=b"x" * (limit + 1),
+        headers={"x-ms-blob-type": "BlockBlob"},
+        verify=stack.ca_bundle,
+    )
+    assert response.status_code == 413
+    assert response.headers["x-ms-error-code"] == "RequestBodyTooLarge"
+    client, directory = directory_client(stack, sas_uri)
+    assert list(client.list_blobs(name_starts_with=directory)) == []
