@@ -180,3 +180,5 @@ WEIR_BLOB_URL = env("WEIR_BLOB_URL", default="https://localhost:8444")
 WEIR_BLOB_MAX_UPLOAD = env.int("WEIR_BLOB_MAX_UPLOAD", default=256 * 1024 * 1024)
 WEIR_BLOB_MAX_SIZE = env.int("WEIR_BLOB_MAX_SIZE", default=10 * 1024 * 1024 * 1024)
 WEIR_SAS_LIFETIME = env.int("WEIR_SAS_LIFETIME", default=3600)
+# Directories on this machine that assets may reference by path (copied in at registration).
+WEIR_LOCAL_ASSET_ROOTS = env.list("WEIR_LOCAL_ASSET_ROOTS", default=[])

@@ -91,3 +91,59 @@ def test_code_versions_are_found_by_content_hash(client, workspace):
     found = client.get(url("/codes/src/versions", "hash=abc123&hashVersion=202208")).json()
     assert [v["name"] for v in found["value"]] == ["1"]
     assert client.get(url("/codes/src/versions", "hash=other")).json()["value"] == []
+
+
+@pytest.fixture
+def allowed(tmp_path, settings):
+    root = tmp_path / "allowed"
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "score.py").write_bytes(b"def run(data):\n    return data\n")
+    (root / "src" / "pkg" / "util.py").write_bytes(b"X = 1\n")
+    settings.WEIR_LOCAL_ASSET_ROOTS = [str(root)]
+    return root
+
+
+def code(uri: str) -> dict:
+    return {"properties": {"codeUri": uri}}
+
+
+def test_a_local_directory_is_copied_into_the_datastore(client, workspace, allowed):
+    from controlplane.blobstore.backends import backend
+    from controlplane.core.models import Blob
+
+    response = client.put(
+        url("/codes/src/versions/1"), code(f"file://{allowed}/src"), format="json"
+    )
+    assert response.status_code == 201, response.content
+    uri = response.json()["properties"]["codeUri"]
+    assert uri.startswith("azureml://datastores/workspaceblobstore/paths/LocalUpload/")
+    prefix = uri.split("/paths/", 1)[1]
+    stored = {b.name.removeprefix(prefix): b for b in Blob.objects.filter(name__startswith=prefix)}
+    assert sorted(stored) == ["pkg/util.py", "score.py"]
+    with backend().open(stored["score.py"].digest) as handle:
+        assert handle.read() == (allowed / "src" / "score.py").read_bytes()
+
+
+@pytest.mark.parametrize("where", ["outside", "missing", "link-to-outside", "link-inside"])
+def test_local_paths_outside_the_roots_or_through_links_are_refused(
+    client, workspace, allowed, tmp_path, where
+):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"secret")
+    target = {
+        "outside": outside,
+        "missing": allowed / "nope",
+        "link-to-outside": allowed / "escape",
+        "link-inside": allowed / "src",
+    }[where]
+    if where == "link-to-outside":
+        target.symlink_to(outside)
+    if where == "link-inside":
+        (allowed / "src" / "secret").symlink_to(outside / "secret.txt")
+    response = client.put(url("/codes/src/versions/1"), code(f"file://{target}"), format="json")
+    assert_arm_error(response, 400, "ValidationError", "properties.codeUri")
+    from controlplane.core.models import Blob, CodeVersion
+
+    assert not CodeVersion.objects.exists()
+    assert not Blob.objects.filter(name__startswith="LocalUpload/").exists()

@@ -107,8 +107,6 @@ def put_version(
     A PUT that changes its content is 409: versions are immutable. Returns (version, created).
     """
     values = _values(data, kind.version_fields)
-    if kind.uri_field and values.get(kind.uri_field):
-        check_content(workspace, values[kind.uri_field], kind.uri_field)
     with transaction.atomic():
         container = (
             kind.container_model.objects.select_for_update()
@@ -124,6 +122,9 @@ def put_version(
         version = container.versions.select_for_update().filter(name__iexact=version_name).first()
         check(version.etag if version else None)
         if version is None:
+            if kind.uri_field and values.get(kind.uri_field):
+                uri = check_content(workspace, values[kind.uri_field], kind.uri_field)
+                values[kind.uri_field] = uri
             version = create_or_conflict(
                 kind.version_model,
                 container=container,
@@ -151,13 +152,17 @@ def put_version(
 URI_TARGETS = {"code_uri": "properties.codeUri", "model_uri": "properties.modelUri"}
 
 
-def check_content(workspace, uri: str, field: str) -> None:
+def check_content(workspace, uri: str, field: str) -> str:
     """The URI must name a blob, or a directory holding blobs, in the workspace's storage:
-    a version never points at an upload that did not finish."""
+    a version never points at an upload that did not finish. A path on this machine is
+    copied in first. Returns the URI to store."""
     target = URI_TARGETS[field]
     try:
+        if storage.is_local_reference(uri):
+            uri = storage.import_local(workspace, uri)
         location = storage.resolve(workspace, uri)
     except ValueError as exc:
         raise bad_request(str(exc), target) from None
     if not storage.exists(location):
         raise bad_request(f"nothing has been uploaded at '{uri}'", target)
+    return uri

@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 
 from controlplane.blobstore import sas
-from controlplane.blobstore.backends import backend
+from controlplane.blobstore.backends import backend, read_chunks
 from controlplane.blobstore.paths import UnsafePath, check_blob_name
 from controlplane.core.models import Blob, StorageAccount
 from controlplane.core.models.blob import new_blob_etag
@@ -154,3 +156,64 @@ def write_blob(
         },
     )
     return blob
+
+
+def is_local_reference(uri: str) -> bool:
+    return uri.startswith("file://") or uri.startswith("/")
+
+
+def import_local(workspace, uri: str) -> str:
+    """Copy a file or directory on this machine into the workspace's default datastore and
+    return its ``azureml://datastores/...`` URI.
+
+    Only paths under ``WEIR_LOCAL_ASSET_ROOTS`` are read; links are refused, so nothing
+    outside those roots can be reached. A copy that fails leaves nothing behind.
+    """
+    path = Path(uri.removeprefix("file://"))
+    roots = [Path(root).resolve() for root in settings.WEIR_LOCAL_ASSET_ROOTS]
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise ValueError(f"'{path}' does not exist on the server") from None
+    if path.is_symlink() or not any(resolved.is_relative_to(root) for root in roots):
+        raise ValueError(
+            f"'{path}' is not under a directory the server may read from (WEIR_LOCAL_ASSET_ROOTS)"
+        )
+    files = _local_files(resolved)
+    total = sum(size for _, _, size in files)
+    if total > settings.WEIR_BLOB_MAX_SIZE:
+        raise ValueError(f"'{path}' holds {total} bytes, more than {settings.WEIR_BLOB_MAX_SIZE}")
+    account = account_for(workspace)
+    container = account.default_container
+    directory = f"{UPLOAD_PREFIX}/{uuid.uuid4()}/{resolved.name}"
+    try:
+        for source, relative, _ in files:
+            name = f"{directory}/{relative}" if relative else directory
+            with source.open("rb") as handle:
+                write_blob(account, container, name, read_chunks(handle))
+    except BaseException:
+        Blob.objects.filter(
+            account=account, container=container, name__startswith=directory
+        ).delete()
+        raise
+    suffix = "/" if resolved.is_dir() else ""
+    return f"azureml://datastores/{DEFAULT_DATASTORE}/paths/{directory}{suffix}"
+
+
+def _local_files(root: Path) -> list[tuple[Path, str, int]]:
+    """Every regular file under ``root`` with its path relative to it; links are refused."""
+    if root.is_file():
+        return [(root, "", root.stat().st_size)]
+    found = []
+    for directory, dirnames, filenames in os.walk(root):
+        for entry in [*dirnames, *filenames]:
+            candidate = Path(directory, entry)
+            if candidate.is_symlink():
+                raise ValueError(f"'{candidate}' is a link; links are not copied")
+        for filename in filenames:
+            candidate = Path(directory, filename)
+            if not candidate.is_file():
+                raise ValueError(f"'{candidate}' is not a regular file")
+            relative = candidate.relative_to(root).as_posix()
+            found.append((candidate, relative, candidate.stat().st_size))
+    return sorted(found, key=lambda item: item[1])
