@@ -63,6 +63,7 @@ def test_start_pending_upload_is_there_for_models_too(client, workspace):
         ),
         ("azureml://datastores/elsewhere/paths/m/", "does not exist"),
         ("azureml://datastores/workspaceblobstore/paths/m/../c/", "'..'"),
+        ("azureml://datastores/workspaceblobstore/paths//etc/passwd", "absolute"),
         ("https://localhost:8444/weirsomeoneelse/container/m/", "not in this workspace"),
         ("ftp://example.com/model.pkl", "neither"),
     ],

@@ -177,3 +177,21 @@ def test_an_oversized_upload_is_a_413_and_stores_nothing(stack, workspace):
     assert response.headers["x-ms-error-code"] == "RequestBodyTooLarge"
     client, directory = directory_client(stack, sas_uri)
     assert list(client.list_blobs(name_starts_with=directory)) == []
+
+
+def test_host_style_addresses_reach_the_same_blobs(stack, workspace):
+    sas_uri = pending_upload(stack, workspace)["blobReferenceForConsumption"]["credential"][
+        "sasUri"
+    ]
+    client, directory = directory_client(stack, sas_uri)
+    client.upload_blob(f"{directory}/hello.txt", b"hello")
+    parts = urlsplit(sas_uri)
+    account, rest = parts.path.lstrip("/").split("/", 1)
+    # {account}.blob.{domain}: the account comes from the host name, not the path.
+    response = requests.get(
+        parts._replace(path=f"/{rest}/hello.txt").geturl(),
+        headers={"Host": f"{account}.blob.localhost:{parts.port}"},
+        verify=stack.ca_bundle,
+    )
+    assert response.status_code == 200, response.text
+    assert response.content == b"hello"
