@@ -1,4 +1,10 @@
-"""Names that may become paths: no '..', no absolute paths, no backslashes or NULs."""
+"""Blob addresses: account host names, and blob names that may become paths (no '..', no
+absolute paths, no backslashes or NULs)."""
+
+import re
+
+# Host-style addresses: {account}.blob.{domain}.
+HOST_STYLE = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.", re.IGNORECASE)
 
 
 class UnsafePath(ValueError):

@@ -21,13 +21,12 @@ from django.views.decorators.csrf import csrf_exempt
 
 from controlplane.blobstore import sas
 from controlplane.blobstore.backends import TooLarge, backend, read_chunks
-from controlplane.blobstore.paths import UnsafePath, check_blob_name
+from controlplane.blobstore.paths import HOST_STYLE, UnsafePath, check_blob_name
 from controlplane.core.models import Blob, StagedBlock, StorageAccount
 from controlplane.core.models.blob import new_blob_etag
 
 log = logging.getLogger(__name__)
 
-HOST_STYLE = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.", re.IGNORECASE)
 CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 API_VERSION = "2021-08-06"
 META_PREFIX = "HTTP_X_MS_META_"

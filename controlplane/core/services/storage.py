@@ -16,7 +16,7 @@ from django.db import IntegrityError, models, transaction
 
 from controlplane.blobstore import sas
 from controlplane.blobstore.backends import backend, read_chunks
-from controlplane.blobstore.paths import UnsafePath, check_blob_name
+from controlplane.blobstore.paths import HOST_STYLE, UnsafePath, check_blob_name
 from controlplane.core.models import Blob, StorageAccount
 from controlplane.core.models.blob import new_blob_etag
 
@@ -28,7 +28,6 @@ DATASTORE_URI = re.compile(
     r"datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)$",
     re.IGNORECASE,
 )
-HOST_STYLE = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
