@@ -1,0 +1,85 @@
+"""``python -m dataplane.inference --entry-script score.py --port 5001``: serve one script.
+
+Azure's environment variables work too: AZUREML_ENTRY_SCRIPT, AZUREML_MODEL_DIR, and
+WORKER_COUNT / maxConcurrentRequestsPerInstance as ``--concurrency``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from dataplane.inference.errors import ScriptError
+from dataplane.inference.http import serve
+from dataplane.inference.scoring import UserScript
+from dataplane.inference.server import InferenceApp
+
+log = logging.getLogger("weir.inference")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m dataplane.inference")
+    parser.add_argument(
+        "--entry-script", default=os.environ.get("AZUREML_ENTRY_SCRIPT", "score.py")
+    )
+    parser.add_argument("--model-dir", default=os.environ.get("AZUREML_MODEL_DIR"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("AZUREML_SERVER_PORT", "5001"))
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=int(os.environ.get("WORKER_COUNT", "1")),
+        help="requests run() may handle at once (maxConcurrentRequestsPerInstance)",
+    )
+    return parser.parse_args(argv)
+
+
+async def main(args) -> None:
+    server = await serve(InferenceApp(load(args)), args.host, args.port, args.concurrency)
+    log.info("serving %s on http://%s:%s", args.entry_script, args.host, args.port)
+    print(f"READY http://{args.host}:{args.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+
+
+def load(args) -> UserScript:
+    if args.model_dir:
+        os.environ["AZUREML_MODEL_DIR"] = args.model_dir
+    script = UserScript(args.entry_script)
+    script.load()
+    log.info("calling init()")
+    script.init()
+    log.info("init() finished")
+    return script
+
+
+def run(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parse_args(argv)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is in requirements; stay usable without
+        runner = asyncio.run
+    try:
+        runner(main(args))
+    except ScriptError as exc:
+        log.error("the scoring script cannot start: %s", exc)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,168 @@
+"""A lean HTTP/1.1 server transport: asyncio Protocol + httptools, keep-alive, pipelining.
+
+Requests on one connection are answered in order. With concurrency 1 the handler runs
+inline on the event loop (no thread hand-off per request); above 1 it runs on a thread pool
+of that size, each connection still answering its requests in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from urllib.parse import parse_qs
+
+import httptools
+
+from dataplane.inference.aml import AMLRequest, Headers
+
+REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
+class Request:
+    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive")
+
+    def __init__(self, method: str, url: bytes, headers: Headers, body: bytes, keep_alive: bool):
+        parsed = httptools.parse_url(url)
+        self.method = method
+        self.path = parsed.path.decode("latin-1")
+        self.query = (parsed.query or b"").decode("latin-1")
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+
+    @property
+    def is_json(self) -> bool:
+        mimetype = self.headers.get("content-type", "").split(";")[0].strip()
+        return mimetype == "application/json" or mimetype.endswith("+json")
+
+    def query_fields(self) -> dict:
+        """Query parameters as JSON values (a repeated name becomes a list), as Azure does."""
+        fields = {}
+        for name, values in parse_qs(self.query, keep_blank_values=True).items():
+            parsed = [_json_or_text(value) for value in values]
+            fields[name] = parsed[0] if len(parsed) == 1 else parsed
+        return fields
+
+    def aml_request(self) -> AMLRequest:
+        return AMLRequest(self.method, self.path, self.query, self.headers, self.body)
+
+
+def _json_or_text(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+class Response:
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, body: bytes = b"", headers: list | None = None):
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+
+    def encode(self, keep_alive: bool, head: bool = False) -> bytes:
+        lines = [f"HTTP/1.1 {self.status} {REASONS.get(self.status, 'Unknown')}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in self.headers]
+        lines.append(f"content-length: {len(self.body)}\r\n")
+        if not keep_alive:
+            lines.append("connection: close\r\n")
+        lines.append("\r\n")
+        head_bytes = "".join(lines).encode("latin-1")
+        return head_bytes if head else head_bytes + self.body
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, handle, pool: ThreadPoolExecutor | None):
+        self.handle = handle  # Request -> Response; must not raise
+        self.pool = pool
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport = None
+        self.pending: deque[Request] = deque()
+        self.busy = False
+        self._url, self._headers, self._body = b"", [], []
+
+    # -- asyncio callbacks ----------------------------------------------------------------
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        self.transport = None
+
+    def data_received(self, data: bytes):
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._send(Response(400, b'{"message": "Malformed HTTP request"}'), False, False)
+
+    # -- httptools callbacks --------------------------------------------------------------
+    def on_message_begin(self):
+        self._url, self._headers, self._body = b"", [], []
+
+    def on_url(self, url: bytes):
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes):
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_body(self, body: bytes):
+        self._body.append(body)
+
+    def on_message_complete(self):
+        request = Request(
+            self.parser.get_method().decode(),
+            self._url,
+            Headers(self._headers),
+            b"".join(self._body),
+            self.parser.should_keep_alive(),
+        )
+        if self.pool is None and not self.busy:
+            self._send(self.handle(request), request.keep_alive, request.method == "HEAD")
+            return
+        self.pending.append(request)
+        if not self.busy:
+            self._next()
+
+    # -- responding -----------------------------------------------------------------------
+    def _next(self):
+        if not self.pending or self.transport is None:
+            self.busy = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+            return
+        self.busy = True
+        self.transport.pause_reading()
+        request = self.pending.popleft()
+        future = asyncio.get_running_loop().run_in_executor(self.pool, self.handle, request)
+        future.add_done_callback(lambda done: self._finish(request, done))
+
+    def _finish(self, request: Request, done):
+        self._send(done.result(), request.keep_alive, request.method == "HEAD")
+        self._next()
+
+    def _send(self, response: Response, keep_alive: bool, head: bool):
+        if self.transport is None:
+            return
+        self.transport.write(response.encode(keep_alive, head))
+        if not keep_alive:
+            self.transport.close()
+            self.transport = None
+
+
+async def serve(handle, host: str, port: int, concurrency: int, sock=None) -> asyncio.Server:
+    pool = ThreadPoolExecutor(concurrency, "score") if concurrency > 1 else None
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: HttpProtocol(handle, pool),
+        host=None if sock else host,
+        port=None if sock else port,
+        sock=sock,
+        reuse_address=True,
+        backlog=1024,
+    )
