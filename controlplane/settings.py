@@ -182,3 +182,16 @@ WEIR_BLOB_MAX_SIZE = env.int("WEIR_BLOB_MAX_SIZE", default=10 * 1024 * 1024 * 10
 WEIR_SAS_LIFETIME = env.int("WEIR_SAS_LIFETIME", default=3600)
 # Directories on this machine that assets may reference by path (copied in at registration).
 WEIR_LOCAL_ASSET_ROOTS = env.list("WEIR_LOCAL_ASSET_ROOTS", default=[])
+
+#
+# Backends
+#
+WEIR_BACKEND = env("WEIR_BACKEND", default="workers.backends.local.LocalBackend")
+# Built Python environments, one directory per content hash.
+WEIR_ENVIRONMENT_DIR = Path(env("WEIR_ENVIRONMENT_DIR", default=str(DATA_DIR / "envs")))
+# The agent's state directory (desired specs, status, replica logs).
+WEIR_AGENT_DIR = Path(env("WEIR_AGENT_DIR", default=str(DATA_DIR / "agent")))
+# Where deployments' model and code files are placed for their replicas.
+WEIR_DEPLOYMENT_DIR = Path(env("WEIR_DEPLOYMENT_DIR", default=str(DATA_DIR / "deployments")))
+# How long a provisioning step waits for replicas to become ready.
+WEIR_READY_TIMEOUT = env.int("WEIR_READY_TIMEOUT", default=900)

@@ -47,11 +47,19 @@ def client(alice) -> APIClient:
 
 
 # Files every test workspace holds in its default datastore, for assets to point at.
-STORED_FILES = {"m/model.pkl": b"model", "other/model.pkl": b"other", "c/score.py": b"code"}
+SCORE = b"def init():\n    pass\n\ndef run(raw_data):\n    return {'echo': raw_data}\n"
+STORED_FILES = {"m/model.pkl": b"model", "other/model.pkl": b"other", "c/score.py": SCORE}
+# An environment with nothing beyond what the inference server needs: quick to build once,
+# then reused from the cache by every test.
+CONDA = "name: test\ndependencies:\n  - pip\n"
+DEFAULT_DEPLOYMENT = {
+    "environmentId": "azureml:test-env:1",
+    "codeConfiguration": {"codeId": "azureml:test-score:1", "scoringScript": "score.py"},
+}
 
 
 @pytest.fixture
-def workspace(client):
+def workspace(client, agent):
     from controlplane.core.models import Workspace
     from controlplane.core.services import storage
 
@@ -60,6 +68,11 @@ def workspace(client):
     account = storage.account_for(Workspace.objects.get())
     for name, content in STORED_FILES.items():
         storage.write_blob(account, account.default_container, name, [content])
+    environment = {"properties": {"image": "python:3.11-slim", "condaFile": CONDA}}
+    response_env = client.put(url("/environments/test-env/versions/1"), environment, format="json")
+    assert response_env.status_code == 201, response_env.content
+    code = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/c/"}}
+    assert client.put(url("/codes/test-score/versions/1"), code, format="json").status_code == 201
     return response.json()
 
 
@@ -72,7 +85,7 @@ def put_deployment(client, endpoint="ep1", name="blue", capacity=1, **properties
     body = {
         "location": "local",
         "sku": {"name": "Default", "capacity": capacity},
-        "properties": {"endpointComputeType": "Managed", **properties},
+        "properties": {"endpointComputeType": "Managed", **DEFAULT_DEPLOYMENT, **properties},
     }
     return client.put(url(f"/onlineEndpoints/{endpoint}/deployments/{name}"), body, format="json")
 
@@ -105,3 +118,46 @@ def model_version(client, workspace):
     response = client.put(url("/models/sklearn/versions/1"), body, format="json")
     assert response.status_code == 201, response.content
     return response.json()
+
+
+@pytest.fixture(scope="session")
+def agent():
+    """The real local agent, supervising the replicas the in-process tests deploy."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    root = Path(settings.WEIR_AGENT_DIR)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataplane.agent"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "WEIR_AGENT_DIR": str(root)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield root
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+
+
+@pytest.fixture(autouse=True)
+def _replicas_end_with_the_test(request):
+    """Deployments live in a rolled-back transaction; their replicas must not outlive it."""
+    yield
+    if "agent" not in request.fixturenames:
+        return
+    import time
+    from pathlib import Path
+
+    from django.conf import settings
+
+    root = Path(settings.WEIR_AGENT_DIR)
+    for spec in (root / "desired").glob("*.json"):
+        spec.unlink()
+    deadline = time.monotonic() + 30
+    while any((root / "status").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)

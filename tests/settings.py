@@ -8,6 +8,7 @@ import tempfile
 os.environ.setdefault("WEIR_DATA_DIR", os.path.join(tempfile.gettempdir(), "weir-tests"))
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("WEIR_RETRY_AFTER", "1")
+os.environ.setdefault("WEIR_READY_TIMEOUT", "120")
 
 from controlplane.settings import *  # noqa: E402,F403
 

@@ -146,5 +146,5 @@ def test_local_paths_outside_the_roots_or_through_links_are_refused(
     assert_arm_error(response, 400, "ValidationError", "properties.codeUri")
     from controlplane.core.models import Blob, CodeVersion
 
-    assert not CodeVersion.objects.exists()
+    assert not CodeVersion.objects.filter(container__name="src").exists()
     assert not Blob.objects.filter(name__startswith="LocalUpload/").exists()

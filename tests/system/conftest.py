@@ -3,6 +3,7 @@ HTTPS server, each a separate process, on a database and Redis db of their own."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,8 @@ import redis
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+SCORE = b"def init():\n    pass\n\ndef run(raw_data):\n    return {'echo': raw_data}\n"
+CONDA = "name: minimal\ndependencies:\n  - pip\n"
 DATABASE = "weir_system_test"
 REDIS_DB = 14
 API = "api-version=2024-04-01"
@@ -129,6 +132,20 @@ class Stack:
             container.upload_blob(f"{directory}/{name}", content)
         return pending["blobUri"]
 
+    def register_runtime(self, workspace: str) -> dict:
+        """Register a trivial scoring script and a minimal environment; returns the
+        deployment properties that use them."""
+        code_uri = self.upload(workspace, {"score.py": SCORE}, "codes")
+        code = {"properties": {"codeUri": code_uri}}
+        assert self.call("PUT", f"{workspace}/codes/echo/versions/1", code).status_code == 201
+        environment = {"properties": {"image": "python:3.11-slim", "condaFile": CONDA}}
+        response = self.call("PUT", f"{workspace}/environments/minimal/versions/1", environment)
+        assert response.status_code == 201, response.text
+        return {
+            "environmentId": "azureml:minimal:1",
+            "codeConfiguration": {"codeId": "azureml:echo:1", "scoringScript": "score.py"},
+        }
+
     def container_client(self, sas_uri: str, **kwargs):
         """An azure-storage-blob ContainerClient for a Weir SAS URI (directory or container)."""
         from azure.storage.blob import ContainerClient
@@ -142,6 +159,19 @@ class Stack:
             connection_verify=self.ca_bundle,
             **kwargs,
         )
+
+    def replicas(self, deployment_name: str) -> list[str]:
+        """Addresses of the ready replicas of the (only) deployment with that name."""
+        (deployment_id,) = self.sql(
+            "SELECT d.id FROM weir_onlinedeployment d JOIN weir_onlineendpoint e"
+            " ON d.endpoint_id = e.id JOIN weir_workspace w ON e.workspace_id = w.id"
+            " WHERE d.name = %s AND w.subscription_id = %s",
+            deployment_name,
+            self.subscription,
+        )[0]
+        status_file = Path(self.env["WEIR_DATA_DIR"]) / "agent" / "status" / f"{deployment_id}.json"
+        status = json.loads(status_file.read_text())
+        return [r["address"] for r in status["replicas"] if r["state"] == "ready"]
 
     def sql(self, query: str, *params):
         with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
@@ -233,8 +263,19 @@ def stack(tmp_path_factory):
         servers=servers,
     )
     stack.start_worker()
+    agent_log = open(data_dir / "agent.log", "ab")  # noqa: SIM115
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "dataplane.agent"],
+        cwd=ROOT,
+        env=env,
+        stdout=agent_log,
+        stderr=subprocess.STDOUT,
+    )
     yield stack
     stack.stop_worker()
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=60)
+    agent_log.close()
     for server in servers:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

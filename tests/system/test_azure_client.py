@@ -37,6 +37,7 @@ def arm(stack, workspace, monkeypatch):
 def test_the_generated_client_walks_an_endpoint_lifecycle(stack, workspace, arm):
     rg, ws = "rg1", "ws1"
     model_uri = stack.upload(workspace, {"model.pkl": b"weights"}, "models")
+    runtime = stack.register_runtime(workspace)
     arm.model_versions.create_or_update(
         rg, ws, "sk", "1", m.ModelVersion(properties=m.ModelVersionProperties(model_uri=model_uri))
     )
@@ -59,7 +60,10 @@ def test_the_generated_client_walks_an_endpoint_lifecycle(stack, workspace, arm)
             sku=m.Sku(name="Default", capacity=2),
             properties=m.ManagedOnlineDeployment(
                 model="azureml:sk:1",
-                code_configuration=m.CodeConfiguration(scoring_script="score.py"),
+                environment_id=runtime["environmentId"],
+                code_configuration=m.CodeConfiguration(
+                    code_id=runtime["codeConfiguration"]["codeId"], scoring_script="score.py"
+                ),
                 request_settings=m.OnlineRequestSettings(max_concurrent_requests_per_instance=2),
             ),
         ),

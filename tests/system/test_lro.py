@@ -9,11 +9,11 @@ import requests
 pytestmark = pytest.mark.system
 
 
-def deployment_body(capacity=1):
+def deployment_body(runtime: dict, capacity=1):
     return {
         "location": "local",
         "sku": {"name": "Default", "capacity": capacity},
-        "properties": {"endpointComputeType": "Managed", "model": "azureml:sk:1"},
+        "properties": {"endpointComputeType": "Managed", "model": "azureml:sk:1", **runtime},
     }
 
 
@@ -36,7 +36,7 @@ def test_endpoint_and_deployment_lifecycle(stack, workspace):
     model = {"properties": {"modelUri": model_uri}}
     assert stack.call("PUT", f"{workspace}/models/sk/versions/1", model).status_code == 201
     deployment = f"{endpoint}/deployments/blue"
-    created = stack.call("PUT", deployment, deployment_body())
+    created = stack.call("PUT", deployment, deployment_body(stack.register_runtime(workspace)))
     assert created.status_code == 201, created.text
     assert stack.wait_for_status(created.headers["Azure-AsyncOperation"])["status"] == "Succeeded"
     assert stack.call("GET", deployment).json()["properties"]["provisioningState"] == "Succeeded"
@@ -52,7 +52,18 @@ def test_endpoint_and_deployment_lifecycle(stack, workspace):
     logs = stack.call(
         "POST", f"{deployment}/getLogs", {"containerType": "StorageInitializer", "tail": 50}
     ).json()["content"]
-    assert "ScaleDeployment" in logs and "instance count: 3" in logs
+    assert "ScaleDeployment" in logs and "3 replica(s) ready" in logs
+
+    # Three real replicas answer, each on its own address.
+    replicas = stack.replicas("blue")
+    assert len(replicas) == 3
+    for address in replicas:
+        answer = requests.post(f"http://{address}/score", data="hi", timeout=10)
+        assert answer.json() == {"echo": "hi"}
+    server_logs = stack.call(
+        "POST", f"{deployment}/getLogs", {"containerType": "InferenceServer", "tail": 20}
+    ).json()["content"]
+    assert server_logs.count("--- replica ") == 3 and "init() finished" in server_logs
 
     traffic = {"location": "local", "properties": {"authMode": "Key", "traffic": {"blue": 100}}}
     updated = stack.call("PUT", endpoint, traffic)
@@ -64,6 +75,9 @@ def test_endpoint_and_deployment_lifecycle(stack, workspace):
     assert stack.wait_for_location(deleted.headers["Location"]).status_code == 204
     assert stack.call("GET", endpoint).status_code == 404
     assert stack.call("GET", deployment).status_code == 404
+    for address in replicas:  # every replica process is gone
+        with pytest.raises(requests.ConnectionError):
+            requests.post(f"http://{address}/score", data="hi", timeout=5)
     assert stack.call("DELETE", endpoint).status_code == 204
 
 

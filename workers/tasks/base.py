@@ -13,18 +13,9 @@ from controlplane.core.choices import OperationStatus
 from controlplane.core.models import Operation
 from controlplane.core.services.operations import lease_deadline
 from workers.decorators import TRANSIENT_ERRORS
+from workers.errors import PermanentError
 
 log = logging.getLogger(__name__)
-
-
-class PermanentError(Exception):
-    """A failure that retrying cannot fix; it ends the operation Failed with this error."""
-
-    def __init__(self, code: str, message: str, details: list | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or []
 
 
 def claim(operation_id: str) -> Operation | None:

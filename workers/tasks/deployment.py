@@ -1,9 +1,12 @@
-"""Deployment operations: apply (create, update, scale) and delete."""
+"""Deployment operations: apply (create, update, scale) and delete, on the backend."""
 
 from __future__ import annotations
 
 import logging
+import shutil
+import time
 
+from django.conf import settings
 from django.db import transaction
 
 from controlplane.core import states
@@ -11,19 +14,26 @@ from controlplane.core.choices import ContainerType, OperationStatus
 from controlplane.core.choices import DeploymentProvisioningState as State
 from controlplane.core.models import OnlineDeployment
 from controlplane.core.services import logs
+from workers import provisioning
+from workers.backends import backend
 from workers.decorators import provisioning_task
+from workers.errors import PermanentError
 from workers.tasks.base import cancel, claim, failing_to, progress
 
 log = logging.getLogger(__name__)
 
 APPLYING = frozenset({State.CREATING, State.UPDATING, State.SCALING})
+POLL = 0.25
 
 
 @provisioning_task("weir.apply_deployment")
 def apply_deployment(self, *, operation_id: str) -> None:
     """Expects the deployment Creating, Updating or Scaling; leaves it Succeeded (or Failed).
 
-    Each step is written to the deployment's StorageInitializer log, which getLogs returns.
+    Resolve model, code and environment -> build or reuse the environment -> place the files
+    -> apply the replica plan to the backend -> wait until instanceCount replicas of this
+    revision are ready and no others are left. Each step goes to the deployment's
+    StorageInitializer log, which getLogs returns.
     """
     operation = claim(operation_id)
     if operation is None:
@@ -32,15 +42,28 @@ def apply_deployment(self, *, operation_id: str) -> None:
     if deployment is None or deployment.provisioning_state not in APPLYING:
         cancel(operation, "The deployment was deleted or changed by a later operation.")
         return
-    say = lambda line: logs.append(deployment.id, ContainerType.STORAGE_INITIALIZER, line)  # noqa: E731
+
+    def say(line: str) -> None:
+        logs.append(deployment.id, ContainerType.STORAGE_INITIALIZER, line)
+
     with failing_to(operation, OnlineDeployment, deployment.pk):
         say(f"{operation.kind} {deployment.arm_id} (operation {operation.pk})")
+        assets = provisioning.Assets(deployment)
         say(f"model: {deployment.model or '-'}")
-        say(f"environment: {deployment.environment_id or '-'}")
-        code = (deployment.code_configuration or {}).get("codeId") or "-"
-        say(f"code: {code}")
-        progress(operation, 50.0)
-        say(f"instance count: {deployment.instance_count}")
+        say(f"code: {assets.code}; environment: {assets.environment}")
+        progress(operation, 10.0)
+        environment_dir, environment_hash = provisioning.environment_dir(assets, say)
+        progress(operation, 40.0)
+        revision = provisioning.revision(deployment, assets, environment_hash)
+        directory = provisioning.deployment_dir(deployment) / revision
+        model_dir, code_dir = provisioning.place(assets, directory, say)
+        progress(operation, 60.0)
+        spec = provisioning.agent_spec(
+            deployment, assets, environment_dir, revision, model_dir, code_dir
+        )
+        say(f"revision {revision}: {spec.replicas} replica(s)")
+        backend().apply(spec)
+        wait_until_ready(operation, deployment, revision, say)
         with transaction.atomic():
             done = states.transition(
                 OnlineDeployment, deployment.pk, State.SUCCEEDED, expected=APPLYING
@@ -50,11 +73,68 @@ def apply_deployment(self, *, operation_id: str) -> None:
             else:
                 cancel(operation, "The deployment was changed by a later operation.")
         say("Succeeded" if done else "Canceled by a later operation")
+        _forget_other_revisions(deployment, revision)
+
+
+def wait_until_ready(operation, deployment, revision: str, say) -> None:
+    """Block until the backend reports the revision rolled out; PermanentError when a
+    replica cannot start or the wait passes WEIR_READY_TIMEOUT."""
+    deadline = time.monotonic() + settings.WEIR_READY_TIMEOUT
+    last = None
+    while time.monotonic() < deadline:
+        status = backend().status(str(deployment.id))
+        if status is not None and status.revision == revision:
+            if status.failure:
+                tail = status.failure.get("logTail", "")
+                say(status.failure["message"])
+                for line in tail.splitlines():
+                    say(f"  | {line}")
+                raise PermanentError(
+                    "ReplicaStartFailed",
+                    f"{status.failure['message']}: {_last_error(tail)}",
+                    details=[{"code": "InferenceServerLog", "message": tail}],
+                )
+            if status.rolled_out(revision, deployment.instance_count):
+                say(f"{status.ready} replica(s) ready")
+                return
+            if (status.ready, len(status.replicas)) != last:
+                last = (status.ready, len(status.replicas))
+                say(f"{status.ready} of {deployment.instance_count} replica(s) ready")
+            fraction = status.ready / max(deployment.instance_count, 1)
+            progress(operation, 60.0 + 35.0 * min(fraction, 1.0))
+        time.sleep(POLL)
+    raise PermanentError(
+        "ReadinessTimeout",
+        f"replicas were not ready within {settings.WEIR_READY_TIMEOUT} seconds",
+    )
+
+
+def _last_error(log_tail: str) -> str:
+    lines = [line for line in log_tail.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "Exception" in line]
+    return (errors or lines or ["no output"])[-1].strip()
+
+
+def _forget_other_revisions(deployment, revision: str) -> None:
+    root = provisioning.deployment_dir(deployment)
+    for directory in root.glob("*"):
+        if directory.name != revision:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def stop_replicas(deployment_id: str, timeout: float = 60.0) -> None:
+    """Delete the deployment from the backend and wait until its replicas are gone."""
+    backend().delete(deployment_id)
+    deadline = time.monotonic() + timeout
+    while not backend().gone(deployment_id):
+        if time.monotonic() > deadline:
+            raise PermanentError("StopTimeout", f"replicas still running after {timeout:.0f}s")
+        time.sleep(POLL)
 
 
 @provisioning_task("weir.delete_deployment")
 def delete_deployment(self, *, operation_id: str) -> None:
-    """Expects the deployment Deleting; removes it."""
+    """Expects the deployment Deleting; stops its replicas, frees its files, removes it."""
     operation = claim(operation_id)
     if operation is None:
         return
@@ -63,6 +143,8 @@ def delete_deployment(self, *, operation_id: str) -> None:
         states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
         return
     with failing_to(operation, OnlineDeployment, deployment.pk):
+        stop_replicas(str(deployment.id))
+        shutil.rmtree(provisioning.deployment_dir(deployment), ignore_errors=True)
         with transaction.atomic():
             OnlineDeployment.objects.filter(
                 pk=deployment.pk, provisioning_state=State.DELETING

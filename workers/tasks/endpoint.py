@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 
 from django.db import transaction
 
@@ -11,7 +12,9 @@ from controlplane.core.choices import OperationStatus
 from controlplane.core.choices import ProvisioningState as State
 from controlplane.core.models import OnlineEndpoint
 from workers.decorators import provisioning_task
+from workers.provisioning import deployment_dir
 from workers.tasks.base import cancel, claim, failing_to, progress
+from workers.tasks.deployment import stop_replicas
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ def apply_endpoint(self, *, operation_id: str) -> None:
 
 @provisioning_task("weir.delete_endpoint")
 def delete_endpoint(self, *, operation_id: str) -> None:
-    """Expects the endpoint Deleting; removes its deployments, then the endpoint."""
+    """Expects the endpoint Deleting; stops and removes its deployments, then the endpoint."""
     operation = claim(operation_id)
     if operation is None:
         return
@@ -60,6 +63,8 @@ def delete_endpoint(self, *, operation_id: str) -> None:
     with failing_to(operation, OnlineEndpoint, endpoint.pk):
         deployments = list(endpoint.deployments.all())
         for index, deployment in enumerate(deployments, start=1):
+            stop_replicas(str(deployment.id))
+            shutil.rmtree(deployment_dir(deployment), ignore_errors=True)
             deployment.delete()
             progress(operation, 90.0 * index / len(deployments))
         with transaction.atomic():

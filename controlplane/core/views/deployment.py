@@ -10,6 +10,7 @@ from controlplane.arm.responses import accepted_response, put_response, resource
 from controlplane.arm.schema import ACCEPTED, ASYNC_DELETE, paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
+from controlplane.core.choices import ContainerType
 from controlplane.core.models import OnlineDeployment
 from controlplane.core.serializers.deployment import (
     DeploymentLogsRequestSerializer,
@@ -21,6 +22,7 @@ from controlplane.core.serializers.deployment import (
 from controlplane.core.services import deployment as deployment_service
 from controlplane.core.services import logs
 from controlplane.core.views.lookups import get_deployment, get_endpoint, principal_name
+from workers.backends import backend
 
 
 def _body(deployment) -> dict:
@@ -123,9 +125,11 @@ class GetLogsView(ArmView):
         serializer = DeploymentLogsRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        return Response(
-            {"content": logs.tail(deployment.id, data["containerType"], data.get("tail"))}
-        )
+        if data["containerType"] == ContainerType.INFERENCE_SERVER:
+            content = backend().logs(str(deployment.id), data.get("tail"))
+        else:
+            content = logs.tail(deployment.id, data["containerType"], data.get("tail"))
+        return Response({"content": content})
 
 
 class SkusView(ArmView):

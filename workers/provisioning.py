@@ -1,0 +1,208 @@
+"""From a deployment to a replica plan: resolve its assets, place their files, build the
+agent spec. The steps are idempotent: a re-run finds its files and environment in place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+
+from controlplane.blobstore.backends import backend as blob_backend
+from controlplane.blobstore.backends import read_chunks
+from controlplane.core import references
+from controlplane.core.durations import parse_seconds
+from controlplane.core.models import Blob
+from controlplane.core.services import storage
+from dataplane.agent.spec import DeploymentSpec, Probe
+from workers import environments
+from workers.errors import PermanentError
+
+WEIR_ROOT = Path(__file__).resolve().parents[1]
+PLACED_MARKER = ".weir-placed"
+QUANTITY = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>Ki|Mi|Gi|Ti|K|M|G|T)?$")
+UNITS = {
+    None: 1,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+class Assets:
+    """The registered versions a deployment runs."""
+
+    def __init__(self, deployment):
+        workspace = deployment.endpoint.workspace
+        code = deployment.code_configuration or {}
+        if not deployment.environment_id:
+            raise PermanentError(
+                "EnvironmentRequired", "the deployment names no environment (environmentId)"
+            )
+        if not code.get("codeId"):
+            raise PermanentError(
+                "CodeRequired", "the deployment names no code (codeConfiguration.codeId)"
+            )
+        try:
+            self.environment = references.resolve(
+                workspace, deployment.environment_id, "environments"
+            )
+            self.code = references.resolve(workspace, code["codeId"], "codes")
+            self.model = (
+                references.resolve(workspace, deployment.model, "models")
+                if deployment.model
+                else None
+            )
+        except ValueError as exc:
+            raise PermanentError("AssetNotFound", str(exc)) from None
+        self.scoring_script = code["scoringScript"]
+        self.workspace = workspace
+
+
+def revision(deployment, assets: Assets, environment_hash: str) -> str:
+    """Identifies what replicas run: any change here rolls them; instance count does not."""
+    document = {
+        "model": assets.model.arm_id if assets.model else None,
+        "code": assets.code.arm_id,
+        "environment": environment_hash,
+        "script": assets.scoring_script,
+        "variables": deployment.environment_variables,
+        "requests": deployment.request_settings,
+        "liveness": deployment.liveness_probe,
+        "readiness": deployment.readiness_probe,
+        "resources": deployment.container_resource_requirements,
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def place(assets: Assets, directory: Path, say) -> tuple[Path, Path]:
+    """Fetch the model and code files from the blob store into ``directory`` (once)."""
+    model_dir, code_dir = directory / "model", directory / "code"
+    if (directory / PLACED_MARKER).exists():
+        say("model and code files are in place")
+        return model_dir, code_dir
+    shutil.rmtree(directory, ignore_errors=True)
+    if assets.model is not None:
+        count = _download(assets.workspace, assets.model.model_uri, model_dir, keep_name=True)
+        say(f"placed {count} model file(s) from {assets.model.model_uri}")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    count = _download(assets.workspace, assets.code.code_uri, code_dir, keep_name=False)
+    say(f"placed {count} code file(s) from {assets.code.code_uri}")
+    if not (code_dir / assets.scoring_script).is_file():
+        raise PermanentError(
+            "ScoringScriptNotFound",
+            f"the code has no scoring script '{assets.scoring_script}'",
+        )
+    (directory / PLACED_MARKER).write_text("")
+    return model_dir, code_dir
+
+
+def _download(workspace, uri: str, target: Path, keep_name: bool) -> int:
+    """Copy a blob, or every blob under a directory, to ``target``. A directory's own name is
+    kept (``keep_name``) the way Azure lays out AZUREML_MODEL_DIR."""
+    try:
+        location = storage.resolve(workspace, uri)
+    except ValueError as exc:
+        raise PermanentError("AssetNotFound", str(exc)) from None
+    blobs = Blob.objects.filter(account=location.account, container=location.container)
+    path = location.path.rstrip("/")
+    single = blobs.filter(name=path).first() if path else None
+    if single is not None:
+        entries = [(single, Path(path).name)]
+    else:
+        prefix = f"{path}/" if path else ""
+        base = Path(path).name if keep_name and path else ""
+        entries = [
+            (blob, str(Path(base, blob.name[len(prefix) :])))
+            for blob in blobs.filter(name__startswith=prefix)
+        ]
+    if not entries:
+        raise PermanentError("AssetNotFound", f"nothing is stored at '{uri}'")
+    target = target.resolve()
+    store = blob_backend()
+    for blob, relative in entries:
+        destination = (target / relative).resolve()
+        if not destination.is_relative_to(target):  # blob names are checked; stay sure
+            raise PermanentError("UnsafePath", f"'{blob.name}' would leave the target directory")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with store.open(blob.digest) as source, destination.open("wb") as out:
+            for chunk in read_chunks(source):
+                out.write(chunk)
+    return len(entries)
+
+
+def probe(settings_: dict | None, path: str) -> Probe:
+    settings_ = settings_ or {}
+    delay = settings_.get("initialDelay")
+    return Probe(
+        path=path,
+        initial_delay=parse_seconds(delay) if delay else 0.0,
+        period=parse_seconds(settings_.get("period") or "PT10S"),
+        timeout=parse_seconds(settings_.get("timeout") or "PT2S"),
+        success_threshold=settings_.get("successThreshold") or 1,
+        failure_threshold=settings_.get("failureThreshold") or 30,
+    )
+
+
+def memory_limit(requirements: dict | None) -> int | None:
+    value = ((requirements or {}).get("containerResourceLimits") or {}).get("memory")
+    if not value:
+        return None
+    match = QUANTITY.match(value.strip())
+    if not match:
+        raise PermanentError("InvalidResourceLimit", f"cannot read memory limit '{value}'")
+    return int(float(match["number"]) * UNITS[match["unit"]])
+
+
+def agent_spec(
+    deployment, assets: Assets, environment_dir: Path, revision_id: str, model_dir, code_dir
+) -> DeploymentSpec:
+    inference = assets.environment.inference_config or {}
+    liveness_path = (inference.get("livenessRoute") or {}).get("path") or "/"
+    readiness_path = (inference.get("readinessRoute") or {}).get("path") or "/readiness"
+    concurrency = (deployment.request_settings or {}).get("maxConcurrentRequestsPerInstance") or 1
+    return DeploymentSpec(
+        id=str(deployment.id),
+        revision=revision_id,
+        replicas=deployment.instance_count,
+        command=[
+            str(environment_dir / "bin" / "python"),
+            "-m",
+            "dataplane.inference",
+            "--entry-script",
+            str(code_dir / assets.scoring_script),
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            "{port}",
+            "--concurrency",
+            str(concurrency),
+        ],
+        cwd=str(code_dir),
+        env={
+            **deployment.environment_variables,
+            "AZUREML_MODEL_DIR": str(model_dir),
+            "AZUREML_ENTRY_SCRIPT": assets.scoring_script,
+            "PYTHONPATH": str(WEIR_ROOT),
+        },
+        liveness=probe(deployment.liveness_probe, liveness_path),
+        readiness=probe(deployment.readiness_probe, readiness_path),
+        memory_limit_bytes=memory_limit(deployment.container_resource_requirements),
+    )
+
+
+def deployment_dir(deployment) -> Path:
+    return Path(settings.WEIR_DEPLOYMENT_DIR) / str(deployment.id)
+
+
+def environment_dir(assets: Assets, say) -> tuple[Path, str]:
+    spec = environments.spec_for(assets.environment)
+    return environments.ensure(spec, say), spec.content_hash()
