@@ -8,4 +8,9 @@ class PermanentError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.details = details or []
+        # ARM error details are error objects; plain lines of output become one of them.
+        objects = [d for d in details or [] if isinstance(d, dict)]
+        lines = [str(d) for d in details or [] if not isinstance(d, dict)]
+        if lines:
+            objects.append({"code": "Output", "message": "\n".join(lines)})
+        self.details = objects

@@ -76,7 +76,8 @@ def run(argv=None) -> int:
     try:
         runner(main(args))
     except ScriptError as exc:
-        log.error("the scoring script cannot start: %s", exc)
+        # The traceback of the script's own error is what its author needs to see.
+        log.error("the scoring script cannot start: %s", exc, exc_info=exc.__cause__ or exc)
         return 3
     return 0
 

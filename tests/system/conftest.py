@@ -72,11 +72,12 @@ class Stack:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a kill reaches its children too
         )
 
     def stop_worker(self, sig=signal.SIGTERM) -> None:
         if self.worker and self.worker.poll() is None:
-            self.worker.send_signal(sig)
+            os.killpg(self.worker.pid, sig)
             try:
                 self.worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -162,6 +163,11 @@ class Stack:
 
     def replicas(self, deployment_name: str) -> list[str]:
         """Addresses of the ready replicas of the (only) deployment with that name."""
+        status = self.agent_status(deployment_name)
+        return [r["address"] for r in status["replicas"] if r["state"] == "ready"]
+
+    def agent_status(self, deployment_name: str) -> dict:
+        """What the agent reports for the deployment with that name in this subscription."""
         (deployment_id,) = self.sql(
             "SELECT d.id FROM weir_onlinedeployment d JOIN weir_onlineendpoint e"
             " ON d.endpoint_id = e.id JOIN weir_workspace w ON e.workspace_id = w.id"
@@ -170,8 +176,7 @@ class Stack:
             self.subscription,
         )[0]
         status_file = Path(self.env["WEIR_DATA_DIR"]) / "agent" / "status" / f"{deployment_id}.json"
-        status = json.loads(status_file.read_text())
-        return [r["address"] for r in status["replicas"] if r["state"] == "ready"]
+        return json.loads(status_file.read_text())
 
     def sql(self, query: str, *params):
         with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
