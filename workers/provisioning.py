@@ -163,7 +163,13 @@ def memory_limit(requirements: dict | None) -> int | None:
 
 
 def agent_spec(
-    deployment, assets: Assets, environment_dir: Path, revision_id: str, model_dir, code_dir
+    deployment,
+    assets: Assets,
+    environment_dir: Path,
+    revision_id: str,
+    model_dir,
+    code_dir,
+    generation: str,
 ) -> DeploymentSpec:
     inference = assets.environment.inference_config or {}
     liveness_path = (inference.get("livenessRoute") or {}).get("path") or "/"
@@ -172,6 +178,7 @@ def agent_spec(
     return DeploymentSpec(
         id=str(deployment.id),
         revision=revision_id,
+        generation=generation,
         replicas=deployment.instance_count,
         command=[
             str(environment_dir / "bin" / "python"),

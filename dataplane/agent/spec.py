@@ -27,6 +27,8 @@ class DeploymentSpec:
     command: list[str]  # "{port}" is replaced by the replica's port
     cwd: str
     env: dict[str, str] = field(default_factory=dict)
+    # Changes with every operation: replicas that failed under another one are retried.
+    generation: str = ""
     liveness: Probe = field(default_factory=Probe)
     readiness: Probe = field(default_factory=Probe)
     memory_limit_bytes: int | None = None

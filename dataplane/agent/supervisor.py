@@ -34,6 +34,9 @@ DRAIN = 1.0
 # fresh replica serves as soon as it can.
 STARTUP_PROBE_INTERVAL = 0.2
 LOG_TAIL_LINES = 40
+# The only variables a replica inherits from the agent: user code must not see the
+# server's own settings or secrets.
+INHERITED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
 def free_port() -> int:
@@ -65,6 +68,7 @@ def tail(path, lines: int = LOG_TAIL_LINES) -> str:
 class Replica:
     name: str
     revision: str
+    generation: str
     port: int
     log_path: str
     process: subprocess.Popen | None = None
@@ -132,8 +136,14 @@ class Supervisor:
         replicas[:] = [r for r in replicas if r.state != "stopped"]
         current = [r for r in replicas if r.revision == spec.revision and r.state != "stopping"]
         old = [r for r in replicas if r.revision != spec.revision and r.state != "stopping"]
+        for replica in current:
+            if replica.state == "failed" and replica.generation != spec.generation:
+                # A new attempt (another operation) at the same revision: try afresh.
+                self.stop(replica, force=True)
+        replicas[:] = [r for r in replicas if r.state != "stopped"]
+        current = [r for r in current if r.state != "stopped"]
         if any(r.state == "failed" for r in current):
-            return  # reported; the worker fails the deployment and changes the spec
+            return  # reported; the worker fails the deployment
         for _ in range(spec.replicas - len(current)):
             replica = self.start(spec)
             replicas.append(replica)
@@ -226,7 +236,9 @@ class Supervisor:
         log_dir = self.state.logs(spec.id)
         log_dir.mkdir(parents=True, exist_ok=True)
         name = f"{spec.revision[:8]}-{next(self._names)}"
-        replica = Replica(name, spec.revision, free_port(), str(log_dir / f"{name}.log"))
+        replica = Replica(
+            name, spec.revision, spec.generation, free_port(), str(log_dir / f"{name}.log")
+        )
         self._launch(replica, spec)
         return replica
 
@@ -245,7 +257,11 @@ class Supervisor:
         replica.process = subprocess.Popen(
             command,
             cwd=spec.cwd,
-            env={**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"},
+            env={
+                **{k: os.environ[k] for k in INHERITED_ENVIRONMENT if k in os.environ},
+                **spec.env,
+                "PYTHONUNBUFFERED": "1",
+            },
             stdout=replica.log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -24,7 +24,7 @@ def agent(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "dataplane.agent"],
         cwd=ROOT,
-        env={**os.environ, "WEIR_AGENT_DIR": str(state.root)},
+        env={**os.environ, "WEIR_AGENT_DIR": str(state.root), "WEIR_SECRET_FOR_TEST": "s3cret"},
         stdout=open(tmp_path / "agent.log", "wb"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
     )
@@ -33,10 +33,13 @@ def agent(tmp_path):
     process.wait(timeout=30)
 
 
-def spec(model_dir: Path, replicas: int, revision: str = "rev1", script: Path = SCRIPT):
+def spec(
+    model_dir: Path, replicas: int, revision: str = "rev1", script: Path = SCRIPT, generation="g1"
+):
     return DeploymentSpec(
         id="dep1",
         revision=revision,
+        generation=generation,
         replicas=replicas,
         command=[
             sys.executable,
@@ -144,3 +147,29 @@ def test_a_replica_whose_init_fails_is_reported_with_its_log(agent, tmp_path):
     status = wait_for(agent, lambda s: s["failure"] is not None, timeout=90)
     assert "model file is missing" in status["failure"]["logTail"]
     assert status["failure"]["exitCode"] != 0
+
+
+def test_a_failed_revision_is_retried_by_a_new_generation(agent, tmp_path):
+    script = tmp_path / "score.py"
+    script.write_text("def init():\n    raise RuntimeError('not yet')\ndef run(d):\n    pass\n")
+    agent.put_spec(spec(tmp_path, 1, script=script, generation="g1"))
+    wait_for(agent, lambda s: s["failure"] is not None, timeout=90)
+    script.write_text("def init():\n    pass\ndef run(d):\n    return d\n")
+    agent.put_spec(spec(tmp_path, 1, script=script, generation="g2"))
+    status = wait_for(agent, lambda s: s["failure"] is None and s["ready"] == 1)
+    assert status["replicas"][0]["state"] == "ready"
+
+
+def test_replicas_see_their_own_variables_not_the_agents(agent, tmp_path):
+    script = tmp_path / "score.py"
+    script.write_text(
+        "import os\ndef init():\n    pass\n"
+        "def run(d):\n    return {k: os.environ.get(k) for k in ('MINE', 'WEIR_SECRET_FOR_TEST')}\n"
+    )
+    deployment = spec(tmp_path, 1, script=script)
+    deployment.env = {"MINE": "yes"}
+    agent.put_spec(deployment)
+    status = wait_for(agent, lambda s: s["ready"] == 1)
+    address = ready_addresses(status, "rev1")[0]
+    answer = requests.post(f"http://{address}/score", data="x").json()
+    assert answer == {"MINE": "yes", "WEIR_SECRET_FOR_TEST": None}

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 APPLYING = frozenset({State.CREATING, State.UPDATING, State.SCALING})
 POLL = 0.25
+LEASE_REFRESH = 5.0
+# How long the backend may take to notice a new spec before the agent counts as missing.
+BACKEND_TIMEOUT = 60.0
 
 
 @provisioning_task("weir.apply_deployment")
@@ -59,7 +62,7 @@ def apply_deployment(self, *, operation_id: str) -> None:
         model_dir, code_dir = provisioning.place(assets, directory, say)
         progress(operation, 60.0)
         spec = provisioning.agent_spec(
-            deployment, assets, environment_dir, revision, model_dir, code_dir
+            deployment, assets, environment_dir, revision, model_dir, code_dir, str(operation.pk)
         )
         say(f"revision {revision}: {spec.replicas} replica(s)")
         backend().apply(spec)
@@ -78,30 +81,42 @@ def apply_deployment(self, *, operation_id: str) -> None:
 
 def wait_until_ready(operation, deployment, revision: str, say) -> None:
     """Block until the backend reports the revision rolled out; PermanentError when a
-    replica cannot start or the wait passes WEIR_READY_TIMEOUT."""
-    deadline = time.monotonic() + settings.WEIR_READY_TIMEOUT
-    last = None
+    replica cannot start, the backend never answers, or the wait passes WEIR_READY_TIMEOUT."""
+    started = time.monotonic()
+    deadline = started + settings.WEIR_READY_TIMEOUT
+    last, reported_at = None, 0.0
     while time.monotonic() < deadline:
         status = backend().status(str(deployment.id))
-        if status is not None and status.revision == revision:
-            if status.failure:
-                tail = status.failure.get("logTail", "")
-                say(status.failure["message"])
-                for line in tail.splitlines():
-                    say(f"  | {line}")
-                raise PermanentError(
-                    "ReplicaStartFailed",
-                    f"{status.failure['message']}: {_last_error(tail)}",
-                    details=[{"code": "InferenceServerLog", "message": tail}],
-                )
-            if status.rolled_out(revision, deployment.instance_count):
-                say(f"{status.ready} replica(s) ready")
-                return
-            if (status.ready, len(status.replicas)) != last:
-                last = (status.ready, len(status.replicas))
-                say(f"{status.ready} of {deployment.instance_count} replica(s) ready")
-            fraction = status.ready / max(deployment.instance_count, 1)
-            progress(operation, 60.0 + 35.0 * min(fraction, 1.0))
+        seen = status is not None and status.revision == revision
+        if not seen and time.monotonic() - started > BACKEND_TIMEOUT:
+            raise PermanentError(
+                "BackendUnavailable",
+                f"the backend did not take up revision {revision} within {BACKEND_TIMEOUT:.0f}s"
+                " (is the agent, python -m dataplane.agent, running?)",
+            )
+        if seen and status.failure:
+            tail = status.failure.get("logTail", "")
+            say(status.failure["message"])
+            for line in tail.splitlines():
+                say(f"  | {line}")
+            raise PermanentError(
+                "ReplicaStartFailed",
+                f"{status.failure['message']}: {_last_error(tail)}",
+                details=[{"code": "InferenceServerLog", "message": tail}],
+            )
+        if seen and status.rolled_out(revision, deployment.instance_count):
+            say(f"{status.ready} replica(s) ready")
+            return
+        changed = seen and (status.ready, len(status.replicas)) != last
+        if changed:
+            last = (status.ready, len(status.replicas))
+            say(f"{status.ready} of {deployment.instance_count} replica(s) ready")
+        # Progress also extends the operation's lease: report on change and every few
+        # seconds while waiting, not on every poll.
+        if changed or time.monotonic() - reported_at > LEASE_REFRESH:
+            ready = status.ready if seen else 0
+            progress(operation, 60.0 + 35.0 * min(ready / max(deployment.instance_count, 1), 1))
+            reported_at = time.monotonic()
         time.sleep(POLL)
     raise PermanentError(
         "ReadinessTimeout",
