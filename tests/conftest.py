@@ -132,6 +132,9 @@ def agent():
     from django.conf import settings
 
     root = Path(settings.WEIR_AGENT_DIR)
+    # Specs left by an interrupted earlier run would start replicas nobody asked for.
+    for stale in [*root.glob("desired/*.json"), *root.glob("status/*.json")]:
+        stale.unlink()
     process = subprocess.Popen(
         [sys.executable, "-m", "dataplane.agent"],
         cwd=Path(__file__).resolve().parents[1],
