@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
@@ -195,3 +196,15 @@ def test_host_style_addresses_reach_the_same_blobs(stack, workspace):
     )
     assert response.status_code == 200, response.text
     assert response.content == b"hello"
+
+
+def test_no_sas_signature_reaches_the_server_logs(stack, workspace):
+    sas_uri = pending_upload(stack, workspace)["blobReferenceForConsumption"]["credential"][
+        "sasUri"
+    ]
+    client, directory = directory_client(stack, sas_uri)
+    client.upload_blob(f"{directory}/logged.txt", b"x")
+    signature = dict(parse_qsl(urlsplit(sas_uri).query))["sig"]
+    logs = (Path(stack.env["WEIR_DATA_DIR"]) / "server.log").read_text()
+    assert f"{directory}/logged.txt" in logs  # the request was logged...
+    assert "sig=" not in logs and signature not in logs  # ...without its signature

@@ -100,7 +100,8 @@ class Command(BaseCommand):
             "--access-logfile",
             "-",
             "--access-logformat",
-            '%(h)s "%(r)s" %(s)s %(b)s %(L)ss',
+            # The path without its query string: a SAS signature must never reach a log.
+            '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
             "--timeout",
             "300" if blob else "60",
         ]
