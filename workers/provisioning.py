@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -152,6 +153,19 @@ def probe(settings_: dict | None, path: str) -> Probe:
     )
 
 
+def cpu_limit(requirements: dict | None) -> int | None:
+    """Whole CPUs from containerResourceLimits.cpu ("2", "1500m" -> 2); None when unset."""
+    value = ((requirements or {}).get("containerResourceLimits") or {}).get("cpu")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        cores = int(value[:-1]) / 1000 if value.endswith("m") else float(value)
+    except ValueError:
+        raise PermanentError("InvalidResourceLimit", f"cannot read cpu limit '{value}'") from None
+    return max(1, math.ceil(cores))
+
+
 def memory_limit(requirements: dict | None) -> int | None:
     value = ((requirements or {}).get("containerResourceLimits") or {}).get("memory")
     if not value:
@@ -203,6 +217,7 @@ def agent_spec(
         liveness=probe(deployment.liveness_probe, liveness_path),
         readiness=probe(deployment.readiness_probe, readiness_path),
         memory_limit_bytes=memory_limit(deployment.container_resource_requirements),
+        cpu_limit=cpu_limit(deployment.container_resource_requirements),
     )
 
 

@@ -32,6 +32,8 @@ class DeploymentSpec:
     liveness: Probe = field(default_factory=Probe)
     readiness: Probe = field(default_factory=Probe)
     memory_limit_bytes: int | None = None
+    # Whole CPUs the replica may run on (its affinity is narrowed to that many cores).
+    cpu_limit: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> DeploymentSpec:

@@ -246,11 +246,14 @@ class Supervisor:
         if replica.state == "crashed":
             replica.restarts += 1
         command = [part.replace("{port}", str(replica.port)) for part in spec.command]
-        limit = spec.memory_limit_bytes
+        limit, cpus = spec.memory_limit_bytes, spec.cpu_limit
 
         def limits():  # in the child, before exec
             if limit:
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            if cpus:
+                allowed = sorted(os.sched_getaffinity(0))
+                os.sched_setaffinity(0, allowed[: max(1, min(cpus, len(allowed)))])
 
         self._close(replica)
         replica.log_file = open(replica.log_path, "ab")  # noqa: SIM115

@@ -173,3 +173,21 @@ def test_replicas_see_their_own_variables_not_the_agents(agent, tmp_path):
     address = ready_addresses(status, "rev1")[0]
     answer = requests.post(f"http://{address}/score", data="x").json()
     assert answer == {"MINE": "yes", "WEIR_SECRET_FOR_TEST": None}
+
+
+def test_cpu_and_memory_limits_apply_to_the_replica(agent, tmp_path):
+    script = tmp_path / "score.py"
+    script.write_text(
+        "import os, resource\ndef init():\n    pass\n"
+        "def run(d):\n"
+        "    return {'cpus': len(os.sched_getaffinity(0)),"
+        " 'memory': resource.getrlimit(resource.RLIMIT_AS)[0]}\n"
+    )
+    deployment = spec(tmp_path, 1, script=script)
+    deployment.cpu_limit = 1
+    deployment.memory_limit_bytes = 2 * 1024**3
+    agent.put_spec(deployment)
+    status = wait_for(agent, lambda s: s["ready"] == 1)
+    address = ready_addresses(status, "rev1")[0]
+    answer = requests.post(f"http://{address}/score", data="x").json()
+    assert answer == {"cpus": 1, "memory": 2 * 1024**3}

@@ -1,0 +1,15 @@
+"""Reading a deployment's resource limits."""
+
+import pytest
+
+from workers.errors import PermanentError
+from workers.provisioning import cpu_limit, memory_limit
+
+
+def test_resource_limits_are_read_from_kubernetes_quantities():
+    limits = {"containerResourceLimits": {"cpu": "1500m", "memory": "512Mi"}}
+    assert cpu_limit(limits) == 2
+    assert memory_limit(limits) == 512 * 1024**2
+    assert cpu_limit(None) is None and memory_limit({}) is None
+    with pytest.raises(PermanentError):
+        memory_limit({"containerResourceLimits": {"memory": "lots"}})
