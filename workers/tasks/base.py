@@ -40,6 +40,12 @@ def progress(operation: Operation, percent: float) -> None:
     )
 
 
+def refresh_lease(operation: Operation) -> None:
+    Operation.objects.filter(pk=operation.pk, status=OperationStatus.IN_PROGRESS).update(
+        lease_expires_at=lease_deadline()
+    )
+
+
 def cancel(operation: Operation, reason: str) -> None:
     states.finish_operation(
         operation.pk, OperationStatus.CANCELED, error={"code": "Canceled", "message": reason}

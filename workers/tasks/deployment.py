@@ -18,7 +18,7 @@ from workers import provisioning
 from workers.backends import backend
 from workers.decorators import provisioning_task
 from workers.errors import PermanentError
-from workers.tasks.base import cancel, claim, failing_to, progress
+from workers.tasks.base import cancel, claim, failing_to, progress, refresh_lease
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,15 @@ def apply_deployment(self, *, operation_id: str) -> None:
         cancel(operation, "The deployment was deleted or changed by a later operation.")
         return
 
+    lease_refreshed = [time.monotonic()]
+
     def say(line: str) -> None:
         logs.append(deployment.id, ContainerType.STORAGE_INITIALIZER, line)
+        # A long build keeps writing lines; keep the operation's lease alive meanwhile so
+        # the reconciler does not take this worker for dead.
+        if time.monotonic() - lease_refreshed[0] > LEASE_REFRESH:
+            refresh_lease(operation)
+            lease_refreshed[0] = time.monotonic()
 
     with failing_to(operation, OnlineDeployment, deployment.pk):
         say(f"{operation.kind} {deployment.arm_id} (operation {operation.pk})")
