@@ -142,6 +142,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "weir.reconcile_operations",
         "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
     },
+    "publish-routes": {
+        "task": "weir.publish_routes",
+        "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
+    },
 }
 
 #
@@ -195,3 +199,9 @@ WEIR_AGENT_DIR = Path(env("WEIR_AGENT_DIR", default=str(DATA_DIR / "agent")))
 WEIR_DEPLOYMENT_DIR = Path(env("WEIR_DEPLOYMENT_DIR", default=str(DATA_DIR / "deployments")))
 # How long a provisioning step waits for replicas to become ready.
 WEIR_READY_TIMEOUT = env.int("WEIR_READY_TIMEOUT", default=900)
+
+#
+# Scoring router
+#
+# The Redis that carries the routing table to the router (default: the broker's).
+WEIR_ROUTING_REDIS_URL = env("WEIR_ROUTING_REDIS_URL", default=CELERY_BROKER_URL)

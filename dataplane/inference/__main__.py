@@ -13,8 +13,8 @@ import os
 import signal
 import sys
 
+from dataplane.http import serve
 from dataplane.inference.errors import ScriptError
-from dataplane.inference.http import serve
 from dataplane.inference.scoring import UserScript
 from dataplane.inference.server import InferenceApp
 

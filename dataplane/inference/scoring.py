@@ -88,7 +88,7 @@ class UserScript:
             raise ScriptError(f"init() raised {exc!r}") from exc
 
     def arguments(self, request) -> dict:
-        """The keyword arguments run() gets for ``request`` (a dataplane.inference.http.Request)."""
+        """The keyword arguments run() gets for ``request`` (a dataplane.http.Request)."""
         if self.mode == RAW:
             return {self.input_name: request.aml_request()}
         if request.method == "GET":

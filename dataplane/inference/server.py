@@ -8,10 +8,10 @@ import time
 import traceback
 import uuid
 
+from dataplane.http import Request, Response
 from dataplane.inference import swagger
 from dataplane.inference.aml import AMLResponse
 from dataplane.inference.errors import InferenceError
-from dataplane.inference.http import Request, Response
 from dataplane.inference.scoring import UserScript
 
 log = logging.getLogger("weir.inference")

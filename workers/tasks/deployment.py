@@ -13,7 +13,7 @@ from controlplane.core import states
 from controlplane.core.choices import ContainerType, OperationStatus
 from controlplane.core.choices import DeploymentProvisioningState as State
 from controlplane.core.models import OnlineDeployment
-from controlplane.core.services import logs
+from controlplane.core.services import logs, routing
 from workers import provisioning
 from workers.backends import backend
 from workers.decorators import provisioning_task
@@ -83,6 +83,7 @@ def apply_deployment(self, *, operation_id: str) -> None:
             else:
                 cancel(operation, "The deployment was changed by a later operation.")
         say("Succeeded" if done else "Canceled by a later operation")
+        routing.publish(deployment.endpoint_id)
         _forget_other_revisions(deployment, revision)
 
 
@@ -172,4 +173,5 @@ def delete_deployment(self, *, operation_id: str) -> None:
                 pk=deployment.pk, provisioning_state=State.DELETING
             ).delete()
             states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
+        routing.publish(deployment.endpoint_id)
         log.info("deployment %s deleted", operation.resource_id)

@@ -11,6 +11,7 @@ from controlplane.core import states
 from controlplane.core.choices import OperationStatus
 from controlplane.core.choices import ProvisioningState as State
 from controlplane.core.models import OnlineEndpoint
+from controlplane.core.services import routing
 from workers.decorators import provisioning_task
 from workers.provisioning import deployment_dir
 from workers.tasks.base import cancel, claim, failing_to, progress
@@ -46,6 +47,7 @@ def apply_endpoint(self, *, operation_id: str) -> None:
                 states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
             else:
                 cancel(operation, "The endpoint was changed by a later operation.")
+        routing.publish(endpoint.pk)
         log.info("endpoint %s: %s", endpoint.arm_id, "Succeeded" if done else "Canceled")
 
 

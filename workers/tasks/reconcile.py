@@ -65,3 +65,12 @@ def _target(operation: Operation):
     if operation.deployment_id:
         return OnlineDeployment, operation.deployment_id
     return OnlineEndpoint, operation.endpoint_id
+
+
+@periodic_task("weir.publish_routes")
+def publish_routes() -> int:
+    """Rebuild the router's table from Postgres: repairs any change whose publication was
+    lost (Redis down, a process killed between commit and publish)."""
+    from controlplane.core.services import routing
+
+    return routing.publish_all()

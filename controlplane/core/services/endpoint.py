@@ -9,7 +9,7 @@ from controlplane.core import states
 from controlplane.core.choices import KeyType, OperationKind, ProvisioningState
 from controlplane.core.models import OnlineEndpoint, Operation
 from controlplane.core.models.base import new_etag
-from controlplane.core.services import keys, operations
+from controlplane.core.services import keys, operations, routing
 from controlplane.core.services.rows import create_or_conflict, save_changes
 
 # Columns a PUT sets; a PUT that changes none of them is a no-op.
@@ -68,6 +68,7 @@ def create_or_update(
             operation = operations.start(
                 OperationKind.CREATE_OR_UPDATE_ENDPOINT, resource=endpoint, principal=principal
             )
+            routing.publish_on_commit(endpoint.pk)
             return endpoint, True, operation
 
         if data["location"].lower() != endpoint.location.lower():
@@ -84,6 +85,7 @@ def create_or_update(
         operation = operations.start(
             OperationKind.CREATE_OR_UPDATE_ENDPOINT, resource=endpoint, principal=principal
         )
+        routing.publish_on_commit(endpoint.pk)
         return endpoint, False, operation
 
 
@@ -117,6 +119,8 @@ def delete(endpoint: OnlineEndpoint, principal: str, check_preconditions) -> Ope
             states.check_edge(endpoint.provisioning_state, ProvisioningState.DELETING)
         endpoint.provisioning_state = ProvisioningState.DELETING
         save_changes(endpoint, principal)
+        host = routing.host_of(endpoint)
+        transaction.on_commit(lambda: routing.unpublish(host))
         for deployment in endpoint.deployments.select_for_update():
             if deployment.provisioning_state != ProvisioningState.DELETING:
                 states.transition(type(deployment), deployment.pk, ProvisioningState.DELETING)
@@ -141,3 +145,5 @@ def regenerate_key(endpoint: OnlineEndpoint, key_type: str, key_value: str | Non
         setattr(locked, field, key_value or keys.generate_key())
         locked.etag = new_etag()
         locked.save(update_fields=[field, "etag", "modified_at"])
+        # The router must refuse the old key at once, not at the next reconcile.
+        routing.publish_on_commit(locked.pk)

@@ -28,6 +28,9 @@ def active_signing_key() -> SigningKey:
     if key is not None:
         return key
     private = Ed25519PrivateKey.generate()
+    from controlplane.core.services import routing
+
+    transaction.on_commit(routing.publish_signing_keys)
     try:
         with transaction.atomic():
             return SigningKey.objects.create(

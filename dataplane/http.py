@@ -1,8 +1,9 @@
-"""A lean HTTP/1.1 server transport: asyncio Protocol + httptools, keep-alive, pipelining.
+"""A lean HTTP/1.1 server transport for the data plane: asyncio Protocol + httptools,
+keep-alive, pipelining.
 
-Requests on one connection are answered in order. With concurrency 1 the handler runs
-inline on the event loop (no thread hand-off per request); above 1 it runs on a thread pool
-of that size, each connection still answering its requests in order.
+Requests on one connection are answered in order. A synchronous handler runs inline on the
+event loop (concurrency 1: no thread hand-off per request) or on a thread pool; an async
+handler (the router's) runs as a task per request, connections still answering in order.
 """
 
 from __future__ import annotations
@@ -80,8 +81,11 @@ class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
     def __init__(self, handle, pool: ThreadPoolExecutor | None):
-        self.handle = handle  # Request -> Response; must not raise
+        self.handle = handle  # Request -> Response (or an awaitable of one); must not raise
         self.pool = pool
+        # A coroutine function, or an object whose __call__ is one (the router's app).
+        call = handle if asyncio.iscoroutinefunction(handle) else type(handle).__call__
+        self.is_async = asyncio.iscoroutinefunction(call)
         self.parser = httptools.HttpRequestParser(self)
         self.transport = None
         self.pending: deque[Request] = deque()
@@ -122,7 +126,7 @@ class HttpProtocol(asyncio.Protocol):
             b"".join(self._body),
             self.parser.should_keep_alive(),
         )
-        if self.pool is None and not self.busy:
+        if self.pool is None and not self.is_async and not self.busy:
             self._send(self.handle(request), request.keep_alive, request.method == "HEAD")
             return
         self.pending.append(request)
@@ -139,7 +143,10 @@ class HttpProtocol(asyncio.Protocol):
         self.busy = True
         self.transport.pause_reading()
         request = self.pending.popleft()
-        future = asyncio.get_running_loop().run_in_executor(self.pool, self.handle, request)
+        if self.is_async:
+            future = asyncio.ensure_future(self.handle(request))
+        else:
+            future = asyncio.get_running_loop().run_in_executor(self.pool, self.handle, request)
         future.add_done_callback(lambda done: self._finish(request, done))
 
     def _finish(self, request: Request, done):
