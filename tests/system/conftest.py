@@ -42,6 +42,7 @@ class Stack:
     token: str
     subscription: str = field(default_factory=lambda: str(uuid.uuid4()))
     blob_url: str = ""
+    router_url: str = ""
     worker: subprocess.Popen | None = None
     servers: list = field(default_factory=list)
 
@@ -236,8 +237,9 @@ def stack(tmp_path_factory):
         capture_output=True,
         text=True,
     ).stdout.strip()
-    port, blob_port = free_port(), free_port()
+    port, blob_port, router_port = free_port(), free_port(), free_port()
     env["WEIR_BLOB_URL"] = f"https://localhost:{blob_port}"
+    env["WEIR_SCORING_PORT"] = str(router_port)
     server_log = open(data_dir / "server.log", "ab")  # noqa: SIM115
     servers = [
         subprocess.Popen(
@@ -276,7 +278,19 @@ def stack(tmp_path_factory):
         stdout=agent_log,
         stderr=subprocess.STDOUT,
     )
+    router_log = open(data_dir / "router.log", "ab")  # noqa: SIM115
+    router = subprocess.Popen(
+        [sys.executable, "-m", "dataplane.router", "--port", str(router_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=router_log,
+        stderr=subprocess.STDOUT,
+    )
+    stack.router_url = f"http://127.0.0.1:{router_port}"
     yield stack
+    router.send_signal(signal.SIGTERM)
+    router.wait(timeout=30)
+    router_log.close()
     stack.stop_worker()
     agent.send_signal(signal.SIGTERM)
     agent.wait(timeout=60)

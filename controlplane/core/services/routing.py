@@ -20,12 +20,9 @@ from django.conf import settings
 from django.db import transaction
 
 from controlplane.core.models import OnlineEndpoint, SigningKey
+from dataplane.router.table import CHANGED, ROUTES, SIGNING_KEYS
 
 log = logging.getLogger(__name__)
-
-ROUTES = "weir:routes"
-SIGNING_KEYS = "weir:routes:signing-keys"
-CHANGED = "weir:routes:changed"
 
 
 @cache

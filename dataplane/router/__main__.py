@@ -1,0 +1,62 @@
+"""``python -m dataplane.router --port 8080``: serve scoring URIs from the routing table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+from dataplane.http import serve
+from dataplane.router.app import RouterApp
+from dataplane.router.table import RoutingTable
+
+log = logging.getLogger("weir.router")
+
+
+def parse_args(argv=None):
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m dataplane.router")
+    parser.add_argument("--host", default=env("WEIR_ROUTER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("WEIR_SCORING_PORT", "8080")))
+    parser.add_argument(
+        "--redis-url",
+        default=env("WEIR_ROUTING_REDIS_URL")
+        or env("CELERY_BROKER_URL")
+        or "redis://localhost:6379/0",
+    )
+    return parser.parse_args(argv)
+
+
+async def main(args) -> None:
+    table = RoutingTable(args.redis_url)
+    stop_feed = table.start()
+    # Serve as soon as the first snapshot is in (or after 5 s without Redis: an empty table
+    # answers 404 until the feed comes back).
+    await asyncio.get_running_loop().run_in_executor(None, table.loaded.wait, 5.0)
+    server = await serve(RouterApp(table), args.host, args.port, concurrency=1)
+    log.info("routing on http://%s:%s", args.host, args.port)
+    print(f"READY http://{args.host}:{args.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    stop_feed.set()
+    server.close()
+    await server.wait_closed()
+
+
+def run(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        import uvloop
+
+        uvloop.run(main(parse_args(argv)))
+    except ImportError:  # pragma: no cover
+        asyncio.run(main(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    run()

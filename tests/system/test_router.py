@@ -1,0 +1,134 @@
+"""Scoring through the real router: auth, traffic split, header override, who served."""
+
+import collections
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.system
+
+WHO = b"import os\ndef init():\n    pass\n\ndef run(raw):\n    return {'who': os.environ['WHO']}\n"
+
+
+def score(stack, scoring_uri: str, credential: str | None, **headers) -> requests.Response:
+    host = urlsplit(scoring_uri).netloc
+    if credential:
+        headers["Authorization"] = f"Bearer {credential}"
+    return requests.post(
+        f"{stack.router_url}/score", data="{}", headers={"Host": host, **headers}, timeout=10
+    )
+
+
+def eventually(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def endpoint(stack, workspace):
+    """An endpoint with two one-replica deployments, blue and green, answering who they are."""
+    runtime = stack.register_runtime(workspace)
+    code_uri = stack.upload(workspace, {"score.py": WHO}, "codes")
+    stack.call("PUT", f"{workspace}/codes/who/versions/1", {"properties": {"codeUri": code_uri}})
+    runtime["codeConfiguration"]["codeId"] = "azureml:who:1"
+    path = f"{workspace}/onlineEndpoints/routed"
+    created = stack.call("PUT", path, {"location": "local", "properties": {"authMode": "Key"}})
+    stack.wait_for_status(created.headers["Azure-AsyncOperation"])
+    for name in ("blue", "green"):
+        body = {
+            "location": "local",
+            "sku": {"name": "Default", "capacity": 1},
+            "properties": {
+                "endpointComputeType": "Managed",
+                **runtime,
+                "environmentVariables": {"WHO": name},
+            },
+        }
+        response = stack.call("PUT", f"{path}/deployments/{name}", body)
+        assert (
+            stack.wait_for_status(response.headers["Azure-AsyncOperation"], 120)["status"]
+            == "Succeeded"
+        )
+    return path
+
+
+def set_traffic(stack, path: str, traffic: dict) -> None:
+    body = {"location": "local", "properties": {"authMode": "Key", "traffic": traffic}}
+    response = stack.call("PUT", path, body)
+    assert response.status_code == 200, response.text
+    stack.wait_for_status(response.headers["Azure-AsyncOperation"])
+
+
+def test_keys_traffic_and_header_routing(stack, endpoint):
+    set_traffic(stack, endpoint, {"blue": 100, "green": 0})
+    scoring_uri = stack.call("GET", endpoint).json()["properties"]["scoringUri"]
+    keys = stack.call("POST", f"{endpoint}/listKeys").json()
+
+    served = eventually(lambda: score(stack, scoring_uri, keys["primaryKey"]).status_code == 200)
+    assert served, "the router never served the endpoint"
+    response = score(stack, scoring_uri, keys["primaryKey"])
+    assert response.json() == {"who": "blue"}
+    assert response.headers["azureml-model-deployment"] == "blue"
+    assert score(stack, scoring_uri, keys["secondaryKey"]).status_code == 200
+    assert score(stack, scoring_uri, "not-a-key").status_code == 401
+    assert score(stack, scoring_uri, None).status_code == 401
+
+    # The header reaches a deployment whatever its share, even 0%.
+    override = score(
+        stack, scoring_uri, keys["primaryKey"], **{"azureml-model-deployment": "green"}
+    )
+    assert override.json() == {"who": "green"}
+    unknown = score(stack, scoring_uri, keys["primaryKey"], **{"azureml-model-deployment": "red"})
+    assert unknown.status_code == 404
+
+    # Shares follow the weights.
+    set_traffic(stack, endpoint, {"blue": 30, "green": 70})
+    time.sleep(0.5)
+    counts = collections.Counter(
+        score(stack, scoring_uri, keys["primaryKey"]).json()["who"] for _ in range(300)
+    )
+    assert 0.20 < counts["blue"] / 300 < 0.40, counts
+
+    set_traffic(stack, endpoint, {"blue": 0, "green": 0})
+    assert eventually(lambda: score(stack, scoring_uri, keys["primaryKey"]).status_code == 404)
+
+    # A regenerated key stops working within a second.
+    set_traffic(stack, endpoint, {"blue": 100, "green": 0})
+    stack.call("POST", f"{endpoint}/regenerateKeys", {"keyType": "Primary"})
+    refused = eventually(
+        lambda: score(stack, scoring_uri, keys["primaryKey"]).status_code == 401, timeout=1.0
+    )
+    assert refused
+    new = stack.call("POST", f"{endpoint}/listKeys").json()["primaryKey"]
+    assert eventually(lambda: score(stack, scoring_uri, new).status_code == 200)
+
+
+def test_aml_tokens_are_checked(stack, workspace):
+    runtime = stack.register_runtime(workspace)
+    path = f"{workspace}/onlineEndpoints/tokened"
+    created = stack.call("PUT", path, {"location": "local", "properties": {"authMode": "AMLToken"}})
+    stack.wait_for_status(created.headers["Azure-AsyncOperation"])
+    body = {
+        "location": "local",
+        "sku": {"name": "Default", "capacity": 1},
+        "properties": {"endpointComputeType": "Managed", **runtime},
+    }
+    response = stack.call("PUT", f"{path}/deployments/blue", body)
+    stack.wait_for_status(response.headers["Azure-AsyncOperation"], 120)
+    traffic = {
+        "location": "local",
+        "properties": {"authMode": "AMLToken", "traffic": {"blue": 100}},
+    }
+    stack.wait_for_status(stack.call("PUT", path, traffic).headers["Azure-AsyncOperation"])
+    scoring_uri = stack.call("GET", path).json()["properties"]["scoringUri"]
+    token = stack.call("POST", f"{path}/token").json()["accessToken"]
+    assert eventually(lambda: score(stack, scoring_uri, token).status_code == 200)
+    assert score(stack, scoring_uri, token[:-3] + "AAA").status_code == 401
+    keys = stack.call("POST", f"{path}/listKeys").json()
+    assert score(stack, scoring_uri, keys["primaryKey"]).status_code == 401
