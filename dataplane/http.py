@@ -23,7 +23,7 @@ REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 class Request:
-    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive")
+    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive", "too_large")
 
     def __init__(self, method: str, url: bytes, headers: Headers, body: bytes, keep_alive: bool):
         parsed = httptools.parse_url(url)
@@ -33,6 +33,7 @@ class Request:
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
+        self.too_large = False
 
     @property
     def is_json(self) -> bool:
@@ -80,6 +81,9 @@ class Response:
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
+    # Bodies past this are not kept: the request is answered 413 once fully read.
+    max_body: int | None = None
+
     def __init__(self, handle, pool: ThreadPoolExecutor | None):
         self.handle = handle  # Request -> Response (or an awaitable of one); must not raise
         self.pool = pool
@@ -91,6 +95,7 @@ class HttpProtocol(asyncio.Protocol):
         self.pending: deque[Request] = deque()
         self.busy = False
         self._url, self._headers, self._body = b"", [], []
+        self._body_size = 0
 
     # -- asyncio callbacks ----------------------------------------------------------------
     def connection_made(self, transport):
@@ -108,6 +113,7 @@ class HttpProtocol(asyncio.Protocol):
     # -- httptools callbacks --------------------------------------------------------------
     def on_message_begin(self):
         self._url, self._headers, self._body = b"", [], []
+        self._body_size = 0
 
     def on_url(self, url: bytes):
         self._url += url
@@ -116,7 +122,11 @@ class HttpProtocol(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_body(self, body: bytes):
-        self._body.append(body)
+        self._body_size += len(body)
+        if self.max_body is None or self._body_size <= self.max_body:
+            self._body.append(body)
+        else:
+            self._body = []
 
     def on_message_complete(self):
         request = Request(
@@ -126,14 +136,21 @@ class HttpProtocol(asyncio.Protocol):
             b"".join(self._body),
             self.parser.should_keep_alive(),
         )
-        if self.pool is None and not self.is_async and not self.busy:
-            self._send(self.handle(request), request.keep_alive, request.method == "HEAD")
+        request.too_large = self.max_body is not None and self._body_size > self.max_body
+        if (self.pool is None and not self.is_async or request.too_large) and not self.busy:
+            self._send(self._answer(request), request.keep_alive, request.method == "HEAD")
             return
         self.pending.append(request)
         if not self.busy:
             self._next()
 
     # -- responding -----------------------------------------------------------------------
+    def _answer(self, request: Request) -> Response:
+        if request.too_large:
+            message = f'{{"message": "The request body is larger than {self.max_body} bytes."}}'
+            return Response(413, message.encode(), [("content-type", "application/json")])
+        return self.handle(request)
+
     def _next(self):
         if not self.pending or self.transport is None:
             self.busy = False
@@ -143,6 +160,10 @@ class HttpProtocol(asyncio.Protocol):
         self.busy = True
         self.transport.pause_reading()
         request = self.pending.popleft()
+        if request.too_large:
+            self._send(self._answer(request), request.keep_alive, False)
+            self._next()
+            return
         if self.is_async:
             future = asyncio.ensure_future(self.handle(request))
         else:
@@ -162,11 +183,19 @@ class HttpProtocol(asyncio.Protocol):
             self.transport = None
 
 
-async def serve(handle, host: str, port: int, concurrency: int, sock=None) -> asyncio.Server:
+async def serve(
+    handle, host: str, port: int, concurrency: int, sock=None, max_body: int | None = None
+) -> asyncio.Server:
     pool = ThreadPoolExecutor(concurrency, "score") if concurrency > 1 else None
     loop = asyncio.get_running_loop()
+
+    def protocol():
+        connection = HttpProtocol(handle, pool)
+        connection.max_body = max_body
+        return connection
+
     return await loop.create_server(
-        lambda: HttpProtocol(handle, pool),
+        protocol,
         host=None if sock else host,
         port=None if sock else port,
         sock=sock,

@@ -9,7 +9,7 @@ import os
 import signal
 
 from dataplane.http import serve
-from dataplane.router.app import RouterApp
+from dataplane.router.app import MAX_BODY, RouterApp
 from dataplane.router.table import RoutingTable
 
 log = logging.getLogger("weir.router")
@@ -35,7 +35,7 @@ async def main(args) -> None:
     # Serve as soon as the first snapshot is in (or after 5 s without Redis: an empty table
     # answers 404 until the feed comes back).
     await asyncio.get_running_loop().run_in_executor(None, table.loaded.wait, 5.0)
-    server = await serve(RouterApp(table), args.host, args.port, concurrency=1)
+    server = await serve(RouterApp(table), args.host, args.port, concurrency=1, max_body=MAX_BODY)
     log.info("routing on http://%s:%s", args.host, args.port)
     print(f"READY http://{args.host}:{args.port}", flush=True)
     stop = asyncio.Event()

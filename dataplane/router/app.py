@@ -3,6 +3,7 @@ forward, and say who served. Error statuses are mapped here, with a JSON body ea
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -13,9 +14,14 @@ import uuid
 
 import jwt
 
-from dataplane.http import Request, Response
+from dataplane.http import REASONS, Request, Response
 from dataplane.router.table import RoutingTable
-from dataplane.router.upstream import Upstream, UpstreamError
+from dataplane.router.upstream import (
+    Upstream,
+    UpstreamBroken,
+    UpstreamError,
+    UpstreamTimeout,
+)
 
 log = logging.getLogger("weir.router")
 
@@ -25,7 +31,11 @@ DROPPED = frozenset(
     {"authorization", "host", "connection", "keep-alive", "transfer-encoding", "content-length"}
 )
 TOKEN_ISSUER = "weir"
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 5.0
+# How long the request waited for a free replica, so overload is explainable client-side.
+QUEUE_HEADER = "ms-azureml-queue-time-ms"
+# Azure's limit on a scoring request body.
+MAX_BODY = 100 * 1024 * 1024
 
 
 def _json(status: int, message: str, extra: list | None = None) -> Response:
@@ -37,7 +47,7 @@ class RouterApp:
     def __init__(self, table: RoutingTable, upstream: Upstream | None = None):
         self.table = table
         self.upstream = upstream or Upstream()
-        self._turns: dict[tuple, itertools.count] = {}
+        self.loads: dict[tuple, Load] = {}
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -102,32 +112,114 @@ class RouterApp:
         names, weights = zip(*weighted, strict=True)
         return random.choices(names, weights)[0]
 
-    def _replicas(self, entry: dict, deployment: str) -> list[str]:
-        replicas = entry["deployments"].get(deployment, {}).get("replicas", [])
-        if len(replicas) < 2:
-            return list(replicas)
-        turn = next(self._turns.setdefault((entry["name"], deployment), itertools.count()))
-        start = turn % len(replicas)
-        return replicas[start:] + replicas[:start]  # round robin, the rest as fallbacks
-
     async def _forward(self, request: Request, entry: dict, deployment: str) -> Response:
-        replicas = self._replicas(entry, deployment)
+        settings = entry["deployments"].get(deployment, {})
+        replicas = settings.get("replicas", [])
         served_by = [(DEPLOYMENT_HEADER, deployment)]
         if not replicas:
             return _json(503, f"Deployment '{deployment}' has no ready replica.", served_by)
+        load = self.loads.setdefault((entry["name"], entry["workspace"], deployment), Load())
+        per_replica = settings.get("maxConcurrentRequestsPerInstance", 1)
+        slot = await load.acquire(replicas, per_replica, settings.get("maxQueueWait", 0.5))
+        if isinstance(slot, Response):
+            slot.headers.extend(served_by)
+            return slot
+        address, queued_ms = slot
+        served_by.append((QUEUE_HEADER, f"{queued_ms:.1f}"))
         headers = [(k, v) for k, v in request.headers.items() if k not in DROPPED]
         if "x-request-id" not in request.headers:
             headers.append(("x-request-id", str(uuid.uuid4())))
         path = request.path + (f"?{request.query}" if request.query else "")
-        # A request that surely never reached a replica is tried once more on another one.
-        for address in replicas[:2]:
-            try:
-                status, response_headers, body = await self.upstream.request(
-                    address, request.method, path, headers, request.body, DEFAULT_TIMEOUT
-                )
-            except UpstreamError:
-                log.warning("replica %s of %s unreachable", address, deployment)
-                continue
-            kept = [(k, v) for k, v in response_headers if k.lower() not in DROPPED]
-            return Response(status, body, [*kept, *served_by])
-        return _json(502, f"No replica of deployment '{deployment}' could be reached.", served_by)
+        timeout = settings.get("requestTimeout", DEFAULT_TIMEOUT)
+        tried = [address]
+        try:
+            while True:
+                try:
+                    status, response_headers, body = await self.upstream.request(
+                        address, request.method, path, headers, request.body, timeout
+                    )
+                    break
+                except UpstreamError:
+                    # The request never reached this replica: once, try another one.
+                    log.warning("replica %s of %s unreachable", address, deployment)
+                    others = [a for a in replicas if a not in tried]
+                    if len(tried) > 1 or not others:
+                        message = f"No replica of deployment '{deployment}' could be reached."
+                        return _json(502, message, served_by)
+                    load.move(address, others[0])
+                    address = others[0]
+                    tried.append(address)
+                except UpstreamBroken:
+                    message = f"A replica of '{deployment}' dropped the connection mid-request."
+                    return _json(502, message, served_by)
+                except UpstreamTimeout:
+                    message = f"The model did not answer within {timeout:g} s (requestTimeout)."
+                    return _json(408, message, served_by)
+        finally:
+            load.release(address)
+        kept = [(k, v) for k, v in response_headers if k.lower() not in DROPPED]
+        if status >= 400:
+            # Azure's model error: the replica's own status and reason in headers.
+            kept += [
+                ("ms-azureml-model-error-statuscode", str(status)),
+                ("ms-azureml-model-error-reason", REASONS.get(status, "Unknown")),
+            ]
+            return Response(424, body, [*kept, *served_by])
+        return Response(status, body, [*kept, *served_by])
+
+
+class Load:
+    """Requests in flight on one deployment's replicas, and the ones waiting for a slot.
+
+    Each replica takes ``maxConcurrentRequestsPerInstance`` at once; more wait up to
+    ``maxQueueWait`` for a slot; past ``2 * max * replicas`` in the router at all, requests
+    are refused with 429 at once, as Azure documents."""
+
+    def __init__(self):
+        self.in_flight: dict[str, int] = {}
+        self.admitted = 0
+        self.freed = asyncio.Condition()
+        self.turn = itertools.count()
+
+    async def acquire(self, replicas: list[str], per_replica: int, queue_wait: float):
+        limit = 2 * per_replica * len(replicas)
+        if self.admitted >= limit:
+            return _too_many(f"more than {limit} requests are pending on this deployment")
+        self.admitted += 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            free = [a for a in replicas if self.in_flight.get(a, 0) < per_replica]
+            if free:
+                # The least busy replica; ties go round robin.
+                turn = next(self.turn) % len(free)
+                rotated = free[turn:] + free[:turn]
+                address = min(rotated, key=lambda a: self.in_flight.get(a, 0))
+                self.in_flight[address] = self.in_flight.get(address, 0) + 1
+                return address, (loop.time() - started) * 1000
+            remaining = queue_wait - (loop.time() - started)
+            if remaining <= 0:
+                self.admitted -= 1
+                return _too_many(f"no replica was free within maxQueueWait ({queue_wait:g} s)")
+            async with self.freed:
+                try:
+                    await asyncio.wait_for(self.freed.wait(), remaining)
+                except TimeoutError:
+                    pass
+
+    def move(self, old: str, new: str) -> None:
+        self.in_flight[old] -= 1
+        self.in_flight[new] = self.in_flight.get(new, 0) + 1
+
+    def release(self, address: str) -> None:
+        self.in_flight[address] -= 1
+        self.admitted -= 1
+        asyncio.ensure_future(self._notify())
+
+    async def _notify(self) -> None:
+        async with self.freed:
+            self.freed.notify()
+
+
+def _too_many(reason: str) -> Response:
+    return _json(429, f"Too many pending requests: {reason}.", [("retry-after", "1")])

@@ -9,7 +9,11 @@ import httptools
 
 
 class UpstreamError(Exception):
-    """The request may not have reached the replica (connect or write failed)."""
+    """The request surely did not reach the replica (connect or write failed)."""
+
+
+class UpstreamTimeout(Exception):
+    """The replica did not answer within the request timeout."""
 
 
 class _Parsed:
@@ -39,16 +43,23 @@ class Upstream:
         payload = _encode(method, path, address, headers, body)
         for attempt in range(2):
             reused = bool(self.idle[address])
+            writer = None
             try:
                 reader, writer = (
                     self.idle[address].pop() if reused else await _connect(address, timeout)
                 )
                 writer.write(payload)
                 return await asyncio.wait_for(self._read(address, reader, writer), timeout)
-            except (ConnectionError, asyncio.IncompleteReadError, _Closed):
+            except TimeoutError:
+                if writer is not None:
+                    writer.close()  # its state is unknown: never reuse it
+                    raise UpstreamTimeout(address) from None
+                raise UpstreamError(address) from None  # could not even connect in time
+            except _Closed:
                 if reused and attempt == 0:
                     continue  # a pooled connection the replica had closed: retry on a new one
-                raise UpstreamError(address) from None
+                # A fresh connection closed after taking the request: it may have run.
+                raise UpstreamBroken(address) from None
             except OSError:
                 raise UpstreamError(address) from None
         raise UpstreamError(address)
@@ -58,11 +69,14 @@ class Upstream:
         parser = httptools.HttpResponseParser(parsed)
         received = False
         while not parsed.done:
-            data = await reader.read(65536)
+            try:
+                data = await reader.read(65536)
+            except ConnectionError:
+                data = b""
             if not data:
                 writer.close()
                 if received:
-                    raise ConnectionResetError("replica closed mid-response")
+                    raise UpstreamBroken("the replica closed the connection mid-response")
                 raise _Closed()
             received = True
             parser.feed_data(data)
@@ -71,6 +85,10 @@ class Upstream:
         else:
             writer.close()
         return parser.get_status_code(), parsed.headers, b"".join(parsed.body)
+
+
+class UpstreamBroken(Exception):
+    """The replica took the request and then dropped the connection (it may have crashed)."""
 
 
 class _Closed(Exception):

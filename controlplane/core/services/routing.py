@@ -19,6 +19,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
+from controlplane.core.durations import parse_seconds
 from controlplane.core.models import OnlineEndpoint, SigningKey
 from dataplane.router.table import CHANGED, ROUTES, SIGNING_KEYS
 
@@ -58,6 +59,8 @@ def entry(endpoint) -> dict:
             "maxConcurrentRequestsPerInstance": request_settings.get(
                 "maxConcurrentRequestsPerInstance", 1
             ),
+            "requestTimeout": parse_seconds(request_settings.get("requestTimeout") or "PT5S"),
+            "maxQueueWait": parse_seconds(request_settings.get("maxQueueWait") or "PT0.5S"),
         }
     return {
         "name": endpoint.name,
