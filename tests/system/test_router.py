@@ -132,3 +132,93 @@ def test_aml_tokens_are_checked(stack, workspace):
     assert score(stack, scoring_uri, token[:-3] + "AAA").status_code == 401
     keys = stack.call("POST", f"{path}/listKeys").json()
     assert score(stack, scoring_uri, keys["primaryKey"]).status_code == 401
+
+
+BEHAVES = b"""import os, time
+
+def init():
+    pass
+
+def run(raw):
+    if raw.startswith('sleep:'):
+        time.sleep(float(raw[6:]))
+        return 'slept'
+    if raw == 'crash':
+        raise ValueError('the model cannot score this')
+    if raw == 'exit':
+        os._exit(1)
+    return 'ok'
+"""
+
+
+def post(stack, scoring_uri, key, data, **kwargs):
+    headers = {"Host": urlsplit(scoring_uri).netloc, "Authorization": f"Bearer {key}"}
+    return requests.post(
+        f"{stack.router_url}/score", data=data, headers=headers, timeout=30, **kwargs
+    )
+
+
+def test_request_limits_answer_with_azures_status_codes(stack, workspace):
+    from concurrent.futures import ThreadPoolExecutor
+
+    runtime = stack.register_runtime(workspace)
+    code_uri = stack.upload(workspace, {"score.py": BEHAVES}, "codes")
+    stack.call(
+        "PUT", f"{workspace}/codes/behaves/versions/1", {"properties": {"codeUri": code_uri}}
+    )
+    runtime["codeConfiguration"]["codeId"] = "azureml:behaves:1"
+    path = f"{workspace}/onlineEndpoints/limits"
+    created = stack.call("PUT", path, {"location": "local", "properties": {"authMode": "Key"}})
+    stack.wait_for_status(created.headers["Azure-AsyncOperation"])
+    body = {
+        "location": "local",
+        "sku": {"name": "Default", "capacity": 1},
+        "properties": {
+            "endpointComputeType": "Managed",
+            **runtime,
+            "requestSettings": {
+                "maxConcurrentRequestsPerInstance": 1,
+                "requestTimeout": "PT1.5S",
+                "maxQueueWait": "PT3S",
+            },
+        },
+    }
+    response = stack.call("PUT", f"{path}/deployments/blue", body)
+    assert (
+        stack.wait_for_status(response.headers["Azure-AsyncOperation"], 120)["status"]
+        == "Succeeded"
+    )
+    set_traffic(stack, path, {"blue": 100})
+    uri = stack.call("GET", path).json()["properties"]["scoringUri"]
+    key = stack.call("POST", f"{path}/listKeys").json()["primaryKey"]
+    assert eventually(lambda: post(stack, uri, key, "hello").status_code == 200)
+
+    # One replica taking one request at a time: 2 x 1 x 1 = 2 may be in the router; the
+    # second waits for the first, the others are refused at once.
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(post, stack, uri, key, "sleep:0.8")
+        time.sleep(0.2)
+        others = [pool.submit(post, stack, uri, key, "sleep:0.1") for _ in range(3)]
+        answers = [first.result(), *(f.result() for f in others)]
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200, 200, 429, 429], codes
+    waited = [a for a in answers[1:] if a.status_code == 200][0]
+    assert float(waited.headers["ms-azureml-queue-time-ms"]) > 300
+    refused = [a for a in answers if a.status_code == 429][0]
+    assert refused.headers["retry-after"] and "pending" in refused.json()["message"]
+
+    slow = post(stack, uri, key, "sleep:3")
+    assert slow.status_code == 408 and "requestTimeout" in slow.json()["message"]
+    assert eventually(lambda: post(stack, uri, key, "hello").status_code == 200)
+
+    crashed = post(stack, uri, key, "crash")
+    assert crashed.status_code == 424
+    assert crashed.headers["ms-azureml-model-error-statuscode"] == "500"
+    assert "the model cannot score this" in crashed.json()["message"]
+    assert crashed.headers["azureml-model-deployment"] == "blue"
+
+    too_big = post(stack, uri, key, b"x" * (100 * 1024 * 1024 + 1))
+    assert too_big.status_code == 413
+
+    died = post(stack, uri, key, "exit")
+    assert died.status_code == 502 and "blue" in died.json()["message"]
