@@ -222,3 +222,101 @@ def test_request_limits_answer_with_azures_status_codes(stack, workspace):
 
     died = post(stack, uri, key, "exit")
     assert died.status_code == 502 and "blue" in died.json()["message"]
+
+
+def test_the_router_restarts_and_rides_out_a_lost_feed(stack, endpoint, tmp_path):
+    """A second router, fed by a Redis of its own: a restart loses nothing, and with its
+    Redis gone it keeps serving the last table."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    import redis as redis_client
+
+    from tests.system.conftest import ROOT, free_port
+
+    set_traffic(stack, endpoint, {"blue": 100, "green": 0})
+    scoring_uri = stack.call("GET", endpoint).json()["properties"]["scoringUri"]
+    key = stack.call("POST", f"{endpoint}/listKeys").json()["primaryKey"]
+    assert eventually(lambda: score(stack, scoring_uri, key).status_code == 200)
+
+    redis_port, router_port = free_port(), free_port()
+    feed = subprocess.Popen(
+        [
+            shutil.which("redis-server"),
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    router = None
+
+    def start_router():
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dataplane.router",
+                "--port",
+                str(router_port),
+                "--redis-url",
+                f"redis://127.0.0.1:{redis_port}/0",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    try:
+        own = redis_client.Redis(port=redis_port)
+        assert eventually(lambda: _pings(own))
+        shared = redis_client.Redis.from_url(stack.env["CELERY_BROKER_URL"])
+        for name in ("weir:routes", "weir:routes:signing-keys"):
+            if content := shared.hgetall(name):
+                own.hset(name, mapping=content)
+
+        second = type(stack)(**{**stack.__dict__, "router_url": f"http://127.0.0.1:{router_port}"})
+        router = start_router()
+        assert eventually(lambda: _ok(second, scoring_uri, key), timeout=10)
+        router.send_signal(signal.SIGTERM)
+        router.wait(timeout=10)
+        started = time.monotonic()
+        router = start_router()
+        assert eventually(lambda: _ok(second, scoring_uri, key), timeout=10)
+        print(f"router restart to serving: {time.monotonic() - started:.2f}s")
+        assert time.monotonic() - started < 2.0
+
+        feed.terminate()
+        feed.wait(timeout=10)
+        for _ in range(20):
+            assert score(second, scoring_uri, key).status_code == 200
+    finally:
+        if router is not None:
+            router.terminate()
+            router.wait(timeout=10)
+        if feed.poll() is None:
+            feed.kill()
+            feed.wait()
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def _ok(stack, scoring_uri, key) -> bool:
+    try:
+        return score(stack, scoring_uri, key).status_code == 200
+    except requests.ConnectionError:
+        return False
