@@ -8,6 +8,8 @@ import logging
 import os
 import signal
 
+import prometheus_client
+
 from dataplane.http import serve
 from dataplane.router.app import MAX_BODY, RouterApp
 from dataplane.router.table import RoutingTable
@@ -21,6 +23,12 @@ def parse_args(argv=None):
     parser.add_argument("--host", default=env("WEIR_ROUTER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("WEIR_SCORING_PORT", "8080")))
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("WEIR_ROUTER_METRICS_PORT", "0")),
+        help="serve Prometheus /metrics on this port (0: not served)",
+    )
+    parser.add_argument(
         "--redis-url",
         default=env("WEIR_ROUTING_REDIS_URL")
         or env("CELERY_BROKER_URL")
@@ -30,6 +38,8 @@ def parse_args(argv=None):
 
 
 async def main(args) -> None:
+    if args.metrics_port:
+        prometheus_client.start_http_server(args.metrics_port, addr=args.host)
     table = RoutingTable(args.redis_url)
     stop_feed = table.start()
     # Serve as soon as the first snapshot is in (or after 5 s without Redis: an empty table

@@ -9,12 +9,15 @@ import hmac
 import itertools
 import json
 import logging
+import math
 import random
+import time
 import uuid
 
 import jwt
 
 from dataplane.http import REASONS, Request, Response
+from dataplane.router import metrics
 from dataplane.router.table import RoutingTable
 from dataplane.router.upstream import (
     Upstream,
@@ -32,6 +35,11 @@ DROPPED = frozenset(
 )
 TOKEN_ISSUER = "weir"
 DEFAULT_TIMEOUT = 5.0
+# Copies to a shadow deployment in flight at once, per endpoint: a slow shadow cannot make
+# the router hold more than this many extra requests (the rest are not mirrored).
+MAX_MIRRORS_IN_FLIGHT = 64
+# Relative and absolute tolerance when comparing numbers in live and shadow answers.
+MIRROR_TOLERANCE = 1e-6
 # How long the request waited for a free replica, so overload is explainable client-side.
 QUEUE_HEADER = "ms-azureml-queue-time-ms"
 # Azure's limit on a scoring request body.
@@ -48,13 +56,22 @@ class RouterApp:
         self.table = table
         self.upstream = upstream or Upstream()
         self.loads: dict[tuple, Load] = {}
+        self.mirrors_in_flight: dict[tuple, int] = {}
 
     async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
         try:
-            return await self._route(request)
+            response = await self._route(request)
         except Exception:  # a bug of ours answers 500; the router goes on
             log.exception("unexpected error routing %s", request.path)
-            return _json(500, "An unexpected error occurred in the router.")
+            response = _json(500, "An unexpected error occurred in the router.")
+        elapsed = time.perf_counter() - started
+        endpoint = request.headers.get("host", "").split(".", 1)[0]
+        deployment = next((v for k, v in response.headers if k == DEPLOYMENT_HEADER), "")
+        metrics.REQUESTS.labels(endpoint, deployment, str(response.status)).inc()
+        if deployment:
+            metrics.LATENCY.labels(endpoint, deployment).observe(elapsed)
+        return response
 
     async def _route(self, request: Request) -> Response:
         host = request.headers.get("host", "").rsplit(":", 1)[0].lower()
@@ -76,7 +93,49 @@ class RouterApp:
             deployment = self._pick(entry["traffic"])
             if deployment is None:
                 return _json(404, "The endpoint has no deployment with traffic above 0.")
+            # Only requests routed by the traffic rules are mirrored, as on Azure.
+            shadow = self._mirror_target(entry)
+            if shadow is not None:
+                return await self._mirrored(request, entry, deployment, shadow)
         return await self._forward(request, entry, deployment)
+
+    def _mirror_target(self, entry: dict) -> str | None:
+        for name, percent in (entry.get("mirrorTraffic") or {}).items():
+            if percent > 0 and random.random() * 100 < percent and name in entry["deployments"]:
+                return name
+        return None
+
+    async def _mirrored(self, request: Request, entry: dict, live: str, shadow: str) -> Response:
+        """Serve from ``live``; copy the request to ``shadow`` without delaying or changing
+        the client's answer, then compare the two answers (status, and JSON within a
+        numeric tolerance) and record the agreement and both latencies."""
+        key = (entry["name"], shadow)
+        if self.mirrors_in_flight.get(key, 0) >= MAX_MIRRORS_IN_FLIGHT:
+            metrics.MIRROR_DROPPED.labels(entry["name"], shadow).inc()
+            return await self._forward(request, entry, live)
+        self.mirrors_in_flight[key] = self.mirrors_in_flight.get(key, 0) + 1
+        shadow_task = asyncio.ensure_future(self._timed(self._forward(request, entry, shadow)))
+        response, live_seconds = await self._timed(self._forward(request, entry, live))
+        asyncio.ensure_future(self._compare(key, shadow_task, response, live_seconds))
+        return response
+
+    @staticmethod
+    async def _timed(awaitable):
+        started = time.perf_counter()
+        result = await awaitable
+        return result, time.perf_counter() - started
+
+    async def _compare(self, key, shadow_task, live: Response, live_seconds: float) -> None:
+        endpoint, shadow = key
+        try:
+            answer, shadow_seconds = await shadow_task
+            metrics.MIRRORED.labels(endpoint, shadow).inc()
+            metrics.MIRROR_LATENCY.labels(endpoint, shadow, "live").observe(live_seconds)
+            metrics.MIRROR_LATENCY.labels(endpoint, shadow, "shadow").observe(shadow_seconds)
+            if same_answer(live.status, live.body, answer.status, answer.body):
+                metrics.MIRROR_AGREED.labels(endpoint, shadow).inc()
+        finally:
+            self.mirrors_in_flight[key] -= 1
 
     def _authorized(self, entry: dict, header: str) -> bool:
         scheme, _, credential = header.partition(" ")
@@ -118,7 +177,11 @@ class RouterApp:
         served_by = [(DEPLOYMENT_HEADER, deployment)]
         if not replicas:
             return _json(503, f"Deployment '{deployment}' has no ready replica.", served_by)
-        load = self.loads.setdefault((entry["name"], entry["workspace"], deployment), Load())
+        load = self.loads.get((entry["name"], entry["workspace"], deployment))
+        if load is None:
+            load = Load(entry["name"], deployment)
+            self.loads[(entry["name"], entry["workspace"], deployment)] = load
+        metrics.REPLICAS.labels(entry["name"], deployment).set(len(replicas))
         per_replica = settings.get("maxConcurrentRequestsPerInstance", 1)
         slot = await load.acquire(replicas, per_replica, settings.get("maxQueueWait", 0.5))
         if isinstance(slot, Response):
@@ -175,9 +238,11 @@ class Load:
     ``maxQueueWait`` for a slot; past ``2 * max * replicas`` in the router at all, requests
     are refused with 429 at once, as Azure documents."""
 
-    def __init__(self):
+    def __init__(self, endpoint: str = "", deployment: str = ""):
         self.in_flight: dict[str, int] = {}
         self.admitted = 0
+        self.busy_gauge = metrics.IN_FLIGHT.labels(endpoint, deployment)
+        self.queued_gauge = metrics.QUEUED.labels(endpoint, deployment)
         self.freed = asyncio.Condition()
         self.turn = itertools.count()
 
@@ -196,6 +261,8 @@ class Load:
                 rotated = free[turn:] + free[:turn]
                 address = min(rotated, key=lambda a: self.in_flight.get(a, 0))
                 self.in_flight[address] = self.in_flight.get(address, 0) + 1
+                self.busy_gauge.inc()
+                self.queued_gauge.set(self.admitted - sum(self.in_flight.values()))
                 return address, (loop.time() - started) * 1000
             remaining = queue_wait - (loop.time() - started)
             if remaining <= 0:
@@ -214,6 +281,7 @@ class Load:
     def release(self, address: str) -> None:
         self.in_flight[address] -= 1
         self.admitted -= 1
+        self.busy_gauge.dec()
         asyncio.ensure_future(self._notify())
 
     async def _notify(self) -> None:
@@ -223,3 +291,25 @@ class Load:
 
 def _too_many(reason: str) -> Response:
     return _json(429, f"Too many pending requests: {reason}.", [("retry-after", "1")])
+
+
+def same_answer(status_a: int, body_a: bytes, status_b: int, body_b: bytes) -> bool:
+    """Equal statuses, and equal bodies (as JSON, numbers within MIRROR_TOLERANCE)."""
+    if status_a != status_b:
+        return False
+    try:
+        return _close(json.loads(body_a), json.loads(body_b))
+    except ValueError:
+        return body_a == body_b
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=MIRROR_TOLERANCE, abs_tol=MIRROR_TOLERANCE)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    return a == b

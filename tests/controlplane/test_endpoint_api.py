@@ -295,3 +295,14 @@ def test_an_unknown_operation_is_404(client, workspace):
     provider = f"/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices"
     path = f"{provider}/locations/local/mfeOperationsStatus/nope"
     assert_arm_error(client.get(url(path)), 404, "ResourceNotFound")
+
+
+def test_scoring_hosts_are_unique_across_subscriptions(client, endpoint):
+    provider = "/subscriptions/other-sub/resourceGroups/rg9/providers"
+    other = f"{provider}/Microsoft.MachineLearningServices/workspaces/ws1"
+    assert client.put(url(other), {"location": "local"}, format="json").status_code == 201
+    body = {"location": "local", "properties": {"authMode": "Key"}}
+    response = client.put(url(f"{other}/onlineEndpoints/EP1"), body, format="json")
+    error = assert_arm_error(response, 409, "Conflict", "endpointName")
+    assert "ep1.ws1.localhost" in error["message"]
+    assert client.put(url(f"{other}/onlineEndpoints/ep2"), body, format="json").status_code == 201

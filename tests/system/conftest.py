@@ -43,6 +43,8 @@ class Stack:
     subscription: str = field(default_factory=lambda: str(uuid.uuid4()))
     blob_url: str = ""
     router_url: str = ""
+    workspace_name: str = "ws1"
+    metrics_url: str = ""
     worker: subprocess.Popen | None = None
     servers: list = field(default_factory=list)
 
@@ -87,7 +89,8 @@ class Stack:
         self.worker = None
 
     # ---- HTTP -------------------------------------------------------------------------
-    def ws(self, name: str = "ws1", rg: str = "rg1") -> str:
+    def ws(self, name: str | None = None, rg: str = "rg1") -> str:
+        name = name or self.workspace_name
         return (
             f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/"
             f"Microsoft.MachineLearningServices/workspaces/{name}"
@@ -237,7 +240,7 @@ def stack(tmp_path_factory):
         capture_output=True,
         text=True,
     ).stdout.strip()
-    port, blob_port, router_port = free_port(), free_port(), free_port()
+    port, blob_port, router_port, metrics_port = (free_port() for _ in range(4))
     env["WEIR_BLOB_URL"] = f"https://localhost:{blob_port}"
     env["WEIR_SCORING_PORT"] = str(router_port)
     server_log = open(data_dir / "server.log", "ab")  # noqa: SIM115
@@ -280,13 +283,22 @@ def stack(tmp_path_factory):
     )
     router_log = open(data_dir / "router.log", "ab")  # noqa: SIM115
     router = subprocess.Popen(
-        [sys.executable, "-m", "dataplane.router", "--port", str(router_port)],
+        [
+            sys.executable,
+            "-m",
+            "dataplane.router",
+            "--port",
+            str(router_port),
+            "--metrics-port",
+            str(metrics_port),
+        ],
         cwd=ROOT,
         env=env,
         stdout=router_log,
         stderr=subprocess.STDOUT,
     )
     stack.router_url = f"http://127.0.0.1:{router_port}"
+    stack.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     yield stack
     router.send_signal(signal.SIGTERM)
     router.wait(timeout=30)
@@ -305,6 +317,8 @@ def stack(tmp_path_factory):
 def workspace(stack):
     """A fresh subscription and workspace per test, so tests never see each other's data."""
     stack.subscription = str(uuid.uuid4())
+    # Scoring hosts ({endpoint}.{workspace}.localhost) are unique across the installation.
+    stack.workspace_name = f"ws-{uuid.uuid4().hex[:8]}"
     response = stack.call("PUT", stack.ws(), {"location": "local"})
     assert response.status_code == 201, response.text
     return stack.ws()

@@ -35,7 +35,7 @@ def arm(stack, workspace, monkeypatch):
 
 
 def test_the_generated_client_walks_an_endpoint_lifecycle(stack, workspace, arm):
-    rg, ws = "rg1", "ws1"
+    rg, ws = "rg1", stack.workspace_name
     model_uri = stack.upload(workspace, {"model.pkl": b"weights"}, "models")
     runtime = stack.register_runtime(workspace)
     arm.model_versions.create_or_update(
@@ -123,16 +123,16 @@ def test_the_generated_client_walks_an_endpoint_lifecycle(stack, workspace, arm)
         arm.online_endpoints.get(rg, ws, "client-ep")
 
 
-def test_the_generated_client_gets_a_token_for_an_aml_token_endpoint(arm):
+def test_the_generated_client_gets_a_token_for_an_aml_token_endpoint(stack, arm):
     arm.online_endpoints.begin_create_or_update(
         "rg1",
-        "ws1",
+        stack.workspace_name,
         "token-ep",
         m.OnlineEndpoint(
             location="local", properties=m.OnlineEndpointProperties(auth_mode="AMLToken")
         ),
     ).result()
-    token = arm.online_endpoints.get_token("rg1", "ws1", "token-ep")
+    token = arm.online_endpoints.get_token("rg1", stack.workspace_name, "token-ep")
     assert token.access_token and token.token_type == "Bearer"
     assert token.expiry_time_utc > time.time()
-    arm.online_endpoints.begin_delete("rg1", "ws1", "token-ep").result()
+    arm.online_endpoints.begin_delete("rg1", stack.workspace_name, "token-ep").result()

@@ -55,7 +55,9 @@ def test_a_generated_client_creates_an_endpoint(stack, workspace, weir_client):
         verify_ssl=ssl.create_default_context(cafile=stack.ca_bundle),
     )
     where = dict(
-        subscription_id=stack.subscription, resource_group_name="rg1", workspace_name="ws1"
+        subscription_id=stack.subscription,
+        resource_group_name="rg1",
+        workspace_name=stack.workspace_name,
     )
     body = OnlineEndpointRequest.from_dict(
         {"location": "local", "properties": {"authMode": "Key", "description": "generated"}}

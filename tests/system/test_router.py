@@ -320,3 +320,52 @@ def _ok(stack, scoring_uri, key) -> bool:
         return score(stack, scoring_uri, key).status_code == 200
     except requests.ConnectionError:
         return False
+
+
+def metric(stack, name: str, **labels) -> float:
+    """The value of one Prometheus sample of the router, 0 when absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(stack.metrics_url, timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_mirrored_traffic_is_compared_without_touching_client_answers(stack, endpoint):
+    body = {
+        "location": "local",
+        "properties": {
+            "authMode": "Key",
+            "traffic": {"blue": 100, "green": 0},
+            "mirrorTraffic": {"green": 50},
+        },
+    }
+    response = stack.call("PUT", endpoint, body)
+    assert response.status_code == 200, response.text
+    stack.wait_for_status(response.headers["Azure-AsyncOperation"])
+    scoring_uri = stack.call("GET", endpoint).json()["properties"]["scoringUri"]
+    key = stack.call("POST", f"{endpoint}/listKeys").json()["primaryKey"]
+    assert eventually(lambda: score(stack, scoring_uri, key).status_code == 200)
+    labels = {"endpoint": "routed", "deployment": "green"}
+    before = metric(stack, "weir_router_mirror_requests_total", **labels)
+
+    answers = [score(stack, scoring_uri, key) for _ in range(200)]
+    # Every client answer came from blue, untouched by the mirror.
+    assert {(a.status_code, a.text) for a in answers} == {(200, '{"who": "blue"}')}
+    assert {a.headers["azureml-model-deployment"] for a in answers} == {"blue"}
+
+    time.sleep(0.5)  # the last shadow answers are compared after the client's
+    mirrored = metric(stack, "weir_router_mirror_requests_total", **labels) - before
+    assert 60 <= mirrored <= 140, mirrored  # 50% of 200, within statistical tolerance
+    agreed = metric(stack, "weir_router_mirror_agreements_total", **labels)
+    assert agreed / mirrored < 1  # green answers differently from blue
+    assert metric(stack, "weir_router_mirror_seconds_count", role="shadow", **labels) > 0
+    assert (
+        metric(
+            stack, "weir_router_requests_total", endpoint="routed", deployment="blue", status="200"
+        )
+        >= 200
+    )

@@ -1,5 +1,6 @@
 """Online endpoints: one scoring URI, several deployments, traffic and mirror weights."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -21,6 +22,9 @@ class OnlineEndpoint(TrackedResource):
         max_length=16, choices=PublicNetworkAccess.choices, default=PublicNetworkAccess.ENABLED
     )
     compute = models.CharField(max_length=1024, null=True, blank=True)
+    # {endpoint}.{workspace}.{domain}: the router finds the endpoint by it, so it is unique
+    # across the installation, as Azure's endpoint names are unique in a region.
+    scoring_host = models.CharField(max_length=255, unique=True, null=True)
     # Scoring keys: Fernet tokens in the database, never returned by GET (only listKeys).
     primary_key = EncryptedTextField()
     secondary_key = EncryptedTextField()
@@ -39,3 +43,7 @@ class OnlineEndpoint(TrackedResource):
     @property
     def arm_id(self) -> str:
         return f"{self.workspace.arm_id}/onlineEndpoints/{self.name}"
+
+
+def scoring_host(endpoint_name: str, workspace_name: str) -> str:
+    return f"{endpoint_name}.{workspace_name}.{settings.WEIR_SCORING_DOMAIN}".lower()

@@ -14,6 +14,7 @@ from controlplane.arm.envelope import (
     string_map,
 )
 from controlplane.core.choices import AuthMode, KeyType, PublicNetworkAccess
+from controlplane.core.models.endpoint import scoring_host
 
 MAX_MIRROR_PERCENT = 50
 
@@ -115,7 +116,7 @@ class OnlineEndpointPropertiesSerializer(ProvisioningStateMixin):
 
 
 def scoring_base(endpoint) -> str:
-    host = f"{endpoint.name}.{endpoint.workspace.name}.{settings.WEIR_SCORING_DOMAIN}".lower()
+    host = endpoint.scoring_host or scoring_host(endpoint.name, endpoint.workspace.name)
     return f"http://{host}:{settings.WEIR_SCORING_PORT}"
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from controlplane.arm.errors import ArmError, bad_request
+from controlplane.arm.errors import ArmError, bad_request, conflict
 from controlplane.core import states
 from controlplane.core.choices import KeyType, OperationKind, ProvisioningState
 from controlplane.core.models import OnlineEndpoint, Operation
 from controlplane.core.models.base import new_etag
+from controlplane.core.models.endpoint import scoring_host
 from controlplane.core.services import keys, operations, routing
 from controlplane.core.services.rows import create_or_conflict, save_changes
 
@@ -52,12 +53,20 @@ def create_or_update(
         )
         check_preconditions(endpoint.etag if endpoint else None)
         if endpoint is None:
+            host = scoring_host(name, workspace.name)
+            if OnlineEndpoint.objects.filter(scoring_host=host).exists():
+                raise conflict(
+                    f"The scoring host {host} belongs to an endpoint in another workspace of "
+                    "the same name; choose another endpoint name.",
+                    "endpointName",
+                )
             initial_keys = data.get("keys") or {}
             endpoint = create_or_conflict(
                 OnlineEndpoint,
                 workspace=workspace,
                 name=name,
                 location=data["location"],
+                scoring_host=host,
                 primary_key=initial_keys.get("primaryKey") or keys.generate_key(),
                 secondary_key=initial_keys.get("secondaryKey") or keys.generate_key(),
                 provisioning_state=ProvisioningState.CREATING,

@@ -21,6 +21,7 @@ from django.db import transaction
 
 from controlplane.core.durations import parse_seconds
 from controlplane.core.models import OnlineEndpoint, SigningKey
+from controlplane.core.models.endpoint import scoring_host
 from dataplane.router.table import CHANGED, ROUTES, SIGNING_KEYS
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def client() -> redis.Redis:
 
 
 def host_of(endpoint) -> str:
-    return f"{endpoint.name}.{endpoint.workspace.name}.{settings.WEIR_SCORING_DOMAIN}".lower()
+    return endpoint.scoring_host or scoring_host(endpoint.name, endpoint.workspace.name)
 
 
 def key_digest(key: str) -> str:

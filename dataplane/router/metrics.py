@@ -1,0 +1,45 @@
+"""The router's Prometheus metrics (served on their own port, not on scoring URIs)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+REQUESTS = Counter(
+    "weir_router_requests_total",
+    "Scoring requests answered, by endpoint, deployment and status",
+    ["endpoint", "deployment", "status"],
+)
+LATENCY = Histogram(
+    "weir_router_request_seconds",
+    "Time from request to response, by endpoint and deployment",
+    ["endpoint", "deployment"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    "weir_router_in_flight", "Requests being served by replicas", ["endpoint", "deployment"]
+)
+QUEUED = Gauge(
+    "weir_router_queued", "Requests waiting for a free replica", ["endpoint", "deployment"]
+)
+REPLICAS = Gauge("weir_router_replicas", "Ready replicas known", ["endpoint", "deployment"])
+MIRRORED = Counter(
+    "weir_router_mirror_requests_total",
+    "Requests copied to a shadow deployment (and compared)",
+    ["endpoint", "deployment"],
+)
+MIRROR_AGREED = Counter(
+    "weir_router_mirror_agreements_total",
+    "Mirrored requests whose shadow answered like the live deployment",
+    ["endpoint", "deployment"],
+)
+MIRROR_DROPPED = Counter(
+    "weir_router_mirror_dropped_total",
+    "Requests not mirrored because too many mirrors were in flight",
+    ["endpoint", "deployment"],
+)
+MIRROR_LATENCY = Histogram(
+    "weir_router_mirror_seconds",
+    "Latency of the live and the shadow answer to mirrored requests",
+    ["endpoint", "deployment", "role"],
+    buckets=LATENCY_BUCKETS,
+)
