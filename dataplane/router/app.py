@@ -57,6 +57,8 @@ class RouterApp:
         self.upstream = upstream or Upstream()
         self.loads: dict[tuple, Load] = {}
         self.mirrors_in_flight: dict[tuple, int] = {}
+        self._counters: dict[tuple, object] = {}
+        self._latencies: dict[tuple, object] = {}
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -68,9 +70,16 @@ class RouterApp:
         elapsed = time.perf_counter() - started
         endpoint = request.headers.get("host", "").split(".", 1)[0]
         deployment = next((v for k, v in response.headers if k == DEPLOYMENT_HEADER), "")
-        metrics.REQUESTS.labels(endpoint, deployment, str(response.status)).inc()
+        counted = (endpoint, deployment, response.status)
+        counter = self._counters.get(counted)
+        if counter is None:  # labels() is a lookup worth skipping on the hot path
+            counter = self._counters[counted] = metrics.REQUESTS.labels(*map(str, counted))
+        counter.inc()
         if deployment:
-            metrics.LATENCY.labels(endpoint, deployment).observe(elapsed)
+            histogram = self._latencies.get(counted[:2])
+            if histogram is None:
+                histogram = self._latencies[counted[:2]] = metrics.LATENCY.labels(*counted[:2])
+            histogram.observe(elapsed)
         return response
 
     async def _route(self, request: Request) -> Response:
@@ -181,7 +190,7 @@ class RouterApp:
         if load is None:
             load = Load(entry["name"], deployment)
             self.loads[(entry["name"], entry["workspace"], deployment)] = load
-        metrics.REPLICAS.labels(entry["name"], deployment).set(len(replicas))
+        load.replicas_gauge.set(len(replicas))
         per_replica = settings.get("maxConcurrentRequestsPerInstance", 1)
         slot = await load.acquire(replicas, per_replica, settings.get("maxQueueWait", 0.5))
         if isinstance(slot, Response):
@@ -241,7 +250,9 @@ class Load:
     def __init__(self, endpoint: str = "", deployment: str = ""):
         self.in_flight: dict[str, int] = {}
         self.admitted = 0
+        self.waiting = 0
         self.busy_gauge = metrics.IN_FLIGHT.labels(endpoint, deployment)
+        self.replicas_gauge = metrics.REPLICAS.labels(endpoint, deployment)
         self.queued_gauge = metrics.QUEUED.labels(endpoint, deployment)
         self.freed = asyncio.Condition()
         self.turn = itertools.count()
@@ -268,11 +279,14 @@ class Load:
             if remaining <= 0:
                 self.admitted -= 1
                 return _too_many(f"no replica was free within maxQueueWait ({queue_wait:g} s)")
-            async with self.freed:
-                try:
+            self.waiting += 1
+            try:
+                async with self.freed:
                     await asyncio.wait_for(self.freed.wait(), remaining)
-                except TimeoutError:
-                    pass
+            except TimeoutError:
+                pass
+            finally:
+                self.waiting -= 1
 
     def move(self, old: str, new: str) -> None:
         self.in_flight[old] -= 1
@@ -282,7 +296,8 @@ class Load:
         self.in_flight[address] -= 1
         self.admitted -= 1
         self.busy_gauge.dec()
-        asyncio.ensure_future(self._notify())
+        if self.waiting:
+            asyncio.ensure_future(self._notify())
 
     async def _notify(self) -> None:
         async with self.freed:

@@ -21,6 +21,8 @@ class _Parsed:
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.done = False
+        self.keep_alive = False
+        self.parser = None
 
     def on_header(self, name: bytes, value: bytes):
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
@@ -29,6 +31,8 @@ class _Parsed:
         self.body.append(body)
 
     def on_message_complete(self):
+        # Only valid now: after the callback httptools has already reset its state.
+        self.keep_alive = self.parser.should_keep_alive()
         self.done = True
 
 
@@ -49,7 +53,8 @@ class Upstream:
                     self.idle[address].pop() if reused else await _connect(address, timeout)
                 )
                 writer.write(payload)
-                return await asyncio.wait_for(self._read(address, reader, writer), timeout)
+                async with asyncio.timeout(timeout):  # no extra task per request
+                    return await self._read(address, reader, writer)
             except TimeoutError:
                 if writer is not None:
                     writer.close()  # its state is unknown: never reuse it
@@ -66,7 +71,7 @@ class Upstream:
 
     async def _read(self, address, reader, writer):
         parsed = _Parsed()
-        parser = httptools.HttpResponseParser(parsed)
+        parser = parsed.parser = httptools.HttpResponseParser(parsed)
         received = False
         while not parsed.done:
             try:
@@ -80,7 +85,7 @@ class Upstream:
                 raise _Closed()
             received = True
             parser.feed_data(data)
-        if parser.should_keep_alive():
+        if parsed.keep_alive:
             self.idle[address].append((reader, writer))
         else:
             writer.close()
