@@ -1,4 +1,5 @@
-"""A keep-alive HTTP/1.1 client to replicas, with a pool of idle connections per address."""
+"""A keep-alive HTTP/1.1 client to replicas: one asyncio Protocol per connection (no streams,
+no task per request), with a pool of idle connections per address."""
 
 from __future__ import annotations
 
@@ -16,82 +17,6 @@ class UpstreamTimeout(Exception):
     """The replica did not answer within the request timeout."""
 
 
-class _Parsed:
-    def __init__(self):
-        self.headers: list[tuple[str, str]] = []
-        self.body: list[bytes] = []
-        self.done = False
-        self.keep_alive = False
-        self.parser = None
-
-    def on_header(self, name: bytes, value: bytes):
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
-
-    def on_body(self, body: bytes):
-        self.body.append(body)
-
-    def on_message_complete(self):
-        # Only valid now: after the callback httptools has already reset its state.
-        self.keep_alive = self.parser.should_keep_alive()
-        self.done = True
-
-
-class Upstream:
-    def __init__(self):
-        self.idle: dict[str, list] = defaultdict(list)
-
-    async def request(
-        self, address: str, method: str, path: str, headers: list, body: bytes, timeout: float
-    ) -> tuple[int, list, bytes]:
-        """Send one request; UpstreamError when it surely did not reach the replica."""
-        payload = _encode(method, path, address, headers, body)
-        for attempt in range(2):
-            reused = bool(self.idle[address])
-            writer = None
-            try:
-                reader, writer = (
-                    self.idle[address].pop() if reused else await _connect(address, timeout)
-                )
-                writer.write(payload)
-                async with asyncio.timeout(timeout):  # no extra task per request
-                    return await self._read(address, reader, writer)
-            except TimeoutError:
-                if writer is not None:
-                    writer.close()  # its state is unknown: never reuse it
-                    raise UpstreamTimeout(address) from None
-                raise UpstreamError(address) from None  # could not even connect in time
-            except _Closed:
-                if reused and attempt == 0:
-                    continue  # a pooled connection the replica had closed: retry on a new one
-                # A fresh connection closed after taking the request: it may have run.
-                raise UpstreamBroken(address) from None
-            except OSError:
-                raise UpstreamError(address) from None
-        raise UpstreamError(address)
-
-    async def _read(self, address, reader, writer):
-        parsed = _Parsed()
-        parser = parsed.parser = httptools.HttpResponseParser(parsed)
-        received = False
-        while not parsed.done:
-            try:
-                data = await reader.read(65536)
-            except ConnectionError:
-                data = b""
-            if not data:
-                writer.close()
-                if received:
-                    raise UpstreamBroken("the replica closed the connection mid-response")
-                raise _Closed()
-            received = True
-            parser.feed_data(data)
-        if parsed.keep_alive:
-            self.idle[address].append((reader, writer))
-        else:
-            writer.close()
-        return parser.get_status_code(), parsed.headers, b"".join(parsed.body)
-
-
 class UpstreamBroken(Exception):
     """The replica took the request and then dropped the connection (it may have crashed)."""
 
@@ -100,9 +25,103 @@ class _Closed(Exception):
     """The connection closed before any byte of a response."""
 
 
-async def _connect(address: str, timeout: float):
+class Connection(asyncio.Protocol):
+    """One connection to a replica, answering one request at a time."""
+
+    def __init__(self):
+        self.transport = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future | None = None
+        self.received = False
+        self.keep_alive = False
+        self.closed = False
+        self._headers: list = []
+        self._body: list = []
+
+    # -- asyncio ------------------------------------------------------------------------
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data: bytes):
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamBroken(f"bad response: {exc}"))
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self._fail(UpstreamBroken("dropped mid-response") if self.received else _Closed())
+
+    # -- httptools ----------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes):
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_body(self, body: bytes):
+        self._body.append(body)
+
+    def on_message_complete(self):
+        # Only valid now: after the callback httptools has already reset its state.
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.waiter is not None and not self.waiter.done():
+            result = (self.parser.get_status_code(), self._headers, b"".join(self._body))
+            self.waiter.set_result(result)
+
+    # -- use ------------------------------------------------------------------------------
+    def _fail(self, exc: Exception):
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+
+    async def send(self, payload: bytes, timeout: float):
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.received, self._headers, self._body = False, [], []
+        self.transport.write(payload)
+        async with asyncio.timeout(timeout):
+            return await self.waiter
+
+
+class Upstream:
+    def __init__(self):
+        self.idle: dict[str, list[Connection]] = defaultdict(list)
+
+    async def request(
+        self, address: str, method: str, path: str, headers: list, body: bytes, timeout: float
+    ) -> tuple[int, list, bytes]:
+        """Send one request; UpstreamError when it surely did not reach the replica."""
+        payload = _encode(method, path, address, headers, body)
+        for attempt in range(2):
+            pool = self.idle[address]
+            while pool and pool[-1].closed:
+                pool.pop()
+            reused = bool(pool)
+            try:
+                connection = pool.pop() if reused else await _connect(address, timeout)
+            except (OSError, TimeoutError):
+                raise UpstreamError(address) from None
+            try:
+                result = await connection.send(payload, timeout)
+            except TimeoutError:
+                connection.transport.close()  # its state is unknown: never reuse it
+                raise UpstreamTimeout(address) from None
+            except _Closed:
+                if reused and attempt == 0:
+                    continue  # a pooled connection the replica had closed: retry on a new one
+                # A fresh connection closed after taking the request: it may have run.
+                raise UpstreamBroken(address) from None
+            if connection.keep_alive and not connection.closed:
+                pool.append(connection)
+            else:
+                connection.transport.close()
+            return result
+        raise UpstreamError(address)
+
+
+async def _connect(address: str, timeout: float) -> Connection:
     host, port = address.rsplit(":", 1)
-    return await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        _, connection = await loop.create_connection(Connection, host, int(port))
+    return connection
 
 
 def _encode(method: str, path: str, address: str, headers: list, body: bytes) -> bytes:
