@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from urllib.request import urlopen
+
+import loadgen
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "online"
@@ -38,8 +38,7 @@ SERVER_CPU, LOAD_CPU = "1", "0"
 
 
 def ensure_tools() -> None:
-    if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
+    loadgen.ensure("wrk")
     if not (AZML_VENV / "bin" / "azmlinfsrv").exists():
         subprocess.run([sys.executable, "-m", "venv", str(AZML_VENV)], check=True)
         pip = [str(AZML_VENV / "bin" / "pip"), "install", "-q", *AZML_PACKAGES]
@@ -83,32 +82,6 @@ def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60) -> N
     raise RuntimeError("server did not become healthy")
 
 
-def wrk(port: int, seconds: int, lua: Path) -> tuple[float, int, int]:
-    """Run wrk; return (requests/s, requests, non-2xx responses + socket errors)."""
-    output = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            LOAD_CPU,
-            "wrk",
-            "-t1",
-            "-c8",
-            f"-d{seconds}s",
-            "-s",
-            str(lua),
-            f"http://127.0.0.1:{port}/score",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
-    bad += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
-    return rate, requests, bad
-
-
 def measure(name: str, command: list[str], port: int, seconds: int, lua: Path, env: dict) -> dict:
     process = subprocess.Popen(
         ["taskset", "-c", SERVER_CPU, *command],
@@ -118,10 +91,12 @@ def measure(name: str, command: list[str], port: int, seconds: int, lua: Path, e
     )
     try:
         wait_healthy(port, process)
-        wrk(port, 2, lua)  # warm up
+        url = f"http://127.0.0.1:{port}/score"
+        loadgen.wrk(url, 2, lua, LOAD_CPU)  # warm up
         before = cpu_seconds(process.pid)
-        rate, requests, bad = wrk(port, seconds, lua)
+        result = loadgen.wrk(url, seconds, lua, LOAD_CPU)
         cpu = cpu_seconds(process.pid) - before
+        rate, requests, bad = result["rps"], result["requests"], result["errors"]
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -18,8 +18,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +26,7 @@ import time
 from pathlib import Path
 from urllib.request import Request, urlopen
 
+import loadgen
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,15 +43,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def ensure_tools() -> None:
-    missing = [tool for tool in ("wrk", "nginx") if not shutil.which(tool)]
-    packages = {"wrk": "wrk", "nginx": "nginx-light"}
-    if missing:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", *(packages[t] for t in missing)], check=True
-        )
-
-
 def wait_up(url: str, headers: dict | None = None, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,43 +55,11 @@ def wait_up(url: str, headers: dict | None = None, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def wrk(url: str, seconds: int, lua: Path) -> dict:
-    output = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            LOAD_CPU,
-            "wrk",
-            "-t1",
-            "-c8",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(lua),
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-    def latency(percentile: str) -> float:
-        value, unit = re.search(rf"{percentile}%\s+([\d.]+)(us|ms|s)", output).groups()
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50": latency("50"),
-        "p99": latency("99"),
-        "errors": sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output)),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
-    ensure_tools()
+    loadgen.ensure("wrk", "nginx")
     processes = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -210,8 +168,9 @@ def main() -> None:
                 ("weir router", router_port),
                 ("nginx", nginx_port),
             ):
-                wrk(f"http://127.0.0.1:{port}/score", 2, lua)  # warm up
-                rows[name] = wrk(f"http://127.0.0.1:{port}/score", args.seconds, lua)
+                url = f"http://127.0.0.1:{port}/score"
+                loadgen.wrk(url, 2, lua, LOAD_CPU)  # warm up
+                rows[name] = loadgen.wrk(url, args.seconds, lua, LOAD_CPU)
         finally:
             for process in processes:
                 process.terminate()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -202,3 +203,16 @@ async def serve(
         reuse_address=True,
         backlog=1024,
     )
+
+
+async def serve_until_signalled(server: asyncio.Server, host: str, port: int) -> None:
+    """Announce readiness (``READY http://host:port`` on stdout, which supervisors wait
+    for), serve until SIGTERM or SIGINT, then stop accepting and close."""
+    print(f"READY http://{host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()

@@ -10,10 +10,9 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 
-from dataplane.http import serve
+from dataplane.http import serve, serve_until_signalled
 from dataplane.inference.errors import ScriptError
 from dataplane.inference.scoring import UserScript
 from dataplane.inference.server import InferenceApp
@@ -43,14 +42,7 @@ def parse_args(argv=None):
 async def main(args) -> None:
     server = await serve(InferenceApp(load(args)), args.host, args.port, args.concurrency)
     log.info("serving %s on http://%s:%s", args.entry_script, args.host, args.port)
-    print(f"READY http://{args.host}:{args.port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    server.close()
-    await server.wait_closed()
+    await serve_until_signalled(server, args.host, args.port)
 
 
 def load(args) -> UserScript:

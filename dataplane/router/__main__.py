@@ -6,11 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 
 import prometheus_client
 
-from dataplane.http import serve
+from dataplane.http import serve, serve_until_signalled
 from dataplane.router.app import MAX_BODY, RouterApp
 from dataplane.router.table import RoutingTable
 
@@ -47,15 +46,8 @@ async def main(args) -> None:
     await asyncio.get_running_loop().run_in_executor(None, table.loaded.wait, 5.0)
     server = await serve(RouterApp(table), args.host, args.port, concurrency=1, max_body=MAX_BODY)
     log.info("routing on http://%s:%s", args.host, args.port)
-    print(f"READY http://{args.host}:{args.port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await serve_until_signalled(server, args.host, args.port)
     stop_feed.set()
-    server.close()
-    await server.wait_closed()
 
 
 def run(argv=None) -> None:
