@@ -306,3 +306,17 @@ def test_scoring_hosts_are_unique_across_subscriptions(client, endpoint):
     error = assert_arm_error(response, 409, "Conflict", "endpointName")
     assert "ep1.ws1.localhost" in error["message"]
     assert client.put(url(f"{other}/onlineEndpoints/ep2"), body, format="json").status_code == 201
+
+
+def test_a_new_signing_key_reaches_the_router_table_with_the_first_token(
+    transactional_db, client, workspace
+):
+    """Committed for real (no surrounding transaction), as in the server."""
+    from controlplane.core.models import SigningKey
+    from controlplane.core.services import routing
+    from dataplane.router.table import SIGNING_KEYS
+
+    put_endpoint(client, name="tok", authMode="AMLToken")
+    assert client.post(url("/onlineEndpoints/tok/token")).status_code == 200
+    key = SigningKey.objects.get()
+    assert routing.client().hget(SIGNING_KEYS, key.kid).decode() == key.public_key_pem

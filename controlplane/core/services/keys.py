@@ -27,13 +27,12 @@ def active_signing_key() -> SigningKey:
     key = SigningKey.objects.filter(active=True).order_by("-created_at").first()
     if key is not None:
         return key
-    private = Ed25519PrivateKey.generate()
     from controlplane.core.services import routing
 
-    transaction.on_commit(routing.publish_signing_keys)
+    private = Ed25519PrivateKey.generate()
     try:
         with transaction.atomic():
-            return SigningKey.objects.create(
+            key = SigningKey.objects.create(
                 kid=uuid.uuid4().hex,
                 private_key_pem=private.private_bytes(
                     serialization.Encoding.PEM,
@@ -46,6 +45,10 @@ def active_signing_key() -> SigningKey:
                 )
                 .decode(),
             )
+        # After the key exists (at once outside a transaction): the router needs it to
+        # verify the token about to be issued.
+        transaction.on_commit(routing.publish_signing_keys)
+        return key
     except IntegrityError:  # pragma: no cover - a concurrent first call won; use its key
         return SigningKey.objects.filter(active=True).order_by("-created_at").first()
 
