@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -316,6 +317,8 @@ class Supervisor:
             if replica.state not in ("stopped",):
                 self.stop(replica, force=True)
         del self.replicas[deployment_id]
+        # Logs first: once the status file is gone the deployment counts as fully removed.
+        shutil.rmtree(self.state.logs(deployment_id), ignore_errors=True)
         self.state.status(deployment_id).unlink(missing_ok=True)
         self._reported.pop(deployment_id, None)
         log.info("deployment %s removed", deployment_id)

@@ -135,6 +135,7 @@ def test_replicas_start_scale_roll_restart_and_stop(agent, models):
     while time.monotonic() < deadline and (agent.status("dep1").exists() or any(map(alive, pids))):
         time.sleep(0.1)
     assert not agent.status("dep1").exists()
+    assert not agent.logs("dep1").exists()
     assert not any(map(alive, [*pids, old_pid]))
 
 

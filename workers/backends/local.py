@@ -6,7 +6,6 @@ agent reconciles and writes the status (see dataplane.agent).
 
 from __future__ import annotations
 
-import shutil
 from collections import deque
 from pathlib import Path
 
@@ -39,10 +38,9 @@ class LocalBackend(Backend):
         self.state.remove_spec(deployment_id)
 
     def gone(self, deployment_id: str) -> bool:
-        if self.state.desired(deployment_id).exists() or self.state.status(deployment_id).exists():
-            return False
-        shutil.rmtree(self.state.logs(deployment_id), ignore_errors=True)
-        return True
+        return not (
+            self.state.desired(deployment_id).exists() or self.state.status(deployment_id).exists()
+        )
 
     def logs(self, deployment_id: str, tail: int | None) -> str:
         directory = self.state.logs(deployment_id)
