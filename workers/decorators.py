@@ -31,3 +31,9 @@ def provisioning_task(name: str):
 def periodic_task(name: str):
     """A short, self-contained task run by beat; a lost run is simply run again next tick."""
     return app.task(name=name, ignore_result=True)
+
+
+def dataplane_task(name: str):
+    """A short task sent by a data-plane process (by name, without importing Weir's code):
+    acked after it ran, so a worker lost mid-way gets it again."""
+    return app.task(name=name, ignore_result=True, acks_late=True, reject_on_worker_lost=True)

@@ -22,6 +22,7 @@ CANONICAL_SEGMENTS = {
         "token",
         "getLogs",
         "skus",
+        "scaleEvents",
         "models",
         "environments",
         "codes",

@@ -92,3 +92,12 @@ class ListViewType(models.TextChoices):
     ACTIVE_ONLY = "ActiveOnly"
     ARCHIVED_ONLY = "ArchivedOnly"
     ALL = "All"
+
+
+class ScaleAction(models.TextChoices):
+    """What the autoscaler decided for a TargetUtilization deployment."""
+
+    SCALE_UP = "ScaleUp"
+    SCALE_DOWN = "ScaleDown"
+    # More replicas were wanted, but the deployment is at maxInstances: not scaled.
+    AT_MAX_INSTANCES = "AtMaxInstances"

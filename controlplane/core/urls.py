@@ -25,6 +25,7 @@ urlpatterns = [
     path(DEP, deployment.OnlineDeploymentView.as_view()),
     path(f"{DEP}/getLogs", deployment.GetLogsView.as_view()),
     path(f"{DEP}/skus", deployment.SkusView.as_view()),
+    path(f"{DEP}/scaleEvents", deployment.ScaleEventsView.as_view()),
     path(
         f"{SUB}/{PROVIDER}/locations/<str:location>/mfeOperationsStatus/<str:operationId>",
         operation.OperationStatusView.as_view(),

@@ -11,6 +11,7 @@ import prometheus_client
 
 from dataplane.http import serve, serve_until_signalled
 from dataplane.router.app import MAX_BODY, RouterApp
+from dataplane.router.autoscaler import Autoscaler, LoadReporter
 from dataplane.router.table import RoutingTable
 
 log = logging.getLogger("weir.router")
@@ -33,6 +34,18 @@ def parse_args(argv=None):
         or env("CELERY_BROKER_URL")
         or "redis://localhost:6379/0",
     )
+    parser.add_argument(
+        "--broker-url",
+        default=env("CELERY_BROKER_URL") or "redis://localhost:6379/0",
+        help="where the autoscaler sends its decisions (the workers' Celery broker)",
+    )
+    parser.add_argument("--queue", default=env("WEIR_QUEUE", "provision"))
+    parser.add_argument(
+        "--scale-down-delay",
+        type=float,
+        default=float(env("WEIR_SCALE_DOWN_DELAY", "60")),
+        help="seconds of low load before the autoscaler removes replicas",
+    )
     return parser.parse_args(argv)
 
 
@@ -44,9 +57,17 @@ async def main(args) -> None:
     # Serve as soon as the first snapshot is in (or after 5 s without Redis: an empty table
     # answers 404 until the feed comes back).
     await asyncio.get_running_loop().run_in_executor(None, table.loaded.wait, 5.0)
-    server = await serve(RouterApp(table), args.host, args.port, concurrency=1, max_body=MAX_BODY)
+    app = RouterApp(table)
+    reporter = asyncio.ensure_future(LoadReporter(app, args.redis_url).run())
+    autoscaler = Autoscaler(
+        table, args.redis_url, args.broker_url, args.queue, args.scale_down_delay
+    )
+    stop_autoscaler = autoscaler.start()
+    server = await serve(app, args.host, args.port, concurrency=1, max_body=MAX_BODY)
     log.info("routing on http://%s:%s", args.host, args.port)
     await serve_until_signalled(server, args.host, args.port)
+    stop_autoscaler.set()
+    reporter.cancel()
     stop_feed.set()
 
 

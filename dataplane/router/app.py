@@ -190,6 +190,7 @@ class RouterApp:
         if load is None:
             load = Load(entry["name"], deployment)
             self.loads[(entry["name"], entry["workspace"], deployment)] = load
+        load.settings = settings
         load.replicas_gauge.set(len(replicas))
         per_replica = settings.get("maxConcurrentRequestsPerInstance", 1)
         slot = await load.acquire(replicas, per_replica, settings.get("maxQueueWait", 0.5))
@@ -249,6 +250,8 @@ class Load:
 
     def __init__(self, endpoint: str = "", deployment: str = ""):
         self.in_flight: dict[str, int] = {}
+        # The deployment's routing entry as last seen (the autoscaler's load reports use it).
+        self.settings: dict = {}
         self.admitted = 0
         self.waiting = 0
         self.busy_gauge = metrics.IN_FLIGHT.labels(endpoint, deployment)

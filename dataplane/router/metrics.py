@@ -43,3 +43,13 @@ MIRROR_LATENCY = Histogram(
     ["endpoint", "deployment", "role"],
     buckets=LATENCY_BUCKETS,
 )
+UTILIZATION = Gauge(
+    "weir_router_utilization_percent",
+    "Autoscaled deployments: (busy replicas + queued requests) / ready replicas, in percent",
+    ["endpoint", "deployment"],
+)
+SCALE_DECISIONS = Counter(
+    "weir_router_scale_decisions_total",
+    "Autoscaler decisions (ScaleUp, ScaleDown, AtMaxInstances), by endpoint and deployment",
+    ["endpoint", "deployment", "action"],
+)

@@ -224,6 +224,8 @@ def stack(tmp_path_factory):
         "WEIR_RETRY_AFTER": "1",
         "WEIR_RECONCILE_INTERVAL": "1",
         "WEIR_OPERATION_LEASE_SECONDS": "5",
+        # The router's autoscaler removes replicas after this much low load (default 60 s).
+        "WEIR_SCALE_DOWN_DELAY": "3",
         # Small enough for a test to exceed; the 9 MB test file goes up in 4 MB blocks.
         "WEIR_BLOB_MAX_UPLOAD": str(16 * 1024 * 1024),
         "PYTHONUNBUFFERED": "1",

@@ -13,6 +13,7 @@ from controlplane.core.models.blob import Blob, StagedBlock, StorageAccount
 from controlplane.core.models.deployment import OnlineDeployment
 from controlplane.core.models.endpoint import OnlineEndpoint
 from controlplane.core.models.operation import Operation
+from controlplane.core.models.scaleevent import ScaleEvent
 from controlplane.core.models.signingkey import SigningKey
 from controlplane.core.models.workspace import Workspace
 
@@ -28,6 +29,7 @@ __all__ = [
     "OnlineDeployment",
     "OnlineEndpoint",
     "Operation",
+    "ScaleEvent",
     "SigningKey",
     "StagedBlock",
     "StorageAccount",

@@ -12,7 +12,12 @@ from controlplane.arm.envelope import (
     string_map,
 )
 from controlplane.core import references
-from controlplane.core.choices import ContainerType, EndpointComputeType, PublicNetworkAccess
+from controlplane.core.choices import (
+    ContainerType,
+    EndpointComputeType,
+    PublicNetworkAccess,
+    ScaleAction,
+)
 from controlplane.core.serializers.fields import DurationField, JsonDocumentSerializer
 
 # Azure's limit on request_timeout_ms for managed online endpoints.
@@ -203,3 +208,22 @@ class SkuResourceSerializer(serializers.Serializer):
     resourceType = serializers.CharField()
     sku = SkuSettingSerializer()
     capacity = SkuCapacitySerializer()
+
+
+class ScaleEventSerializer(serializers.Serializer):
+    """One autoscaler decision (a Weir extension: Azure does not expose these)."""
+
+    decidedAt = serializers.DateTimeField(source="decided_at")
+    action = serializers.ChoiceField(choices=ScaleAction.choices)
+    fromInstances = serializers.IntegerField(source="from_instances")
+    toInstances = serializers.IntegerField(source="to_instances")
+    utilizationPercentage = serializers.FloatField(source="utilization_percentage")
+    targetUtilizationPercentage = serializers.IntegerField(source="target_utilization_percentage")
+    busyReplicas = serializers.FloatField(source="busy_replicas")
+    queuedRequests = serializers.FloatField(source="queued_requests")
+    readyReplicas = serializers.IntegerField(source="ready_replicas")
+    minInstances = serializers.IntegerField(source="min_instances")
+    maxInstances = serializers.IntegerField(source="max_instances")
+    reason = serializers.CharField()
+    outcome = serializers.CharField()
+    operationId = serializers.UUIDField(source="operation_id", allow_null=True)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.db import transaction
 
 from controlplane.arm.errors import ArmError, bad_request, conflict
 from controlplane.core import states
 from controlplane.core.choices import DeploymentProvisioningState as State
-from controlplane.core.choices import OperationKind
-from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation
-from controlplane.core.services import operations
+from controlplane.core.choices import OperationKind, ScaleAction
+from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation, ScaleEvent
+from controlplane.core.services import operations, routing
 from controlplane.core.services.rows import create_or_conflict, save_changes
+
+# Who changes an autoscaled deployment's instance count (createdBy/lastModifiedBy).
+AUTOSCALER = "weir-autoscaler"
 
 DEPLOYMENT_FIELDS = (
     "tags",
@@ -47,7 +52,18 @@ def normalize(data: dict) -> dict:
     if values["sku"]["capacity"] is None:
         values["sku"]["capacity"] = 1
     values["instance_count"] = values["sku"]["capacity"]
+    if _autoscaled(values):
+        count = _within_limits(values["scale_settings"], values["instance_count"])
+        values["sku"]["capacity"] = values["instance_count"] = count
     return values
+
+
+def _autoscaled(values: dict) -> bool:
+    return (values.get("scale_settings") or {}).get("scaleType") == "TargetUtilization"
+
+
+def _within_limits(scale_settings: dict, count: int) -> int:
+    return min(max(count, scale_settings["minInstances"]), scale_settings["maxInstances"])
 
 
 def _lock_endpoint(endpoint: OnlineEndpoint) -> OnlineEndpoint:
@@ -102,6 +118,11 @@ def create_or_update(
                 "endpointComputeType cannot change after creation.",
                 "properties.endpointComputeType",
             )
+        if _autoscaled(values):
+            # The autoscaler owns the instance count; a PUT only moves it into min..max.
+            count = _within_limits(values["scale_settings"], deployment.instance_count)
+            values["sku"] = {**values["sku"], "capacity": count}
+            values["instance_count"] = count
         changed = {f for f, v in values.items() if getattr(deployment, f) != v}
         if not changed and deployment.provisioning_state == State.SUCCEEDED:
             return deployment, False, None
@@ -176,6 +197,51 @@ def delete(deployment: OnlineDeployment, principal: str, check_preconditions) ->
             resource=deployment,
             principal=principal,
             result_status=204,
+        )
+
+
+def autoscale(deployment_id, decision: dict) -> ScaleEvent | None:
+    """Record one autoscaler decision; apply a ScaleUp/ScaleDown as a scale operation when
+    the deployment is still where the router saw it (settled, same count, autoscaled)."""
+    with transaction.atomic():
+        deployment = OnlineDeployment.objects.select_for_update().filter(pk=deployment_id).first()
+        if deployment is None:
+            return None
+        operation = None
+        if decision["action"] == ScaleAction.AT_MAX_INSTANCES:
+            outcome = "Not scaled: the deployment is at maxInstances."
+        elif not _autoscaled({"scale_settings": deployment.scale_settings}):
+            outcome = "Not applied: the deployment no longer uses TargetUtilization."
+        elif deployment.provisioning_state != State.SUCCEEDED:
+            outcome = f"Not applied: the deployment is {deployment.provisioning_state}."
+        elif deployment.instance_count != decision["fromInstances"]:
+            outcome = f"Not applied: the instance count is {deployment.instance_count} now."
+        else:
+            count = decision["toInstances"]
+            deployment.sku = {**(deployment.sku or {}), "capacity": count}
+            deployment.instance_count = count
+            _save_with_state(deployment, State.SCALING, AUTOSCALER)
+            routing.publish_on_commit(deployment.endpoint_id)
+            operation = operations.start(
+                OperationKind.SCALE_DEPLOYMENT, resource=deployment, principal=AUTOSCALER
+            )
+            outcome = "Applied."
+        return ScaleEvent.objects.create(
+            deployment=deployment,
+            decided_at=datetime.fromtimestamp(decision["decidedAt"], UTC),
+            action=decision["action"],
+            from_instances=decision["fromInstances"],
+            to_instances=decision["toInstances"],
+            utilization_percentage=decision["utilizationPercentage"],
+            target_utilization_percentage=decision["targetUtilizationPercentage"],
+            busy_replicas=decision["busyReplicas"],
+            queued_requests=decision["queuedRequests"],
+            ready_replicas=decision["readyReplicas"],
+            min_instances=decision["minInstances"],
+            max_instances=decision["maxInstances"],
+            reason=decision["reason"],
+            outcome=outcome,
+            operation=operation,
         )
 
 

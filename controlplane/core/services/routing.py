@@ -56,7 +56,10 @@ def entry(endpoint) -> dict:
             ]
         request_settings = deployment.request_settings or {}
         deployments[deployment.name] = {
+            "id": str(deployment.id),
             "replicas": replicas,
+            "instanceCount": deployment.instance_count,
+            "autoscale": autoscale_settings(deployment),
             "maxConcurrentRequestsPerInstance": request_settings.get(
                 "maxConcurrentRequestsPerInstance", 1
             ),
@@ -72,6 +75,19 @@ def entry(endpoint) -> dict:
         "traffic": endpoint.traffic,
         "mirrorTraffic": endpoint.mirror_traffic,
         "deployments": deployments,
+    }
+
+
+def autoscale_settings(deployment) -> dict | None:
+    """What the router's autoscaler needs of a TargetUtilization deployment, else None."""
+    scale = deployment.scale_settings or {}
+    if scale.get("scaleType") != "TargetUtilization":
+        return None
+    return {
+        "minInstances": scale["minInstances"],
+        "maxInstances": scale["maxInstances"],
+        "targetUtilizationPercentage": scale["targetUtilizationPercentage"],
+        "pollingInterval": parse_seconds(scale["pollingInterval"]),
     }
 
 

@@ -17,6 +17,7 @@ from controlplane.core.serializers.deployment import (
     DeploymentLogsSerializer,
     OnlineDeploymentSerializer,
     OnlineDeploymentUpdateSerializer,
+    ScaleEventSerializer,
     SkuResourceSerializer,
 )
 from controlplane.core.services import deployment as deployment_service
@@ -153,3 +154,17 @@ class SkusView(ArmView):
             }
         ]
         return Response(page(request, skus, lambda sku: sku))
+
+
+class ScaleEventsView(ArmView):
+    """The autoscaler's decisions on the deployment, newest first, with their inputs."""
+
+    @extend_schema(
+        operation_id="OnlineDeployments_ListScaleEvents",
+        parameters=[OpenApiParameter("$top", int), OpenApiParameter("$skip", str)],
+        responses=paged(ScaleEventSerializer),
+    )
+    def get(self, request, **kwargs):
+        deployment = get_deployment(kwargs)
+        events = deployment.scale_events.order_by("-decided_at", "-recorded_at")
+        return Response(page(request, events, lambda e: ScaleEventSerializer(e).data))

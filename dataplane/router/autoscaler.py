@@ -1,0 +1,291 @@
+"""The autoscaler, as azureml-fe runs it, for deployments with TargetUtilization scaling.
+
+utilization = (busy replicas + queued requests) / ready replicas, averaged over the
+deployment's ``pollingInterval`` and compared with ``targetUtilizationPercentage``. The
+wanted count is ``ceil(instances * utilization / target)`` within min..max instances. Up is
+eager (the first interval above target scales); down is conservative (only after the load
+stayed low for ``scale_down_delay`` seconds, to the highest count wanted meanwhile).
+
+Every serving process reports its load to Redis (``LoadReporter``); one autoscaler per
+installation (a Redis lease elects it among routers) reads the sum and sends each decision
+to the control plane as the ``weir.autoscale`` task, which records it as a scale event and
+scales through the same operation a PATCH of ``sku.capacity`` starts. Decisions not to
+scale while at maxInstances are sent too, so a user can see why nothing happened. If Redis
+is unreachable nothing scales; scoring does not depend on any of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from dataplane.router import metrics
+
+log = logging.getLogger("weir.router.autoscaler")
+
+# Per deployment id: one field per serving process, its average load over REPORT_PERIOD.
+LOAD_KEY = "weir:load:{}"
+LEADER_KEY = "weir:autoscaler:leader"
+SAMPLE_PERIOD = 0.1
+REPORT_PERIOD = 0.5
+# A process's report older than this is ignored (the process is gone).
+REPORT_TTL = 3.0
+TICK = 0.25
+LEASE = 3.0
+# After a scale decision, wait this long at most for the new count to be ready.
+AWAIT_LIMIT = 60.0
+# While the deployment stays at maxInstances under load, repeat the event this often.
+AT_MAX_REPEAT = 60.0
+TASK = "weir.autoscale"
+
+
+class LoadReporter:
+    """In each serving process: sample the in-flight and queued requests of autoscaled
+    deployments every SAMPLE_PERIOD and write their averages to Redis every REPORT_PERIOD."""
+
+    def __init__(self, app, redis_url: str):
+        self.app = app
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=2)
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        self.sums: dict[str, list[float]] = {}
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        samples = 0
+        while True:
+            await asyncio.sleep(SAMPLE_PERIOD)
+            self._sample()
+            samples += 1
+            if samples * SAMPLE_PERIOD >= REPORT_PERIOD:
+                reports, self.sums = self._reports(samples), {}
+                samples = 0
+                if reports:
+                    await loop.run_in_executor(None, self._write, reports)
+
+    def _sample(self) -> None:
+        for load in list(self.app.loads.values()):
+            settings = load.settings
+            if not settings.get("autoscale"):
+                continue
+            in_flight = sum(load.in_flight.values())
+            busy = in_flight / settings.get("maxConcurrentRequestsPerInstance", 1)
+            queued = max(load.admitted - in_flight, 0)
+            sums = self.sums.setdefault(settings["id"], [0.0, 0.0])
+            sums[0] += busy
+            sums[1] += queued
+
+    def _reports(self, samples: int) -> dict[str, str]:
+        now = time.time()
+        return {
+            deployment_id: json.dumps(
+                {"busy": busy / samples, "queued": queued / samples, "at": now}
+            )
+            for deployment_id, (busy, queued) in self.sums.items()
+        }
+
+    def _write(self, reports: dict[str, str]) -> None:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for deployment_id, report in reports.items():
+                key = LOAD_KEY.format(deployment_id)
+                pipe.hset(key, self.process, report)
+                pipe.pexpire(key, int(REPORT_TTL * 1000))
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not report load (%s); autoscaling waits for Redis", exc)
+
+
+@dataclass
+class Decision:
+    action: str
+    to_instances: int
+    reason: str
+
+
+@dataclass
+class Tracker:
+    """What the autoscaler remembers of one deployment between polls."""
+
+    window_started: float
+    utilizations: list[float]
+    busy: list[float]
+    queued: list[float]
+    low_since: float | None = None
+    low_peak: int = 0
+    at_max_reported: float | None = None
+    awaiting: int | None = None
+    awaiting_since: float = 0.0
+
+
+def decide(
+    settings: dict, tracker: Tracker, current: int, utilization: float, now: float, delay: float
+) -> Decision | None:
+    """The decision for one polling interval (None: nothing to do or to report)."""
+    low, high = settings["minInstances"], settings["maxInstances"]
+    target = settings["targetUtilizationPercentage"]
+    if not low <= current <= high:
+        count = min(max(current, low), high)
+        action = "ScaleUp" if count > current else "ScaleDown"
+        return Decision(action, count, f"{current} instance(s) is outside {low}..{high}")
+    wanted = math.ceil(round(current * utilization / target, 6))
+    described = f"utilization {utilization:.0f}% against a target of {target}%"
+    if wanted > current:
+        tracker.low_since, tracker.low_peak = None, 0
+        if current < high:
+            tracker.at_max_reported = None
+            count = min(wanted, high)
+            return Decision("ScaleUp", count, f"{described}: {wanted} instance(s) wanted")
+        if tracker.at_max_reported is None or now - tracker.at_max_reported >= AT_MAX_REPEAT:
+            tracker.at_max_reported = now
+            return Decision(
+                "AtMaxInstances",
+                current,
+                f"{described}: {wanted} instance(s) wanted, maxInstances is {high}",
+            )
+        return None
+    tracker.at_max_reported = None
+    if wanted >= current or current == low:
+        tracker.low_since, tracker.low_peak = None, 0
+        return None
+    if tracker.low_since is None:
+        tracker.low_since = now
+    tracker.low_peak = max(tracker.low_peak, wanted)
+    if now - tracker.low_since < delay:
+        return None
+    count = max(tracker.low_peak, low)
+    tracker.low_since, tracker.low_peak = None, 0
+    return Decision("ScaleDown", count, f"{described} for {delay:g} s: {count} instance(s) suffice")
+
+
+class Autoscaler:
+    """One thread per router process; only the process holding the Redis lease decides."""
+
+    def __init__(self, table, redis_url: str, broker_url: str, queue: str, delay: float):
+        self.table = table
+        self.redis_url = redis_url
+        self.broker_url = broker_url
+        self.queue = queue
+        self.delay = delay
+        self.identity = uuid.uuid4().hex
+        self.trackers: dict[str, Tracker] = {}
+        self._celery = None
+
+    def start(self) -> threading.Event:
+        stop = threading.Event()
+        threading.Thread(target=self.run, args=(stop,), name="autoscaler", daemon=True).start()
+        return stop
+
+    def run(self, stop: threading.Event) -> None:
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+        while not stop.wait(TICK):
+            try:
+                if self._lead(client):
+                    self.tick(client, time.time())
+            except redis.RedisError as exc:
+                log.warning("autoscaler cannot reach Redis (%s); nothing scales meanwhile", exc)
+            except Exception:
+                log.exception("autoscaler tick failed")
+
+    def _lead(self, client: redis.Redis) -> bool:
+        lease = int(LEASE * 1000)
+        if client.set(LEADER_KEY, self.identity, nx=True, px=lease):
+            return True
+        if client.get(LEADER_KEY) == self.identity.encode():
+            client.pexpire(LEADER_KEY, lease)
+            return True
+        return False
+
+    def tick(self, client: redis.Redis, now: float) -> None:
+        seen = set()
+        for entry in list(self.table.entries.values()):
+            for name, settings in entry["deployments"].items():
+                if settings.get("autoscale"):
+                    seen.add(settings["id"])
+                    self._observe(client, entry, name, settings, now)
+        for gone in set(self.trackers) - seen:
+            del self.trackers[gone]
+
+    def _observe(self, client, entry: dict, name: str, settings: dict, now: float) -> None:
+        scale = settings["autoscale"]
+        busy = queued = 0.0
+        for raw in client.hgetall(LOAD_KEY.format(settings["id"])).values():
+            report = json.loads(raw)
+            if now - report["at"] <= REPORT_TTL:
+                busy += report["busy"]
+                queued += report["queued"]
+        ready = len(settings["replicas"])
+        utilization = 100.0 * (busy + queued) / max(ready, 1)
+        metrics.UTILIZATION.labels(entry["name"], name).set(utilization)
+        tracker = self.trackers.get(settings["id"])
+        if tracker is None:
+            tracker = self.trackers[settings["id"]] = Tracker(now, [], [], [])
+        current = settings["instanceCount"]
+        if tracker.awaiting is not None:
+            settled = current == tracker.awaiting and ready == tracker.awaiting
+            if not settled and now - tracker.awaiting_since < AWAIT_LIMIT:
+                tracker.window_started, tracker.utilizations = now, []
+                tracker.busy, tracker.queued = [], []
+                return
+            tracker.awaiting = None
+        tracker.utilizations.append(utilization)
+        tracker.busy.append(busy)
+        tracker.queued.append(queued)
+        if now - tracker.window_started < scale["pollingInterval"]:
+            return
+        average = sum(tracker.utilizations) / len(tracker.utilizations)
+        inputs = {
+            "utilizationPercentage": round(average, 1),
+            "busyReplicas": round(sum(tracker.busy) / len(tracker.busy), 2),
+            "queuedRequests": round(sum(tracker.queued) / len(tracker.queued), 2),
+            "readyReplicas": ready,
+        }
+        tracker.window_started, tracker.utilizations = now, []
+        tracker.busy, tracker.queued = [], []
+        decision = decide(scale, tracker, current, average, now, self.delay)
+        if decision is None:
+            return
+        if decision.action != "AtMaxInstances":
+            tracker.awaiting, tracker.awaiting_since = decision.to_instances, now
+        metrics.SCALE_DECISIONS.labels(entry["name"], name, decision.action).inc()
+        log.info(
+            "%s/%s: %s %d -> %d (%s)",
+            entry["name"],
+            name,
+            decision.action,
+            current,
+            decision.to_instances,
+            decision.reason,
+        )
+        self._send(
+            settings["id"],
+            {
+                "action": decision.action,
+                "fromInstances": current,
+                "toInstances": decision.to_instances,
+                "targetUtilizationPercentage": scale["targetUtilizationPercentage"],
+                "minInstances": scale["minInstances"],
+                "maxInstances": scale["maxInstances"],
+                "reason": decision.reason,
+                "decidedAt": now,
+                **inputs,
+            },
+        )
+
+    def _send(self, deployment_id: str, decision: dict) -> None:
+        if self._celery is None:
+            from celery import Celery
+
+            self._celery = Celery("weir-router", broker=self.broker_url)
+        self._celery.send_task(
+            TASK, kwargs={"deployment_id": deployment_id, "decision": decision}, queue=self.queue
+        )
