@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 from controlplane.server_secrets import random_token, server_secret
 
@@ -172,6 +173,12 @@ WEIR_MAX_DEPLOYMENTS_PER_ENDPOINT = env.int("WEIR_MAX_DEPLOYMENTS_PER_ENDPOINT",
 WEIR_MAX_INSTANCES_PER_DEPLOYMENT = env.int("WEIR_MAX_INSTANCES_PER_DEPLOYMENT", default=50)
 WEIR_SCORING_DOMAIN = env("WEIR_SCORING_DOMAIN", default="localhost")
 WEIR_SCORING_PORT = env.int("WEIR_SCORING_PORT", default=8080)
+# Which scoring URIs endpoints report (the router serves both): "host" gives
+# http://{endpoint}.{workspace}.{domain}:{port}/score (needs wildcard DNS beyond localhost),
+# "path" gives http://{domain}:{port}/endpoints/{workspace}/{endpoint}/score.
+WEIR_SCORING_URI_STYLE = env("WEIR_SCORING_URI_STYLE", default="host")
+if WEIR_SCORING_URI_STYLE not in ("host", "path"):
+    raise ImproperlyConfigured("WEIR_SCORING_URI_STYLE must be 'host' or 'path'")
 WEIR_LOG_DIR = Path(env("WEIR_LOG_DIR", default=str(DATA_DIR / "logs")))
 
 #

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 
 import prometheus_client
 
 from dataplane.http import serve, serve_until_signalled
+from dataplane.router.accesslog import AccessLog
 from dataplane.router.app import MAX_BODY, RouterApp
 from dataplane.router.autoscaler import Autoscaler, LoadReporter
 from dataplane.router.table import RoutingTable
@@ -35,6 +37,11 @@ def parse_args(argv=None):
         or "redis://localhost:6379/0",
     )
     parser.add_argument(
+        "--access-log",
+        default=env("WEIR_ROUTER_ACCESS_LOG", "-"),
+        help="where to write one JSON line per request: a file, - for stdout, or off",
+    )
+    parser.add_argument(
         "--broker-url",
         default=env("CELERY_BROKER_URL") or "redis://localhost:6379/0",
         help="where the autoscaler sends its decisions (the workers' Celery broker)",
@@ -57,8 +64,14 @@ async def main(args) -> None:
     # Serve as soon as the first snapshot is in (or after 5 s without Redis: an empty table
     # answers 404 until the feed comes back).
     await asyncio.get_running_loop().run_in_executor(None, table.loaded.wait, 5.0)
-    app = RouterApp(table)
-    reporter = asyncio.ensure_future(LoadReporter(app, args.redis_url).run())
+    access_log = None
+    if args.access_log != "off":
+        stream = sys.stdout if args.access_log == "-" else open(args.access_log, "a")  # noqa: SIM115
+        access_log = AccessLog(stream)
+    app = RouterApp(table, access_log=access_log)
+    background = [asyncio.ensure_future(LoadReporter(app, args.redis_url).run())]
+    if access_log is not None:
+        background.append(asyncio.ensure_future(access_log.run()))
     autoscaler = Autoscaler(
         table, args.redis_url, args.broker_url, args.queue, args.scale_down_delay
     )
@@ -67,7 +80,9 @@ async def main(args) -> None:
     log.info("routing on http://%s:%s", args.host, args.port)
     await serve_until_signalled(server, args.host, args.port)
     stop_autoscaler.set()
-    reporter.cancel()
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
     stop_feed.set()
 
 

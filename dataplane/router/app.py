@@ -18,6 +18,7 @@ import jwt
 
 from dataplane.http import REASONS, Request, Response
 from dataplane.router import metrics
+from dataplane.router.accesslog import AccessLog
 from dataplane.router.table import RoutingTable
 from dataplane.router.upstream import (
     Upstream,
@@ -42,6 +43,8 @@ MAX_MIRRORS_IN_FLIGHT = 64
 MIRROR_TOLERANCE = 1e-6
 # How long the request waited for a free replica, so overload is explainable client-side.
 QUEUE_HEADER = "ms-azureml-queue-time-ms"
+# Path-based scoring URIs: /endpoints/{workspace}/{endpoint}/score (no wildcard DNS needed).
+PATH_PREFIX = "/endpoints/"
 # Azure's limit on a scoring request body.
 MAX_BODY = 100 * 1024 * 1024
 
@@ -52,8 +55,14 @@ def _json(status: int, message: str, extra: list | None = None) -> Response:
 
 
 class RouterApp:
-    def __init__(self, table: RoutingTable, upstream: Upstream | None = None):
+    def __init__(
+        self,
+        table: RoutingTable,
+        upstream: Upstream | None = None,
+        access_log: AccessLog | None = None,
+    ):
         self.table = table
+        self.access_log = access_log
         self.upstream = upstream or Upstream()
         self.loads: dict[tuple, Load] = {}
         self.mirrors_in_flight: dict[tuple, int] = {}
@@ -62,14 +71,21 @@ class RouterApp:
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
+        endpoint = ""
         try:
-            response = await self._route(request)
+            endpoint, response = await self._route(request)
         except Exception:  # a bug of ours answers 500; the router goes on
             log.exception("unexpected error routing %s", request.path)
             response = _json(500, "An unexpected error occurred in the router.")
         elapsed = time.perf_counter() - started
-        endpoint = request.headers.get("host", "").split(".", 1)[0]
-        deployment = next((v for k, v in response.headers if k == DEPLOYMENT_HEADER), "")
+        deployment = queued = request_id = ""
+        for name, value in response.headers:
+            if name == DEPLOYMENT_HEADER:
+                deployment = value
+            elif name == QUEUE_HEADER:
+                queued = value
+            elif name == "x-request-id":
+                request_id = value
         counted = (endpoint, deployment, response.status)
         counter = self._counters.get(counted)
         if counter is None:  # labels() is a lookup worth skipping on the hot path
@@ -80,15 +96,34 @@ class RouterApp:
             if histogram is None:
                 histogram = self._latencies[counted[:2]] = metrics.LATENCY.labels(*counted[:2])
             histogram.observe(elapsed)
+        if self.access_log is not None:
+            self.access_log.write(
+                request, endpoint, deployment, response.status, elapsed, queued, request_id
+            )
         return response
 
-    async def _route(self, request: Request) -> Response:
-        host = request.headers.get("host", "").rsplit(":", 1)[0].lower()
-        if request.path == "/healthz":
-            return Response(200, b"ok")
-        entry = self.table.lookup(host)
-        if entry is None:
-            return _json(404, f"No endpoint is served at {host}.")
+    async def _route(self, request: Request) -> tuple[str, Response]:
+        """Find the endpoint by host ({endpoint}.{workspace}.{domain}) or by path
+        (/endpoints/{workspace}/{endpoint}/...), then serve. Returns (endpoint, response)."""
+        path = request.path
+        if path.startswith(PATH_PREFIX):
+            parts = path.split("/", 4)
+            if len(parts) < 4:
+                return "", _json(404, f"No endpoint is served at {path}.")
+            entry = self.table.lookup_path(parts[2], parts[3])
+            path = "/" + (parts[4] if len(parts) > 4 else "")
+            if entry is None:
+                return "", _json(404, f"No endpoint '{parts[3]}' in workspace '{parts[2]}'.")
+        else:
+            host = request.headers.get("host", "").rsplit(":", 1)[0].lower()
+            if path == "/healthz":
+                return "", Response(200, b"ok")
+            entry = self.table.lookup(host)
+            if entry is None:
+                return "", _json(404, f"No endpoint is served at {host}.")
+        return entry["name"], await self._serve(request, entry, path)
+
+    async def _serve(self, request: Request, entry: dict, path: str) -> Response:
         if not self._authorized(entry, request.headers.get("authorization", "")):
             return _json(401, "The request is not authorized.", [("www-authenticate", "Bearer")])
         requested = request.headers.get(DEPLOYMENT_HEADER)
@@ -105,8 +140,8 @@ class RouterApp:
             # Only requests routed by the traffic rules are mirrored, as on Azure.
             shadow = self._mirror_target(entry)
             if shadow is not None:
-                return await self._mirrored(request, entry, deployment, shadow)
-        return await self._forward(request, entry, deployment)
+                return await self._mirrored(request, path, entry, deployment, shadow)
+        return await self._forward(request, path, entry, deployment)
 
     def _mirror_target(self, entry: dict) -> str | None:
         for name, percent in (entry.get("mirrorTraffic") or {}).items():
@@ -114,17 +149,21 @@ class RouterApp:
                 return name
         return None
 
-    async def _mirrored(self, request: Request, entry: dict, live: str, shadow: str) -> Response:
+    async def _mirrored(
+        self, request: Request, path: str, entry: dict, live: str, shadow: str
+    ) -> Response:
         """Serve from ``live``; copy the request to ``shadow`` without delaying or changing
         the client's answer, then compare the two answers (status, and JSON within a
         numeric tolerance) and record the agreement and both latencies."""
         key = (entry["name"], shadow)
         if self.mirrors_in_flight.get(key, 0) >= MAX_MIRRORS_IN_FLIGHT:
             metrics.MIRROR_DROPPED.labels(entry["name"], shadow).inc()
-            return await self._forward(request, entry, live)
+            return await self._forward(request, path, entry, live)
         self.mirrors_in_flight[key] = self.mirrors_in_flight.get(key, 0) + 1
-        shadow_task = asyncio.ensure_future(self._timed(self._forward(request, entry, shadow)))
-        response, live_seconds = await self._timed(self._forward(request, entry, live))
+        shadow_task = asyncio.ensure_future(
+            self._timed(self._forward(request, path, entry, shadow))
+        )
+        response, live_seconds = await self._timed(self._forward(request, path, entry, live))
         asyncio.ensure_future(self._compare(key, shadow_task, response, live_seconds))
         return response
 
@@ -180,7 +219,7 @@ class RouterApp:
         names, weights = zip(*weighted, strict=True)
         return random.choices(names, weights)[0]
 
-    async def _forward(self, request: Request, entry: dict, deployment: str) -> Response:
+    async def _forward(self, request: Request, path: str, entry: dict, deployment: str) -> Response:
         settings = entry["deployments"].get(deployment, {})
         replicas = settings.get("replicas", [])
         served_by = [(DEPLOYMENT_HEADER, deployment)]
@@ -202,7 +241,8 @@ class RouterApp:
         headers = [(k, v) for k, v in request.headers.items() if k not in DROPPED]
         if "x-request-id" not in request.headers:
             headers.append(("x-request-id", str(uuid.uuid4())))
-        path = request.path + (f"?{request.query}" if request.query else "")
+        if request.query:
+            path = f"{path}?{request.query}"
         timeout = settings.get("requestTimeout", DEFAULT_TIMEOUT)
         tried = [address]
         try:
@@ -231,7 +271,7 @@ class RouterApp:
         finally:
             load.release(address)
         kept = [(k, v) for k, v in response_headers if k.lower() not in DROPPED]
-        if status >= 400:
+        if status >= 400 and path.startswith("/score"):
             # Azure's model error: the replica's own status and reason in headers.
             kept += [
                 ("ms-azureml-model-error-statuscode", str(status)),

@@ -22,16 +22,26 @@ class RoutingTable:
     def __init__(self, redis_url: str):
         self.redis_url = redis_url
         self.entries: dict[str, dict] = {}
+        # The same entries by (workspace, endpoint), lower-cased, for path-based URIs.
+        self.paths: dict[tuple[str, str], dict] = {}
         self.signing_keys: dict[str, str] = {}
         self.loaded = threading.Event()
 
     def lookup(self, host: str) -> dict | None:
         return self.entries.get(host)
 
+    def lookup_path(self, workspace: str, endpoint: str) -> dict | None:
+        return self.paths.get((workspace.lower(), endpoint.lower()))
+
+    def _set(self, entries: dict[str, dict]) -> None:
+        # One assignment each: readers see the old table or the new one.
+        self.entries = entries
+        self.paths = {(e["workspace"].lower(), e["name"].lower()): e for e in entries.values()}
+
     def load_all(self, client: redis.Redis) -> None:
         entries = {k.decode(): json.loads(v) for k, v in client.hgetall(ROUTES).items()}
         self._load_keys(client)
-        self.entries = entries  # one assignment: readers see the old table or the new one
+        self._set(entries)
         self.loaded.set()
         log.info("routing table loaded: %d endpoint(s)", len(entries))
 
@@ -51,7 +61,7 @@ class RoutingTable:
         else:
             entries[host] = json.loads(raw)
         self._load_keys(client)
-        self.entries = entries
+        self._set(entries)
 
     def watch(self, stop: threading.Event) -> None:
         """Subscribe, load a full snapshot, then apply changes; on any Redis failure keep

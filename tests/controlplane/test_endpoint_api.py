@@ -320,3 +320,14 @@ def test_a_new_signing_key_reaches_the_router_table_with_the_first_token(
     assert client.post(url("/onlineEndpoints/tok/token")).status_code == 200
     key = SigningKey.objects.get()
     assert routing.client().hget(SIGNING_KEYS, key.kid).decode() == key.public_key_pem
+
+
+def test_scoring_uris_in_the_configured_style(client, endpoint):
+    from django.test import override_settings
+
+    host_style = client.get(url("/onlineEndpoints/ep1")).json()["properties"]
+    assert host_style["scoringUri"] == "http://ep1.ws1.localhost:8080/score"
+    with override_settings(WEIR_SCORING_URI_STYLE="path"):
+        path_style = client.get(url("/onlineEndpoints/ep1")).json()["properties"]
+    assert path_style["scoringUri"] == "http://localhost:8080/endpoints/ws1/ep1/score"
+    assert path_style["swaggerUri"] == "http://localhost:8080/endpoints/ws1/ep1/swagger.json"

@@ -369,3 +369,55 @@ def test_mirrored_traffic_is_compared_without_touching_client_answers(stack, end
         )
         >= 200
     )
+
+
+def test_path_based_uris_swagger_and_the_access_log(stack, endpoint):
+    import json
+    from pathlib import Path
+
+    set_traffic(stack, endpoint, {"blue": 100, "green": 0})
+    key = stack.call("POST", f"{endpoint}/listKeys").json()["primaryKey"]
+    auth = {"Authorization": f"Bearer {key}"}
+    # Workspace and endpoint names match whatever their case, as in host names.
+    base = f"{stack.router_url}/endpoints/{stack.workspace_name.upper()}/Routed"
+
+    def call(method, path, **headers):
+        return requests.request(method, f"{base}{path}", headers={**auth, **headers}, timeout=10)
+
+    assert eventually(lambda: call("POST", "/score").status_code == 200)
+    assert call("POST", "/score").json() == {"who": "blue"}
+    assert call("POST", "/score", **{"azureml-model-deployment": "green"}).json() == {
+        "who": "green"
+    }
+    assert call("POST", "/score", Authorization="Bearer nope").status_code == 401
+    missing = requests.post(f"{stack.router_url}/endpoints/{stack.workspace_name}/nope/score")
+    assert missing.status_code == 404
+
+    # swaggerUri reaches the serving deployment's /swagger.json; this script has no schema
+    # decorators, so the replica's 404 comes back as it is (not as a model error).
+    swagger_uri = stack.call("GET", endpoint).json()["properties"]["swaggerUri"]
+    swagger = requests.get(
+        f"{stack.router_url}/swagger.json",
+        headers={**auth, "Host": urlsplit(swagger_uri).netloc},
+        timeout=10,
+    )
+    assert swagger.status_code == 404 and "Swagger not found" in swagger.json()["message"]
+    assert swagger.headers["azureml-model-deployment"] == "blue"
+
+    router_log = Path(stack.env["WEIR_DATA_DIR"]) / "router.log"
+
+    def logged():
+        lines = [
+            json.loads(line) for line in router_log.read_text().splitlines() if line[:1] == "{"
+        ]
+        return [line for line in lines if line["path"].startswith(urlsplit(base).path)]
+
+    def statuses():
+        return {line["status"] for line in logged()}
+
+    assert eventually(lambda: statuses() >= {200, 401}, timeout=5), statuses()
+    served = logged()
+    ok = next(line for line in served if line["status"] == 200)
+    assert ok["deployment"] in ("blue", "green") and ok["method"] == "POST"
+    assert ok["durationMs"] > 0 and ok["queueMs"] is not None and ok["requestId"]
+    assert key not in router_log.read_text()

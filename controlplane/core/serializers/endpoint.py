@@ -116,8 +116,13 @@ class OnlineEndpointPropertiesSerializer(ProvisioningStateMixin):
 
 
 def scoring_base(endpoint) -> str:
+    """The URI that /score and /swagger.json follow, in the configured style."""
+    port = settings.WEIR_SCORING_PORT
+    if settings.WEIR_SCORING_URI_STYLE == "path":
+        domain = settings.WEIR_SCORING_DOMAIN
+        return f"http://{domain}:{port}/endpoints/{endpoint.workspace.name}/{endpoint.name}"
     host = endpoint.scoring_host or scoring_host(endpoint.name, endpoint.workspace.name)
-    return f"http://{host}:{settings.WEIR_SCORING_PORT}"
+    return f"http://{host}:{port}"
 
 
 class OnlineEndpointSerializer(TrackedResourceSerializer):
