@@ -19,6 +19,7 @@ import jwt
 from dataplane.http import REASONS, Request, Response
 from dataplane.router import metrics
 from dataplane.router.accesslog import AccessLog
+from dataplane.router.slots import SharedCounters
 from dataplane.router.table import RoutingTable
 from dataplane.router.upstream import (
     Upstream,
@@ -43,6 +44,8 @@ MAX_MIRRORS_IN_FLIGHT = 64
 MIRROR_TOLERANCE = 1e-6
 # How long the request waited for a free replica, so overload is explainable client-side.
 QUEUE_HEADER = "ms-azureml-queue-time-ms"
+# How often a queued request looks for a slot freed by another router process.
+QUEUE_POLL = 0.005
 # Path-based scoring URIs: /endpoints/{workspace}/{endpoint}/score (no wildcard DNS needed).
 PATH_PREFIX = "/endpoints/"
 # Azure's limit on a scoring request body.
@@ -60,8 +63,10 @@ class RouterApp:
         table: RoutingTable,
         upstream: Upstream | None = None,
         access_log: AccessLog | None = None,
+        counters: SharedCounters | None = None,
     ):
         self.table = table
+        self.counters = counters or SharedCounters(1)
         self.access_log = access_log
         self.upstream = upstream or Upstream()
         self.loads: dict[tuple, Load] = {}
@@ -225,12 +230,12 @@ class RouterApp:
         served_by = [(DEPLOYMENT_HEADER, deployment)]
         if not replicas:
             return _json(503, f"Deployment '{deployment}' has no ready replica.", served_by)
-        load = self.loads.get((entry["name"], entry["workspace"], deployment))
+        key = (entry["name"], entry["workspace"], deployment)
+        load = self.loads.get(key)
         if load is None:
-            load = Load(entry["name"], deployment)
-            self.loads[(entry["name"], entry["workspace"], deployment)] = load
+            name = settings.get("id") or "/".join(key)
+            load = self.loads[key] = Load(self.counters, name, entry["name"], deployment)
         load.settings = settings
-        load.replicas_gauge.set(len(replicas))
         per_replica = settings.get("maxConcurrentRequestsPerInstance", 1)
         slot = await load.acquire(replicas, per_replica, settings.get("maxQueueWait", 0.5))
         if isinstance(slot, Response):
@@ -282,63 +287,93 @@ class RouterApp:
 
 
 class Load:
-    """Requests in flight on one deployment's replicas, and the ones waiting for a slot.
+    """One deployment's requests, counted across the router's processes (``slots``).
 
     Each replica takes ``maxConcurrentRequestsPerInstance`` at once; more wait up to
     ``maxQueueWait`` for a slot; past ``2 * max * replicas`` in the router at all, requests
-    are refused with 429 at once, as Azure documents."""
+    are refused with 429 at once, as Azure documents. A waiting request wakes when this
+    process frees a slot, and looks again every QUEUE_POLL for slots other processes free."""
 
-    def __init__(self, endpoint: str = "", deployment: str = ""):
-        self.in_flight: dict[str, int] = {}
-        # The deployment's routing entry as last seen (the autoscaler's load reports use it).
+    def __init__(self, counters: SharedCounters, name: str, endpoint: str, deployment: str):
+        self.counters = counters
+        self.name = f"deployment:{name}"
+        self.endpoint, self.deployment = endpoint, deployment
+        # The deployment's routing entry as last seen (load reports and gauges use it).
         self.settings: dict = {}
+        # This process's share: requests at replicas, and requests admitted (incl. waiting).
+        self.in_flight = 0
         self.admitted = 0
         self.waiting = 0
-        self.busy_gauge = metrics.IN_FLIGHT.labels(endpoint, deployment)
-        self.replicas_gauge = metrics.REPLICAS.labels(endpoint, deployment)
-        self.queued_gauge = metrics.QUEUED.labels(endpoint, deployment)
         self.freed = asyncio.Condition()
         self.turn = itertools.count()
 
     async def acquire(self, replicas: list[str], per_replica: int, queue_wait: float):
         limit = 2 * per_replica * len(replicas)
-        if self.admitted >= limit:
+        counters = self.counters
+        with counters.lock:
+            admitted = counters.slot(self.name)
+            if counters.total(admitted) >= limit:
+                address = None
+            else:
+                counters.add(admitted, 1)
+                address = self._take(replicas, per_replica) or ""
+        if address is None:
             return _too_many(f"more than {limit} requests are pending on this deployment")
         self.admitted += 1
+        if address:
+            self.in_flight += 1
+            return address, 0.0
         loop = asyncio.get_running_loop()
         started = loop.time()
         while True:
-            free = [a for a in replicas if self.in_flight.get(a, 0) < per_replica]
-            if free:
-                # The least busy replica; ties go round robin.
-                turn = next(self.turn) % len(free)
-                rotated = free[turn:] + free[:turn]
-                address = min(rotated, key=lambda a: self.in_flight.get(a, 0))
-                self.in_flight[address] = self.in_flight.get(address, 0) + 1
-                self.busy_gauge.inc()
-                self.queued_gauge.set(self.admitted - sum(self.in_flight.values()))
-                return address, (loop.time() - started) * 1000
             remaining = queue_wait - (loop.time() - started)
             if remaining <= 0:
+                with counters.lock:
+                    counters.add(counters.slot(self.name), -1)
                 self.admitted -= 1
                 return _too_many(f"no replica was free within maxQueueWait ({queue_wait:g} s)")
             self.waiting += 1
             try:
                 async with self.freed:
-                    await asyncio.wait_for(self.freed.wait(), remaining)
+                    await asyncio.wait_for(self.freed.wait(), min(remaining, QUEUE_POLL))
             except TimeoutError:
                 pass
             finally:
                 self.waiting -= 1
+            with counters.lock:
+                address = self._take(replicas, per_replica)
+            if address:
+                self.in_flight += 1
+                return address, (loop.time() - started) * 1000
+
+    def _take(self, replicas: list[str], per_replica: int) -> str | None:
+        """With the lock held: count a request on the least busy replica with room (ties
+        round robin), or None when all are full."""
+        counters = self.counters
+        busy = [(counters.total(slot), slot, address) for address, slot in self._slots(replicas)]
+        turn = next(self.turn) % len(busy)
+        rotated = busy[turn:] + busy[:turn]
+        count, slot, address = min(rotated, key=lambda item: item[0])
+        if count >= per_replica:
+            return None
+        counters.add(slot, 1)
+        return address
+
+    def _slots(self, replicas: list[str]):
+        return [(address, self.counters.slot(address)) for address in replicas]
 
     def move(self, old: str, new: str) -> None:
-        self.in_flight[old] -= 1
-        self.in_flight[new] = self.in_flight.get(new, 0) + 1
+        with self.counters.lock:
+            self.counters.add(self.counters.slot(old), -1)
+            self.counters.add(self.counters.slot(new), 1)
 
     def release(self, address: str) -> None:
-        self.in_flight[address] -= 1
+        counters = self.counters
+        with counters.lock:
+            counters.add(counters.slot(address), -1)
+            counters.add(counters.slot(self.name), -1)
+        self.in_flight -= 1
         self.admitted -= 1
-        self.busy_gauge.dec()
         if self.waiting:
             asyncio.ensure_future(self._notify())
 

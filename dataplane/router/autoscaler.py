@@ -50,14 +50,16 @@ TASK = "weir.autoscale"
 
 
 class LoadReporter:
-    """In each serving process: sample the in-flight and queued requests of autoscaled
-    deployments every SAMPLE_PERIOD and write their averages to Redis every REPORT_PERIOD."""
+    """In each serving process, every SAMPLE_PERIOD: set the in-flight, queued and replica
+    gauges of each deployment, and sum the load of autoscaled ones, whose averages go to
+    Redis every REPORT_PERIOD."""
 
     def __init__(self, app, redis_url: str):
         self.app = app
         self.client = redis.Redis.from_url(redis_url, socket_timeout=2)
         self.process = f"{socket.gethostname()}:{os.getpid()}"
         self.sums: dict[str, list[float]] = {}
+        self.gauges: dict[tuple, tuple] = {}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -75,11 +77,21 @@ class LoadReporter:
     def _sample(self) -> None:
         for load in list(self.app.loads.values()):
             settings = load.settings
+            queued = max(load.admitted - load.in_flight, 0)
+            labels = (load.endpoint, load.deployment)
+            gauges = self.gauges.get(labels)
+            if gauges is None:
+                gauges = self.gauges[labels] = (
+                    metrics.IN_FLIGHT.labels(*labels),
+                    metrics.QUEUED.labels(*labels),
+                    metrics.REPLICAS.labels(*labels),
+                )
+            gauges[0].set(load.in_flight)
+            gauges[1].set(queued)
+            gauges[2].set(len(settings.get("replicas", ())))
             if not settings.get("autoscale"):
                 continue
-            in_flight = sum(load.in_flight.values())
-            busy = in_flight / settings.get("maxConcurrentRequestsPerInstance", 1)
-            queued = max(load.admitted - in_flight, 0)
+            busy = load.in_flight / settings.get("maxConcurrentRequestsPerInstance", 1)
             sums = self.sums.setdefault(settings["id"], [0.0, 0.0])
             sums[0] += busy
             sums[1] += queued

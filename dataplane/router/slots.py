@@ -1,0 +1,89 @@
+"""Request counters shared by the router's serving processes.
+
+Each replica takes ``maxConcurrentRequestsPerInstance`` requests at once and each deployment
+admits ``2 * max * replicas``, whichever process a client's connection landed on. The
+counts live in anonymous shared memory mapped before the processes fork: a table of named
+slots (a replica's address, a deployment's admission count), each with one counter column
+per process. A process only ever changes its own column, so when one dies the supervisor
+zeroes that column and nothing stays counted. Taking a slot (check, then add) holds a lock
+shared by the processes, for microseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import multiprocessing
+
+KEY_BYTES = 16
+EMPTY = bytes(KEY_BYTES)
+SLOTS = 4096
+
+
+class SlotsFull(RuntimeError):
+    pass
+
+
+class SharedCounters:
+    def __init__(self, processes: int, slots: int = SLOTS):
+        self.processes = processes
+        self.slots = slots
+        self.lock = multiprocessing.get_context("fork").Lock()
+        self.keys = mmap.mmap(-1, slots * KEY_BYTES)
+        self._counts = mmap.mmap(-1, slots * processes * 8)
+        self.counts = memoryview(self._counts).cast("q")
+        self.me = 0
+        self.cache: dict[str, tuple[int, bytes]] = {}
+
+    def bind(self, index: int) -> None:
+        """In a serving process after the fork: write column ``index`` from now on."""
+        self.me = index
+        self.cache = {}
+
+    def forget(self, index: int) -> None:
+        """In the supervisor: a process died; what it had counted no longer counts."""
+        with self.lock:
+            for slot in range(self.slots):
+                self.counts[slot * self.processes + index] = 0
+
+    # All below: call with ``lock`` held.
+    def slot(self, name: str) -> int:
+        cached = self.cache.get(name)
+        if cached is not None:
+            slot, key = cached
+            start = slot * KEY_BYTES
+            if self.keys[start : start + KEY_BYTES] == key:
+                return slot
+        key = hashlib.blake2b(name.encode(), digest_size=KEY_BYTES).digest()
+        slot = self._find(key)
+        if slot is None:
+            slot = self._find(EMPTY)
+            if slot is None:
+                slot = self._reclaim()
+            start = slot * KEY_BYTES
+            self.keys[start : start + KEY_BYTES] = key
+        self.cache[name] = (slot, key)
+        return slot
+
+    def total(self, slot: int) -> int:
+        start = slot * self.processes
+        return sum(self.counts[start : start + self.processes])
+
+    def add(self, slot: int, delta: int) -> None:
+        self.counts[slot * self.processes + self.me] += delta
+
+    def _find(self, key: bytes) -> int | None:
+        offset = self.keys.find(key)
+        while offset != -1 and offset % KEY_BYTES:
+            offset = self.keys.find(key, offset + 1)
+        return None if offset == -1 else offset // KEY_BYTES
+
+    def _reclaim(self) -> int:
+        """Free every slot nobody counts on (replicas and deployments long gone)."""
+        freed = [slot for slot in range(self.slots) if self.total(slot) == 0]
+        if not freed:
+            raise SlotsFull(f"all {self.slots} request slots are in use")
+        for slot in freed:
+            start = slot * KEY_BYTES
+            self.keys[start : start + KEY_BYTES] = EMPTY
+        return freed[0]
