@@ -185,7 +185,13 @@ class HttpProtocol(asyncio.Protocol):
 
 
 async def serve(
-    handle, host: str, port: int, concurrency: int, sock=None, max_body: int | None = None
+    handle,
+    host: str,
+    port: int,
+    concurrency: int,
+    sock=None,
+    max_body: int | None = None,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     pool = ThreadPoolExecutor(concurrency, "score") if concurrency > 1 else None
     loop = asyncio.get_running_loop()
@@ -201,14 +207,18 @@ async def serve(
         port=None if sock else port,
         sock=sock,
         reuse_address=True,
+        reuse_port=reuse_port or None,
         backlog=1024,
     )
 
 
-async def serve_until_signalled(server: asyncio.Server, host: str, port: int) -> None:
+async def serve_until_signalled(
+    server: asyncio.Server, host: str, port: int, announce: bool = True
+) -> None:
     """Announce readiness (``READY http://host:port`` on stdout, which supervisors wait
     for), serve until SIGTERM or SIGINT, then stop accepting and close."""
-    print(f"READY http://{host}:{port}", flush=True)
+    if announce:
+        print(f"READY http://{host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

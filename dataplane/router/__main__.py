@@ -1,22 +1,24 @@
-"""``python -m dataplane.router --port 8080``: serve scoring URIs from the routing table."""
+"""``python -m dataplane.router --port 8080``: serve scoring URIs from the routing table,
+with one serving process per core (``--processes``) sharing the port."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import ctypes
 import logging
 import os
-import sys
+import select
+import shutil
+import signal
+import tempfile
+import time
 
-import prometheus_client
-
-from dataplane.http import serve, serve_until_signalled
-from dataplane.router.accesslog import AccessLog
-from dataplane.router.app import MAX_BODY, RouterApp
-from dataplane.router.autoscaler import Autoscaler, LoadReporter
-from dataplane.router.table import RoutingTable
+from dataplane.router.slots import SharedCounters
 
 log = logging.getLogger("weir.router")
+PR_SET_PDEATHSIG = 1
+READY_TIMEOUT = 30.0
+RESTART_DELAY = 0.5
 
 
 def parse_args(argv=None):
@@ -24,6 +26,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m dataplane.router")
     parser.add_argument("--host", default=env("WEIR_ROUTER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("WEIR_SCORING_PORT", "8080")))
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=int(env("WEIR_ROUTER_PROCESSES", "0")) or os.cpu_count() or 1,
+        help="serving processes sharing the port (default: one per core)",
+    )
     parser.add_argument(
         "--metrics-port",
         type=int,
@@ -56,44 +64,108 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-async def main(args) -> None:
-    if args.metrics_port:
-        prometheus_client.start_http_server(args.metrics_port, addr=args.host)
-    table = RoutingTable(args.redis_url)
-    stop_feed = table.start()
-    # Serve as soon as the first snapshot is in (or after 5 s without Redis: an empty table
-    # answers 404 until the feed comes back).
-    await asyncio.get_running_loop().run_in_executor(None, table.loaded.wait, 5.0)
-    access_log = None
-    if args.access_log != "off":
-        stream = sys.stdout if args.access_log == "-" else open(args.access_log, "a")  # noqa: SIM115
-        access_log = AccessLog(stream)
-    app = RouterApp(table, access_log=access_log)
-    background = [asyncio.ensure_future(LoadReporter(app, args.redis_url).run())]
-    if access_log is not None:
-        background.append(asyncio.ensure_future(access_log.run()))
-    autoscaler = Autoscaler(
-        table, args.redis_url, args.broker_url, args.queue, args.scale_down_delay
-    )
-    stop_autoscaler = autoscaler.start()
-    server = await serve(app, args.host, args.port, concurrency=1, max_body=MAX_BODY)
-    log.info("routing on http://%s:%s", args.host, args.port)
-    await serve_until_signalled(server, args.host, args.port)
-    stop_autoscaler.set()
-    for task in background:
-        task.cancel()
-    await asyncio.gather(*background, return_exceptions=True)
-    stop_feed.set()
+class Supervisor:
+    """Runs ``--processes`` serving processes on one port (SO_REUSEPORT), forked after the
+    shared request counters are mapped; serves their merged /metrics; restarts one that
+    dies (zeroing what it had counted); passes SIGTERM/SIGINT on and waits for them."""
+
+    def __init__(self, args, counters, metrics_dir: str):
+        self.args = args
+        self.counters = counters
+        self.metrics_dir = metrics_dir
+        self.children: dict[int, int] = {}  # pid -> process index
+        self.stopping = False
+        self.ready_read, self.ready_write = os.pipe()
+
+    def run(self) -> None:
+        for index in range(self.args.processes):
+            self._fork(index)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._stop)
+        self._wait_ready()
+        if self.args.metrics_port:
+            from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.metrics_dir)
+            start_http_server(self.args.metrics_port, addr=self.args.host, registry=registry)
+        print(f"READY http://{self.args.host}:{self.args.port}", flush=True)
+        while self.children:
+            pid, status = os.wait()
+            index = self.children.pop(pid, None)
+            if index is None:
+                continue
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, self.metrics_dir)
+            self.counters.forget(index)
+            if not self.stopping:
+                log.error("router process %d exited (status %d); starting another", pid, status)
+                time.sleep(RESTART_DELAY)
+                self._fork(index)
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def _fork(self, index: int) -> None:
+        pid = os.fork()
+        if pid:
+            self.children[pid] = index
+            return
+        code = 0
+        try:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_DFL)
+            _die_with_parent()
+            self.counters.bind(index)
+            from dataplane.router import process
+
+            process.run(self.args, self.counters, self.ready_write)
+        except BaseException:  # noqa: BLE001 - the child must never return into the parent
+            log.exception("router process failed")
+            code = 1
+        finally:
+            os._exit(code)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        ready = 0
+        while ready < self.args.processes and time.monotonic() < deadline:
+            readable, _, _ = select.select([self.ready_read], [], [], 0.5)
+            if readable:
+                ready += len(os.read(self.ready_read, 64))
+
+    def _stop(self, signum, frame) -> None:
+        self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _die_with_parent() -> None:
+    """Linux: a serving process gets SIGTERM when the supervisor dies, even by SIGKILL, so
+    none is left holding the port."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
 
 
 def run(argv=None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        import uvloop
+    counters = SharedCounters(args.processes)
+    if args.processes == 1:
+        from dataplane.router import process
 
-        uvloop.run(main(parse_args(argv)))
-    except ImportError:  # pragma: no cover
-        asyncio.run(main(parse_args(argv)))
+        process.run(args, counters)
+        return
+    # Before anything imports prometheus_client: the serving processes count in files here,
+    # which the supervisor merges for /metrics.
+    metrics_dir = tempfile.mkdtemp(prefix="weir-router-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    Supervisor(args, counters, metrics_dir).run()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""The router's Prometheus metrics (served on their own port, not on scoring URIs)."""
+"""The router's Prometheus metrics (served on their own port, not on scoring URIs).
+
+With several serving processes each counts in PROMETHEUS_MULTIPROC_DIR and the supervisor
+serves the merge: gauges say how (summed over live processes, or their maximum)."""
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -16,12 +19,23 @@ LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge(
-    "weir_router_in_flight", "Requests being served by replicas", ["endpoint", "deployment"]
+    "weir_router_in_flight",
+    "Requests being served by replicas",
+    ["endpoint", "deployment"],
+    multiprocess_mode="livesum",
 )
 QUEUED = Gauge(
-    "weir_router_queued", "Requests waiting for a free replica", ["endpoint", "deployment"]
+    "weir_router_queued",
+    "Requests waiting for a free replica",
+    ["endpoint", "deployment"],
+    multiprocess_mode="livesum",
 )
-REPLICAS = Gauge("weir_router_replicas", "Ready replicas known", ["endpoint", "deployment"])
+REPLICAS = Gauge(
+    "weir_router_replicas",
+    "Ready replicas known",
+    ["endpoint", "deployment"],
+    multiprocess_mode="livemax",
+)
 MIRRORED = Counter(
     "weir_router_mirror_requests_total",
     "Requests copied to a shadow deployment (and compared)",
@@ -47,6 +61,7 @@ UTILIZATION = Gauge(
     "weir_router_utilization_percent",
     "Autoscaled deployments: (busy replicas + queued requests) / ready replicas, in percent",
     ["endpoint", "deployment"],
+    multiprocess_mode="livemax",
 )
 SCALE_DECISIONS = Counter(
     "weir_router_scale_decisions_total",
