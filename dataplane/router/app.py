@@ -244,8 +244,10 @@ class RouterApp:
         address, queued_ms = slot
         served_by.append((QUEUE_HEADER, f"{queued_ms:.1f}"))
         headers = [(k, v) for k, v in request.headers.items() if k not in DROPPED]
-        if "x-request-id" not in request.headers:
-            headers.append(("x-request-id", str(uuid.uuid4())))
+        request_id = request.headers.get("x-request-id")
+        if request_id is None:
+            request_id = str(uuid.uuid4())
+            headers.append(("x-request-id", request_id))
         if request.query:
             path = f"{path}?{request.query}"
         timeout = settings.get("requestTimeout", DEFAULT_TIMEOUT)
@@ -276,6 +278,8 @@ class RouterApp:
         finally:
             load.release(address)
         kept = [(k, v) for k, v in response_headers if k.lower() not in DROPPED]
+        if not any(k.lower() == "x-request-id" for k, _ in kept):
+            kept.append(("x-request-id", request_id))
         if status >= 400 and path.startswith("/score"):
             # Azure's model error: the replica's own status and reason in headers.
             kept += [

@@ -28,7 +28,9 @@ class SharedCounters:
     def __init__(self, processes: int, slots: int = SLOTS):
         self.processes = processes
         self.slots = slots
-        self.lock = multiprocessing.get_context("fork").Lock()
+        self._lock = multiprocessing.get_context("fork").Lock()
+        # The C semaphore itself: a context manager without Lock's Python-level wrappers.
+        self.lock = self._lock._semlock
         self.keys = mmap.mmap(-1, slots * KEY_BYTES)
         self._counts = mmap.mmap(-1, slots * processes * 8)
         self.counts = memoryview(self._counts).cast("q")

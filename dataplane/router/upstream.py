@@ -73,11 +73,16 @@ class Connection(asyncio.Protocol):
             self.waiter.set_exception(exc)
 
     async def send(self, payload: bytes, timeout: float):
-        self.waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.waiter = waiter = loop.create_future()
         self.received, self._headers, self._body = False, [], []
         self.transport.write(payload)
-        async with asyncio.timeout(timeout):
-            return await self.waiter
+        # A timer on the loop rather than asyncio.timeout(): no task lookup, no context.
+        timer = loop.call_later(timeout, self._fail, TimeoutError())
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
 
 
 class Upstream:
