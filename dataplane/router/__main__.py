@@ -128,7 +128,7 @@ class Supervisor:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         ready = 0
-        while ready < self.args.processes and time.monotonic() < deadline:
+        while ready < self.args.processes and time.monotonic() < deadline and not self.stopping:
             readable, _, _ = select.select([self.ready_read], [], [], 0.5)
             if readable:
                 ready += len(os.read(self.ready_read, 64))

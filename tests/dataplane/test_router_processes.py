@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -149,3 +150,17 @@ def test_a_killed_serving_process_is_replaced_and_scoring_goes_on(router):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
     assert all(not Path(f"/proc/{pid}").exists() for pid in after)
+
+
+def test_a_router_stopped_while_starting_exits_at_once():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataplane.router", "--processes", "2", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # No Redis there: the serving processes wait 5 s for a first table before serving.
+        env={**os.environ, "WEIR_ROUTING_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"},
+    )
+    time.sleep(1.5)  # forked, none serving yet
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=5) is not None
