@@ -26,46 +26,18 @@ import loadgen
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "online"
 SCRIPT = EXAMPLES / "model-1" / "onlinescoring" / "score.py"
-AZML_VENV = ROOT / "bench" / ".venv-azml"
 AZML_PACKAGES = [
     "azureml-inference-server-http==1.5.1",
     "scikit-learn==1.9.1",
     "numpy==2.4.6",
     "joblib",
 ]
-TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, LOAD_CPU = "1", "0"
 
 
-def ensure_tools() -> None:
+def ensure_tools() -> Path:
     loadgen.ensure("wrk")
-    if not (AZML_VENV / "bin" / "azmlinfsrv").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(AZML_VENV)], check=True)
-        pip = [str(AZML_VENV / "bin" / "pip"), "install", "-q", *AZML_PACKAGES]
-        subprocess.run(pip, check=True)
-
-
-def cpu_seconds(root_pid: int) -> float:
-    """User + system CPU of a process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        stats[pid] = fields
-        children.setdefault(int(fields[1]), []).append(pid)
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        if pid in stats:
-            total += int(stats[pid][11]) + int(stats[pid][12])
-        stack += children.get(pid, [])
-    return total / TICKS
+    return loadgen.venv("azml", AZML_PACKAGES, "azmlinfsrv")
 
 
 def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -93,9 +65,9 @@ def measure(name: str, command: list[str], port: int, seconds: int, lua: Path, e
         wait_healthy(port, process)
         url = f"http://127.0.0.1:{port}/score"
         loadgen.wrk(url, 2, lua, LOAD_CPU)  # warm up
-        before = cpu_seconds(process.pid)
+        before = loadgen.cpu_seconds(process.pid)
         result = loadgen.wrk(url, seconds, lua, LOAD_CPU)
-        cpu = cpu_seconds(process.pid) - before
+        cpu = loadgen.cpu_seconds(process.pid) - before
         rate, requests, bad = result["rps"], result["requests"], result["errors"]
     finally:
         process.terminate()
@@ -113,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
-    ensure_tools()
+    azml_venv = ensure_tools()
     sys.path.insert(0, str(ROOT / "examples"))
     import make_models
 
@@ -148,7 +120,7 @@ def main() -> None:
         azml = measure(
             "azmlinfsrv 1.5.1",
             [
-                str(AZML_VENV / "bin" / "azmlinfsrv"),
+                str(azml_venv / "bin" / "azmlinfsrv"),
                 "--entry_script",
                 str(SCRIPT),
                 "--model_dir",

@@ -167,3 +167,14 @@ def write_readme(section: str, text: str) -> None:
     _, tail = rest.split(end, 1)
     readme.write_text(f"{head}{start}\n{text.strip()}\n{end}{tail}")
     print(f"README.md: {section} table updated")
+
+
+def venv(name: str, packages: list[str], check: str) -> Path:
+    """bench/.venv-{name} with ``packages`` (pip), made once; ``check`` is a file in its bin/
+    that shows the install finished. Returns the venv's directory."""
+    directory = ROOT / "bench" / f".venv-{name}"
+    if not (directory / "bin" / check).exists():
+        subprocess.run(["python3", "-m", "venv", str(directory)], check=True)
+        pip = [str(directory / "bin" / "pip"), "install", "-q", *packages]
+        subprocess.run(pip, check=True)
+    return directory
