@@ -94,7 +94,7 @@ class Server:
 
 
 def measure(server: Server, url: str, lua: Path, seconds: int, wait_headers: dict) -> dict:
-    sample = (EXAMPLES / "sample-request.json").read_bytes()
+    sample = (EXAMPLES / "model-1" / "sample-request.json").read_bytes()
     try:
         loadgen.wait_up(url, wait_headers, timeout=180, body=sample)
         loadgen.wrk(url, 3, lua, connections=16, threads=2)  # warm up
@@ -241,7 +241,7 @@ def main() -> None:
     import make_models
 
     model_dir = make_models.make()["model-1"].parent
-    body = (EXAMPLES / "sample-request.json").read_text().replace("\n", " ")
+    body = (EXAMPLES / "model-1" / "sample-request.json").read_text().replace("\n", " ")
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -90,7 +90,7 @@ def main() -> None:
     import make_models
 
     model_dir = make_models.make()["model-1"].parent
-    body = (EXAMPLES / "sample-request.json").read_text().replace("\n", " ")
+    body = (EXAMPLES / "model-1" / "sample-request.json").read_text().replace("\n", " ")
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "post.lua"
         lua.write_text(

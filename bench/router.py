@@ -92,7 +92,7 @@ def main() -> None:
     import make_models
 
     model_dir = make_models.make()["model-1"].parent
-    sample = (EXAMPLES / "sample-request.json").read_text().replace("\n", " ")
+    sample = (EXAMPLES / "model-1" / "sample-request.json").read_text().replace("\n", " ")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     processes: list[subprocess.Popen] = []
 

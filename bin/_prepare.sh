@@ -56,4 +56,6 @@ ensure_virtualenv() {  # ensure_virtualenv REQUIREMENTS_FILE
     fi
     say "installing $1"
     .venv/bin/pip install --quiet --disable-pip-version-check -r "$1"
+    # Weir itself, editable: puts the `weir` command in .venv/bin.
+    .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 }

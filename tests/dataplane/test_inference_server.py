@@ -12,7 +12,7 @@ import requests
 
 from tests.dataplane.conftest import EXAMPLES
 
-SAMPLE = json.loads((EXAMPLES / "sample-request.json").read_text())
+SAMPLE = json.loads((EXAMPLES / "model-1" / "sample-request.json").read_text())
 
 
 def predictions(model_dir: Path, data) -> list:

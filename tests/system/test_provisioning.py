@@ -14,8 +14,8 @@ pytestmark = pytest.mark.system
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "online"
-SAMPLE = json.loads((EXAMPLES / "sample-request.json").read_text())
-SKLEARN_CONDA = (EXAMPLES / "model-1" / "conda.yaml").read_text()
+SAMPLE = json.loads((EXAMPLES / "model-1" / "sample-request.json").read_text())
+SKLEARN_CONDA = (EXAMPLES / "model-1" / "environment" / "conda.yaml").read_text()
 BROKEN_SCORE = b"def init():\n    raise RuntimeError('cannot find the model file')\n\n" + (
     b"def run(data):\n    return data\n"
 )

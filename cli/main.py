@@ -1,0 +1,495 @@
+"""``weir``: command groups and flags as ``az ml`` has them, over Weir's REST API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from cli import assets, config, specs
+from cli.client import PROVIDER, Client
+from cli.errors import CliError
+from cli.output import render
+
+ASSET_COLLECTIONS = {"model": "models", "environment": "environments", "code": "codes"}
+CONTAINER_TYPES = {
+    "inference-server": "InferenceServer",
+    "storage-initializer": "StorageInitializer",
+}
+
+
+# ---- shared --------------------------------------------------------------------------------
+def client_for(args) -> Client:
+    settings = config.load()
+    if getattr(args, "subscription", None):
+        settings.subscription = args.subscription
+    return Client(settings, args.resource_group, args.workspace_name)
+
+
+def workspace_location(client: Client) -> str:
+    return client.get(client.workspace_path()).get("location") or "local"
+
+
+def endpoint_path(client: Client, name: str) -> str:
+    return f"{client.workspace_path()}/onlineEndpoints/{name}"
+
+
+def deployment_path(client: Client, endpoint: str, name: str) -> str:
+    return f"{endpoint_path(client, endpoint)}/deployments/{name}"
+
+
+def finish(client: Client, response, title: str, args) -> None:
+    if not args.no_wait:
+        client.wait(response, title)
+
+
+def confirm(args, what: str) -> None:
+    if args.yes or not sys.stdin.isatty():
+        return
+    answer = input(f"Are you sure you want to delete {what}? (y/n): ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise CliError("not deleted")
+
+
+# ---- configure and workspaces -----------------------------------------------------------
+def configure(args):
+    parser = config.read_file()
+    for key in ("url", "token", "ca_bundle"):
+        value = getattr(args, key)
+        if value is not None:
+            parser.set("server", key, str(Path(value).resolve()) if key == "ca_bundle" else value)
+    for assignment in args.defaults or []:
+        key, sep, value = assignment.partition("=")
+        if not sep or key not in config.DEFAULT_NAMES:
+            raise CliError(
+                f"--defaults takes {'|'.join(sorted(config.DEFAULT_NAMES))}=value, "
+                f"not '{assignment}'"
+            )
+        if value:
+            parser.set("defaults", key, value)
+        else:
+            parser.remove_option("defaults", key)
+    if any(getattr(args, k) is not None for k in ("url", "token", "ca_bundle")) or args.defaults:
+        config.write_file(parser)
+    return {
+        "config": str(config.path()),
+        "url": parser.get("server", "url", fallback=None),
+        "token": "(set)" if parser.get("server", "token", fallback=None) else None,
+        "ca_bundle": parser.get("server", "ca_bundle", fallback=None),
+        "defaults": dict(parser.items("defaults")),
+    }
+
+
+def workspace_entity(resource: dict) -> dict:
+    properties = resource.get("properties", {})
+    # /subscriptions/{s}/resourceGroups/{group}/...
+    parts = (resource.get("id") or "").split("/")
+    return {
+        "name": resource.get("name"),
+        "id": resource.get("id"),
+        "location": resource.get("location"),
+        "resource_group": parts[4] if len(parts) > 4 else None,
+        "description": properties.get("description"),
+        "tags": resource.get("tags") or {},
+        "provisioning_state": properties.get("provisioningState"),
+    }
+
+
+def workspace_create(args):
+    client = client_for(args)
+    body = {"location": args.location, "properties": {}}
+    if args.description:
+        body["properties"]["description"] = args.description
+    response = client.call("PUT", client.workspace_path(args.name), body)
+    return workspace_entity(response.json())
+
+
+def workspace_show(args):
+    client = client_for(args)
+    return workspace_entity(client.get(client.workspace_path(args.name)))
+
+
+def workspace_list(args):
+    client = client_for(args)
+    path = (
+        f"/subscriptions/{client.config.subscription}/resourceGroups/{client.group}"
+        f"/{PROVIDER}/workspaces"
+    )
+    return [workspace_entity(w) for w in client.list(path)]
+
+
+# ---- online endpoints ---------------------------------------------------------------------
+def endpoint_create(args):
+    spec = specs.load(args.file, args.set, name=args.name)
+    client = client_for(args)
+    body = specs.endpoint_body(spec, workspace_location(client))
+    path = endpoint_path(client, spec["name"])
+    response = client.call("PUT", path, body)
+    finish(client, response, f"Creating endpoint {spec['name']}", args)
+    return specs.endpoint_entity(client.get(path))
+
+
+def endpoint_show(args):
+    client = client_for(args)
+    return specs.endpoint_entity(client.get(endpoint_path(client, args.name)))
+
+
+def endpoint_list(args):
+    client = client_for(args)
+    items = client.list(f"{client.workspace_path()}/onlineEndpoints")
+    return [specs.endpoint_entity(item) for item in items]
+
+
+def endpoint_update(args):
+    client = client_for(args)
+    if args.file:
+        spec = specs.load(args.file, args.set, name=args.name)
+    else:
+        if not args.name:
+            raise CliError("pass --name (or -f FILE)")
+        current = specs.endpoint_entity(client.get(endpoint_path(client, args.name)))
+        spec = specs.endpoint_spec(current)
+        for assignment in args.set or []:
+            specs.apply_set(spec, assignment)
+    if args.traffic is not None:
+        spec["traffic"] = specs.traffic_map(args.traffic, "--traffic")
+    if args.mirror_traffic is not None:
+        spec["mirror_traffic"] = specs.traffic_map(args.mirror_traffic, "--mirror-traffic")
+    body = specs.endpoint_body(spec, workspace_location(client))
+    path = endpoint_path(client, spec["name"])
+    response = client.call("PUT", path, body)
+    finish(client, response, f"Updating endpoint {spec['name']}", args)
+    return specs.endpoint_entity(client.get(path))
+
+
+def endpoint_delete(args):
+    client = client_for(args)
+    confirm(args, f"online endpoint '{args.name}' and all its deployments")
+    path = endpoint_path(client, args.name)
+    response = client.call("DELETE", path)
+    finish(client, response, f"Deleting endpoint {args.name}", args)
+    return None
+
+
+def credentials(client: Client, name: str) -> dict:
+    path = endpoint_path(client, name)
+    entity = specs.endpoint_entity(client.get(path))
+    if entity["auth_mode"] == "key":
+        return client.call("POST", f"{path}/listKeys").json()
+    return client.call("POST", f"{path}/token").json()
+
+
+def endpoint_get_credentials(args):
+    return credentials(client_for(args), args.name)
+
+
+def endpoint_invoke(args):
+    client = client_for(args)
+    entity = specs.endpoint_entity(client.get(endpoint_path(client, args.name)))
+    secret = credentials(client, args.name)
+    token = secret.get("primaryKey") or secret.get("accessToken")
+    try:
+        body = Path(args.request_file).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read --request-file {args.request_file}: {exc.strerror}") from None
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if args.deployment_name:
+        headers["azureml-model-deployment"] = args.deployment_name
+    url, host = scoring_target(entity["scoring_uri"])
+    if host:
+        headers["Host"] = host
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=args.timeout)
+    except requests.ConnectionError:
+        raise CliError(f"cannot reach the scoring URI {entity['scoring_uri']}") from None
+    if response.status_code >= 400:
+        served = response.headers.get("azureml-model-deployment", "")
+        detail = response.text.strip()[:500]
+        by = f" (deployment {served})" if served else ""
+        raise CliError(f"scoring answered {response.status_code}{by}: {detail}")
+    # az ml prints the model's answer as a JSON string.
+    return response.text
+
+
+def scoring_target(uri: str) -> tuple[str, str | None]:
+    """``*.localhost`` names do not resolve everywhere: send to 127.0.0.1 with the Host."""
+    parts = urlsplit(uri)
+    if parts.hostname and parts.hostname.endswith(".localhost"):
+        netloc = f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1"
+        return urlunsplit(parts._replace(netloc=netloc)), parts.netloc
+    return uri, None
+
+
+# ---- online deployments -------------------------------------------------------------------
+def deployment_create(args, update: bool = False):
+    client = client_for(args)
+    if args.file or not update:
+        spec = specs.load(args.file, args.set, name=args.name, endpoint_name=args.endpoint_name)
+    else:
+        if not (args.name and args.endpoint_name):
+            raise CliError("pass --name and --endpoint-name (or -f FILE)")
+        shown = client.get(deployment_path(client, args.endpoint_name, args.name))
+        spec = specs.deployment_spec(specs.deployment_entity(shown, args.endpoint_name))
+        for assignment in args.set or []:
+            specs.apply_set(spec, assignment)
+    specs.check_deployment(spec)
+    endpoint, name = spec["endpoint_name"], spec["name"]
+    if not client.exists(endpoint_path(client, endpoint)):
+        raise CliError(f"online endpoint '{endpoint}' does not exist; create it first")
+    location = workspace_location(client)
+    references = assets.deployment_references(client, spec)
+    body = specs.deployment_body(spec, location, references)
+    path = deployment_path(client, endpoint, name)
+    response = client.call("PUT", path, body)
+    verb = "Updating" if update else "Creating"
+    finish(client, response, f"{verb} deployment {name}", args)
+    if getattr(args, "all_traffic", False):
+        current = specs.endpoint_entity(client.get(endpoint_path(client, endpoint)))
+        traffic = {deployment: 0 for deployment in current["traffic"]}
+        traffic[name] = 100
+        spec_endpoint = specs.endpoint_spec(current)
+        spec_endpoint["traffic"] = traffic
+        answer = client.call(
+            "PUT", endpoint_path(client, endpoint), specs.endpoint_body(spec_endpoint, location)
+        )
+        finish(client, answer, f"Sending all traffic to {name}", args)
+    return specs.deployment_entity(client.get(path), endpoint)
+
+
+def deployment_update(args):
+    return deployment_create(args, update=True)
+
+
+def deployment_show(args):
+    client = client_for(args)
+    resource = client.get(deployment_path(client, args.endpoint_name, args.name))
+    return specs.deployment_entity(resource, args.endpoint_name)
+
+
+def deployment_list(args):
+    client = client_for(args)
+    items = client.list(f"{endpoint_path(client, args.endpoint_name)}/deployments")
+    return [specs.deployment_entity(item, args.endpoint_name) for item in items]
+
+
+def deployment_delete(args):
+    client = client_for(args)
+    confirm(args, f"online deployment '{args.name}'")
+    response = client.call("DELETE", deployment_path(client, args.endpoint_name, args.name))
+    finish(client, response, f"Deleting deployment {args.name}", args)
+    return None
+
+
+def deployment_get_logs(args):
+    client = client_for(args)
+    body = {"containerType": CONTAINER_TYPES[args.container_type]}
+    if args.lines:
+        body["tail"] = args.lines
+    path = f"{deployment_path(client, args.endpoint_name, args.name)}/getLogs"
+    return client.call("POST", path, body).json().get("content", "")
+
+
+# ---- models, environments, codes --------------------------------------------------------
+def asset_create(args):
+    kind = args.group
+    fields = {"name": args.name, "version": args.version}
+    for extra in ("path", "image", "conda_file", "type", "description"):
+        if getattr(args, extra, None) is not None:
+            fields[extra] = getattr(args, extra)
+    spec = specs.load(args.file, args.set, **fields)
+    allowed = {
+        "model": specs.MODEL_KEYS,
+        "environment": specs.ENVIRONMENT_KEYS,
+        "code": specs.CODE_KEYS,
+    }[kind]
+    specs.check_keys(spec, allowed, kind)
+    specs.require(spec, "name", f"the {kind}'s name")
+    client = client_for(args)
+    if kind == "environment":
+        reference = assets.register_environment(client, spec, spec.base)
+    else:
+        path = specs.require(spec, "path", f"the local file or folder of the {kind}")
+        local = (spec.base / path).resolve()
+        if not local.exists():
+            raise CliError(f"{kind} path {path} does not exist{spec.where()}")
+        if kind == "model":
+            reference = assets.register_model(client, spec, spec.base)
+        else:
+            reference = assets.register_code(client, local, spec["name"], spec.get("version"))
+    _, name, version = reference.split(":")
+    collection = f"{client.workspace_path()}/{ASSET_COLLECTIONS[kind]}"
+    resource = client.get(f"{collection}/{name}/versions/{version}")
+    return specs.asset_entity(resource, "version")
+
+
+def asset_show(args):
+    client = client_for(args)
+    collection = f"{client.workspace_path()}/{ASSET_COLLECTIONS[args.group]}/{args.name}"
+    if args.version:
+        return specs.asset_entity(client.get(f"{collection}/versions/{args.version}"), "version")
+    return specs.asset_entity(client.get(collection), "container")
+
+
+def asset_list(args):
+    client = client_for(args)
+    collection = f"{client.workspace_path()}/{ASSET_COLLECTIONS[args.group]}"
+    if args.name:
+        items = client.list(f"{collection}/{args.name}/versions")
+        return [specs.asset_entity(item, "version") for item in items]
+    return [specs.asset_entity(item, "container") for item in client.list(collection)]
+
+
+# ---- the parser ---------------------------------------------------------------------------
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-g", "--resource-group", help="the resource group [defaults.group]")
+    parser.add_argument("-w", "--workspace-name", help="the workspace [defaults.workspace]")
+    parser.add_argument("--subscription", help="the subscription id [defaults.subscription]")
+    parser.add_argument(
+        "-o", "--output", default="json", choices=["json", "table", "tsv", "yaml", "none"]
+    )
+    parser.add_argument("--query", help="a JMESPath query applied to the result")
+
+
+def _command(groups, name: str, handler, help_text: str):
+    parser = groups.add_parser(name, help=help_text, description=help_text)
+    _common(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="weir", description="Weir's command line: online endpoints, deployments, assets."
+    )
+    groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
+
+    configure_parser = groups.add_parser("configure", help="server, credentials and defaults")
+    configure_parser.add_argument("--url", help="Weir's API, e.g. https://127.0.0.1:8443")
+    configure_parser.add_argument("--token", help="an API token (manage.py create_api_token)")
+    configure_parser.add_argument("--ca-bundle", help="the server's certificate (self-signed)")
+    configure_parser.add_argument(
+        "--defaults", nargs="*", metavar="KEY=VALUE", help="group=, workspace=, subscription="
+    )
+    configure_parser.add_argument("-o", "--output", default="json")
+    configure_parser.add_argument("--query")
+    configure_parser.set_defaults(handler=configure)
+
+    workspace = groups.add_parser("workspace", help="workspaces").add_subparsers(
+        dest="command", required=True
+    )
+    p = _command(workspace, "create", workspace_create, "Create a workspace.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-l", "--location", default="local")
+    p.add_argument("--description")
+    p = _command(workspace, "show", workspace_show, "Show a workspace.")
+    p.add_argument("-n", "--name")
+    _command(workspace, "list", workspace_list, "List the workspaces of a resource group.")
+
+    endpoint = groups.add_parser("online-endpoint", help="online endpoints").add_subparsers(
+        dest="command", required=True
+    )
+    p = _command(endpoint, "create", endpoint_create, "Create an online endpoint.")
+    p.add_argument("-f", "--file")
+    p.add_argument("-n", "--name")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--no-wait", action="store_true")
+    p = _command(endpoint, "show", endpoint_show, "Show an online endpoint.")
+    p.add_argument("-n", "--name", required=True)
+    _command(endpoint, "list", endpoint_list, "List online endpoints.")
+    p = _command(endpoint, "update", endpoint_update, "Update an online endpoint.")
+    p.add_argument("-f", "--file")
+    p.add_argument("-n", "--name")
+    p.add_argument("--traffic", help='e.g. "blue=90 green=10"')
+    p.add_argument("--mirror-traffic", help='e.g. "green=10"')
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--no-wait", action="store_true")
+    p = _command(endpoint, "delete", endpoint_delete, "Delete an online endpoint.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-y", "--yes", action="store_true")
+    p.add_argument("--no-wait", action="store_true")
+    p = _command(endpoint, "invoke", endpoint_invoke, "Score a request through the endpoint.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-r", "--request-file", required=True)
+    p.add_argument("-d", "--deployment-name")
+    p.add_argument("--timeout", type=float, default=90)
+    p = _command(endpoint, "get-credentials", endpoint_get_credentials, "Keys or a token.")
+    p.add_argument("-n", "--name", required=True)
+
+    deployment = groups.add_parser("online-deployment", help="online deployments").add_subparsers(
+        dest="command", required=True
+    )
+    for name, handler, text in (
+        ("create", deployment_create, "Create an online deployment."),
+        ("update", deployment_update, "Update an online deployment."),
+    ):
+        p = _command(deployment, name, handler, text)
+        p.add_argument("-f", "--file")
+        p.add_argument("-n", "--name")
+        p.add_argument("-e", "--endpoint-name")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--no-wait", action="store_true")
+        if name == "create":
+            p.add_argument("--all-traffic", action="store_true")
+    p = _command(deployment, "show", deployment_show, "Show an online deployment.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-e", "--endpoint-name", required=True)
+    p = _command(deployment, "list", deployment_list, "List an endpoint's deployments.")
+    p.add_argument("-e", "--endpoint-name", required=True)
+    p = _command(deployment, "delete", deployment_delete, "Delete an online deployment.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-e", "--endpoint-name", required=True)
+    p.add_argument("-y", "--yes", action="store_true")
+    p.add_argument("--no-wait", action="store_true")
+    p = _command(deployment, "get-logs", deployment_get_logs, "A deployment's logs.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-e", "--endpoint-name", required=True)
+    p.add_argument("-l", "--lines", type=int)
+    p.add_argument(
+        "-c", "--container-type", choices=sorted(CONTAINER_TYPES), default="inference-server"
+    )
+
+    for kind in ASSET_COLLECTIONS:
+        commands = groups.add_parser(kind, help=f"registered {kind}s").add_subparsers(
+            dest="command", required=True
+        )
+        p = _command(commands, "create", asset_create, f"Register a {kind} version.")
+        p.add_argument("-f", "--file")
+        p.add_argument("-n", "--name")
+        p.add_argument("-v", "--version")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--description")
+        if kind == "environment":
+            p.add_argument("-i", "--image")
+            p.add_argument("--conda-file")
+        else:
+            p.add_argument("-p", "--path")
+        if kind == "model":
+            p.add_argument("-t", "--type")
+        p = _command(commands, "show", asset_show, f"Show a {kind} (or one version).")
+        p.add_argument("-n", "--name", required=True)
+        p.add_argument("-v", "--version")
+        p = _command(commands, "list", asset_list, f"List {kind}s (or a {kind}'s versions).")
+        p.add_argument("-n", "--name")
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.handler(args)
+        text = render(result, args.output, args.query)
+    except CliError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        sys.exit(exc.code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    if text is not None:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

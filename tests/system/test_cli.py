@@ -1,0 +1,192 @@
+"""The ``weir`` CLI against the real stack: Azure's safe-rollout guide step by step with
+Azure's sample YAML files, and bad input refused with one line and nothing changed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import joblib
+import numpy
+import pytest
+import requests
+
+from tests.system.conftest import ROOT
+from tests.system.test_router import eventually, metric
+
+pytestmark = pytest.mark.system
+
+ONLINE = ROOT / "examples" / "online"
+SAMPLE = ONLINE / "managed" / "sample"
+REQUEST = ONLINE / "model-1" / "sample-request.json"
+
+
+@pytest.fixture
+def weir(stack, workspace, tmp_path):
+    """Run the CLI as a user would, configured by environment variables."""
+    env = {
+        **stack.env,
+        "WEIR_CLI_CONFIG": str(tmp_path / "cli-config"),
+        "WEIR_URL": stack.base_url,
+        "WEIR_TOKEN": stack.token,
+        "WEIR_CA_BUNDLE": stack.ca_bundle,
+        "WEIR_SUBSCRIPTION": stack.subscription,
+        "WEIR_GROUP": "rg1",
+        "WEIR_WORKSPACE": stack.workspace_name,
+    }
+
+    def run(*args: str, check: bool = True, cwd: Path = SAMPLE) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if check:
+            assert done.returncode == 0, f"weir {' '.join(args)}: {done.stderr}"
+        return done
+
+    def json_of(*args: str):
+        return json.loads(run(*args).stdout)
+
+    run.json = json_of
+    return run
+
+
+@pytest.fixture(scope="module")
+def models():
+    sys.path.insert(0, str(ROOT / "examples"))
+    import make_models
+
+    return make_models.make()
+
+
+def predictions(model_dir: Path) -> list:
+    model = joblib.load(model_dir / "sklearn_regression_model.pkl")
+    data = json.loads(REQUEST.read_text())["data"]
+    return model.predict(numpy.array(data)).tolist()
+
+
+def served_by(stack, endpoint: dict, key: str, count: int) -> list[str]:
+    """Score ``count`` times straight through the router; who served each."""
+    host = urlsplit(endpoint["scoring_uri"]).netloc
+    headers = {"Host": host, "Authorization": f"Bearer {key}"}
+    who = []
+    with requests.Session() as session:
+        for _ in range(count):
+            answer = session.post(
+                f"{stack.router_url}/score", data=REQUEST.read_bytes(), headers=headers, timeout=30
+            )
+            assert answer.status_code == 200, answer.text
+            who.append(answer.headers["azureml-model-deployment"])
+    return who
+
+
+def test_the_safe_rollout_walk(stack, weir, models):
+    v1, v2 = predictions(models["model-1"]), predictions(models["model-2"])
+
+    # Create the endpoint (key auth) and blue with all traffic.
+    endpoint = weir.json("online-endpoint", "create", "-f", "endpoint.yml")
+    assert endpoint["name"] == "my-endpoint" and endpoint["auth_mode"] == "key"
+    assert endpoint["provisioning_state"] == "Succeeded"
+    blue = weir.json("online-deployment", "create", "-f", "blue-deployment.yml", "--all-traffic")
+    assert blue["provisioning_state"] == "Succeeded" and blue["instance_count"] == 1
+    assert blue["model"].startswith("azureml:model-") and blue["environment"]
+    traffic = weir.json("online-endpoint", "show", "-n", "my-endpoint", "--query", "traffic")
+    assert traffic == {"blue": 100}
+
+    # Invoke: the answer is model v1's.
+    answer = weir.json(
+        "online-endpoint", "invoke", "-n", "my-endpoint", "--request-file", str(REQUEST)
+    )
+    assert json.loads(answer) == pytest.approx(v1)
+
+    # Scale blue to 2.
+    scaled = weir.json(
+        "online-deployment",
+        "update",
+        "-n",
+        "blue",
+        "-e",
+        "my-endpoint",
+        "--set",
+        "instance_count=2",
+    )
+    assert scaled["instance_count"] == 2 and scaled["provisioning_state"] == "Succeeded"
+    assert len(stack.replicas("blue")) == 2
+
+    # Green with no traffic; invoked by name it answers with model v2.
+    green = weir.json("online-deployment", "create", "-f", "green-deployment.yml")
+    assert green["provisioning_state"] == "Succeeded"
+    endpoint = weir.json("online-endpoint", "show", "-n", "my-endpoint")
+    assert endpoint["traffic"].get("green", 0) == 0 and endpoint["traffic"]["blue"] == 100
+    answer = weir.json(
+        "online-endpoint",
+        "invoke",
+        "-n",
+        "my-endpoint",
+        "--request-file",
+        str(REQUEST),
+        "--deployment-name",
+        "green",
+    )
+    assert json.loads(answer) == pytest.approx(v2)
+
+    key = weir(
+        "online-endpoint",
+        "get-credentials",
+        "-n",
+        "my-endpoint",
+        "-o",
+        "tsv",
+        "--query",
+        "primaryKey",
+    ).stdout.strip()
+    assert key
+
+    # Mirror 10% to green: every answer still from blue; green sees about a tenth.
+    mirror = weir.json(
+        "online-endpoint", "update", "-n", "my-endpoint", "--mirror-traffic", "green=10"
+    )
+    assert mirror["mirror_traffic"] == {"green": 10}
+    before = metric(stack, "weir_router_mirror_requests_total", endpoint="my-endpoint")
+    assert set(served_by(stack, endpoint, key, 300)) == {"blue"}
+
+    def mirrored() -> float:
+        return metric(stack, "weir_router_mirror_requests_total", endpoint="my-endpoint") - before
+
+    eventually(lambda: mirrored() >= 10)  # shadow answers are counted once they arrive
+    assert 10 <= mirrored() <= 55, mirrored()  # binomial(300, 0.1): 30 +- 5.2 sd
+    green_log = weir(
+        "online-deployment", "get-logs", "-n", "green", "-e", "my-endpoint", "--lines", "1000"
+    ).stdout
+    assert green_log.count("model 2: request received") >= mirrored()
+
+    # Mirror off: nothing more is copied.
+    weir.json("online-endpoint", "update", "-n", "my-endpoint", "--mirror-traffic", "green=0")
+    settled = metric(stack, "weir_router_mirror_requests_total", endpoint="my-endpoint")
+    served_by(stack, endpoint, key, 50)
+    assert metric(stack, "weir_router_mirror_requests_total", endpoint="my-endpoint") == settled
+
+    # 90/10, then all to green.
+    split = weir.json(
+        "online-endpoint", "update", "-n", "my-endpoint", "--traffic", "blue=90 green=10"
+    )
+    assert split["traffic"] == {"blue": 90, "green": 10}
+    who = served_by(stack, endpoint, key, 400)
+    assert 15 <= who.count("green") <= 70, who.count("green")  # binomial(400, 0.1)
+    weir.json("online-endpoint", "update", "-n", "my-endpoint", "--traffic", "blue=0 green=100")
+    assert set(served_by(stack, endpoint, key, 50)) == {"green"}
+
+    # Delete blue, then the endpoint.
+    weir("online-deployment", "delete", "-n", "blue", "-e", "my-endpoint", "--yes")
+    names = weir.json("online-deployment", "list", "-e", "my-endpoint", "--query", "[].name")
+    assert names == ["green"]
+    weir("online-endpoint", "delete", "-n", "my-endpoint", "--yes")
+    gone = weir("online-endpoint", "show", "-n", "my-endpoint", check=False)
+    assert gone.returncode != 0 and "my-endpoint" in gone.stderr
