@@ -190,3 +190,62 @@ def test_the_safe_rollout_walk(stack, weir, models):
     weir("online-endpoint", "delete", "-n", "my-endpoint", "--yes")
     gone = weir("online-endpoint", "show", "-n", "my-endpoint", check=False)
     assert gone.returncode != 0 and "my-endpoint" in gone.stderr
+
+
+def assets_and_endpoint(stack, workspace: str, endpoint: str) -> dict:
+    """What bad input must leave unchanged: the endpoint (its etag) and every asset."""
+    state = {"etag": stack.call("GET", endpoint).headers.get("ETag")}
+    for collection in ("codes", "models", "environments"):
+        state[collection] = sorted(
+            item["name"] for item in stack.call("GET", f"{workspace}/{collection}").json()["value"]
+        )
+    state["deployments"] = [
+        d["name"] for d in stack.call("GET", f"{endpoint}/deployments").json()["value"]
+    ]
+    return state
+
+
+def test_bad_input_is_one_line_and_changes_nothing(stack, workspace, weir, tmp_path):
+    runtime = stack.register_runtime(workspace)
+    endpoint = f"{workspace}/onlineEndpoints/my-endpoint"
+    weir("online-endpoint", "create", "-f", "endpoint.yml")
+    body = {
+        "location": "local",
+        "sku": {"name": "Default", "capacity": 1},
+        "properties": {"endpointComputeType": "Managed", **runtime},
+    }
+    response = stack.call("PUT", f"{endpoint}/deployments/blue", body)
+    assert stack.wait_for_status(response.headers["Azure-AsyncOperation"], 120)["status"] == (
+        "Succeeded"
+    )
+    weir("online-endpoint", "update", "-n", "my-endpoint", "--traffic", "blue=100")
+    before = assets_and_endpoint(stack, workspace, endpoint)
+
+    # Azure's sample, its relative paths made absolute (the files live elsewhere).
+    blue = (SAMPLE / "blue-deployment.yml").read_text().replace("../../", f"{ONLINE}/")
+    files = {
+        "typo.yml": blue.replace("instance_count: 1", "instance_cont: 1"),
+        "no-script.yml": blue.replace("scoring_script: score.py", "scoring_script: scoring.py"),
+        "bad-name.yml": blue.replace("name: blue", "name: blue_green"),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    cases = [
+        (("online-deployment", "create", "-f", "typo.yml"), "instance_cont"),
+        (("online-deployment", "create", "-f", "no-script.yml"), "scoring.py"),
+        (("online-deployment", "create", "-f", "bad-name.yml"), "blue_green"),
+        (("online-endpoint", "update", "-n", "my-endpoint", "--traffic", "blue=90"), "traffic"),
+        (
+            ("online-endpoint", "update", "-n", "my-endpoint", "--mirror-traffic", "blue=60"),
+            "mirror",
+        ),
+    ]
+    for args, named in cases:
+        done = weir(*args, check=False, cwd=tmp_path)
+        assert done.returncode != 0, args
+        message = done.stderr.strip()
+        print(message)
+        assert "\n" not in message and message.startswith("ERROR: "), message
+        assert named in message, (named, message)
+        assert done.stdout == ""
+    assert assets_and_endpoint(stack, workspace, endpoint) == before
