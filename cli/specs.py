@@ -102,21 +102,21 @@ class Spec(dict):
         return f" in {self.source}" if self.source else ""
 
 
-def load(path: str | None, overrides: list[str] | None = None, **fields) -> Spec:
-    """The YAML file at ``path`` (if any), ``--set key=value`` overrides applied, then the
+def load(file: str | None, overrides: list[str] | None = None, **fields) -> Spec:
+    """The YAML ``file`` (if any), ``--set key=value`` overrides applied, then the
     ``fields`` given as options (those that are not None)."""
     data: dict = {}
     source = None
-    if path:
-        source = Path(path)
+    if file:
+        source = Path(file)
         try:
             data = yaml.safe_load(source.read_text()) or {}
         except OSError as exc:
-            raise CliError(f"cannot read {path}: {exc.strerror}") from None
+            raise CliError(f"cannot read {file}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise CliError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from None
+            raise CliError(f"{file} is not valid YAML: {exc}".splitlines()[0]) from None
         if not isinstance(data, dict):
-            raise CliError(f"{path} must hold a mapping of keys")
+            raise CliError(f"{file} must hold a mapping of keys")
     spec = Spec(data, source)
     for assignment in overrides or []:
         apply_set(spec, assignment)

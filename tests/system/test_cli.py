@@ -55,6 +55,7 @@ def weir(stack, workspace, tmp_path):
         return json.loads(run(*args).stdout)
 
     run.json = json_of
+    run.env = env
     return run
 
 
@@ -249,3 +250,76 @@ def test_bad_input_is_one_line_and_changes_nothing(stack, workspace, weir, tmp_p
         assert named in message, (named, message)
         assert done.stdout == ""
     assert assets_and_endpoint(stack, workspace, endpoint) == before
+
+
+def test_registered_assets_and_a_config_file(stack, workspace, weir, models, tmp_path):
+    """Assets registered with the CLI, referenced as azureml:name:version from a deployment
+    YAML; server and defaults from `weir configure` alone (no environment variables)."""
+    config = tmp_path / "cli-config"
+    configured = weir(
+        "configure",
+        "--url",
+        stack.base_url,
+        "--token",
+        stack.token,
+        "--ca-bundle",
+        stack.ca_bundle,
+        "--defaults",
+        "group=rg1",
+        f"workspace={stack.workspace_name}",
+        f"subscription={stack.subscription}",
+    )
+    assert stack.token not in configured.stdout  # shown as "(set)", never echoed
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+    for variable in (
+        "WEIR_URL",
+        "WEIR_TOKEN",
+        "WEIR_CA_BUNDLE",
+        "WEIR_SUBSCRIPTION",
+        "WEIR_GROUP",
+        "WEIR_WORKSPACE",
+    ):
+        weir.env.pop(variable)
+
+    model = weir.json(
+        "model", "create", "-n", "diabetes", "-v", "1", "--path", "../../model-1/model/"
+    )
+    assert (model["name"], model["version"]) == ("diabetes", "1")
+    assert model["path"].endswith("/model")
+    code = weir.json(
+        "code", "create", "-n", "score", "-v", "1", "--path", "../../model-1/onlinescoring/"
+    )
+    assert code["version"] == "1"
+    environment_file = tmp_path / "environment.yml"
+    environment_file.write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
+        "name: sklearn-env\nversion: 1\n"
+        "image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\n"
+        f"conda_file: {ONLINE}/model-1/environment/conda.yaml\n"
+    )
+    environment = weir.json("environment", "create", "-f", str(environment_file))
+    assert (
+        environment["image"].startswith("mcr.microsoft.com/")
+        and "scikit-learn" in (environment["conda_file"])
+    )
+    assert weir.json("model", "list", "--query", "[].name") == ["diabetes"]
+    assert weir.json("model", "show", "-n", "diabetes", "-v", "1", "--query", "version") == "1"
+
+    weir("online-endpoint", "create", "-f", "endpoint.yml")
+    deployment = tmp_path / "registered.yml"
+    deployment.write_text(
+        "name: registered\nendpoint_name: my-endpoint\nmodel: azureml:diabetes:1\n"
+        "code_configuration:\n  code: azureml:score:1\n  scoring_script: score.py\n"
+        "environment: azureml:sklearn-env:1\ninstance_type: Standard_DS3_v2\n"
+        "instance_count: 1\n"
+    )
+    created = weir.json("online-deployment", "create", "-f", str(deployment), "--all-traffic")
+    assert created["model"] == "azureml:diabetes:1"
+    assert created["code_configuration"] == {
+        "code": "azureml:score:1",
+        "scoring_script": "score.py",
+    }
+    answer = weir.json("online-endpoint", "invoke", "-n", "my-endpoint", "-r", str(REQUEST))
+    assert json.loads(answer) == pytest.approx(predictions(models["model-1"]))
+    table = weir("online-deployment", "list", "-e", "my-endpoint", "-o", "table").stdout
+    assert table.splitlines()[0].startswith("Name") and "registered" in table
