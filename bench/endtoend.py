@@ -16,7 +16,6 @@ bench/.venv-ray), and writes its table into README.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -29,11 +28,11 @@ import redis
 
 ROOT = loadgen.ROOT
 EXAMPLES = ROOT / "examples" / "online"
-SCRIPT = EXAMPLES / "model-1" / "onlinescoring" / "score.py"
+SCRIPT = loadgen.SCORE_SCRIPT
 MODEL_PACKAGES = ["scikit-learn==1.9.1", "numpy==2.4.6", "joblib"]
 AZML_PACKAGES = ["azureml-inference-server-http==1.5.1", *MODEL_PACKAGES]
 RAY_PACKAGES = ["ray[serve]==2.60.0", *MODEL_PACKAGES]
-KEY = "bench-key"
+KEY = loadgen.BENCH_KEY
 HOST = "sklearn.bench.localhost"
 
 RAY_APP = """
@@ -111,39 +110,9 @@ def weir(model_dir: Path, seconds: int, tmp: Path, body: str) -> dict:
     server = Server("Weir")
     replicas = [loadgen.free_port() for _ in range(2)]
     for port in replicas:
-        server.start(
-            [
-                sys.executable,
-                "-m",
-                "dataplane.inference",
-                "--entry-script",
-                str(SCRIPT),
-                "--model-dir",
-                str(model_dir),
-                "--port",
-                str(port),
-            ],
-            env=env,
-        )
-    feed_url = os.environ.get("WEIR_BENCH_REDIS", "redis://127.0.0.1:6379/15")
-    entry = {
-        "name": "sklearn",
-        "workspace": "bench",
-        "authMode": "Key",
-        "keyDigests": [hashlib.sha256(KEY.encode()).hexdigest()],
-        "tokenAudience": "",
-        "traffic": {"blue": 100},
-        "mirrorTraffic": {},
-        "deployments": {
-            "blue": {
-                "id": "bench-sklearn",
-                "replicas": [f"127.0.0.1:{port}" for port in replicas],
-                "maxConcurrentRequestsPerInstance": 8,
-                "requestTimeout": 5.0,
-                "maxQueueWait": 0.5,
-            }
-        },
-    }
+        server.start(loadgen.replica_command(model_dir, port), env=env)
+    feed_url = loadgen.FEED_URL
+    entry = loadgen.route("sklearn", [f"127.0.0.1:{port}" for port in replicas], 8)
     feed = redis.Redis.from_url(feed_url)
     feed.hset("weir:routes", HOST, json.dumps(entry))
     router = loadgen.free_port()

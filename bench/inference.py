@@ -25,7 +25,7 @@ import loadgen
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "online"
-SCRIPT = EXAMPLES / "model-1" / "onlinescoring" / "score.py"
+SCRIPT = loadgen.SCORE_SCRIPT
 AZML_PACKAGES = [
     "azureml-inference-server-http==1.5.1",
     "scikit-learn==1.9.1",
@@ -101,17 +101,7 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         weir = measure(
             "weir (dataplane.inference)",
-            [
-                sys.executable,
-                "-m",
-                "dataplane.inference",
-                "--entry-script",
-                str(SCRIPT),
-                "--model-dir",
-                str(model_dir),
-                "--port",
-                "5091",
-            ],
+            loadgen.replica_command(model_dir, 5091),
             5091,
             args.seconds,
             lua,

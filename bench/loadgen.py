@@ -3,11 +3,13 @@ and writing their tables into the README."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.request import Request, urlopen
@@ -178,3 +180,47 @@ def venv(name: str, packages: list[str], check: str) -> Path:
         pip = [str(directory / "bin" / "pip"), "install", "-q", *packages]
         subprocess.run(pip, check=True)
     return directory
+
+
+# Weir's pieces as the benchmarks run them.
+SCORE_SCRIPT = ROOT / "examples" / "online" / "model-1" / "onlinescoring" / "score.py"
+FEED_URL = os.environ.get("WEIR_BENCH_REDIS", "redis://127.0.0.1:6379/15")
+BENCH_KEY = "bench-key"
+
+
+def replica_command(model_dir: Path, port: int, script: Path = SCORE_SCRIPT) -> list[str]:
+    """One replica of Weir's inference server serving ``script``."""
+    return [
+        sys.executable,
+        "-m",
+        "dataplane.inference",
+        "--entry-script",
+        str(script),
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        str(port),
+    ]
+
+
+def route(name: str, replicas: list[str], per_replica: int) -> dict:
+    """A routing-table entry (as the control plane publishes it) for one key-auth endpoint
+    whose one deployment, blue, takes all traffic."""
+    return {
+        "name": name,
+        "workspace": "bench",
+        "authMode": "Key",
+        "keyDigests": [hashlib.sha256(BENCH_KEY.encode()).hexdigest()],
+        "tokenAudience": "",
+        "traffic": {"blue": 100},
+        "mirrorTraffic": {},
+        "deployments": {
+            "blue": {
+                "id": f"bench-{name}",
+                "replicas": replicas,
+                "maxConcurrentRequestsPerInstance": per_replica,
+                "requestTimeout": 5.0,
+                "maxQueueWait": 0.5,
+            }
+        },
+    }

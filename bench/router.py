@@ -22,7 +22,6 @@ own (15, or WEIR_BENCH_REDIS), and writes its tables into README.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -35,31 +34,9 @@ import redis
 
 ROOT = loadgen.ROOT
 EXAMPLES = ROOT / "examples" / "online"
-SCRIPT = EXAMPLES / "model-1" / "onlinescoring" / "score.py"
-KEY = "bench-key"
+KEY = loadgen.BENCH_KEY
 FIXED, MODEL = "fixed.bench.localhost", "model.bench.localhost"
 RATE = 1000
-
-
-def route(name: str, replicas: list[str], per_replica: int) -> dict:
-    return {
-        "name": name,
-        "workspace": "bench",
-        "authMode": "Key",
-        "keyDigests": [hashlib.sha256(KEY.encode()).hexdigest()],
-        "tokenAudience": "",
-        "traffic": {"blue": 100},
-        "mirrorTraffic": {},
-        "deployments": {
-            "blue": {
-                "id": f"bench-{name}",
-                "replicas": replicas,
-                "maxConcurrentRequestsPerInstance": per_replica,
-                "requestTimeout": 5.0,
-                "maxQueueWait": 0.5,
-            }
-        },
-    }
 
 
 def nginx_conf(tmp: Path, workers: str, servers: str) -> Path:
@@ -103,7 +80,7 @@ def main() -> None:
         processes.append(process)
         return process
 
-    feed_url = os.environ.get("WEIR_BENCH_REDIS", "redis://127.0.0.1:6379/15")
+    feed_url = loadgen.FEED_URL
     feed = redis.Redis.from_url(feed_url)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -116,26 +93,15 @@ def main() -> None:
             )
             start(["nginx", "-c", str(nginx_conf(tmp, "1", upstream)), "-p", str(tmp)])
             for port in replicas:
-                start(
-                    [
-                        sys.executable,
-                        "-m",
-                        "dataplane.inference",
-                        "--entry-script",
-                        str(SCRIPT),
-                        "--model-dir",
-                        str(model_dir),
-                        "--port",
-                        str(port),
-                    ],
-                    env=env,
-                )
+                start(loadgen.replica_command(model_dir, port), env=env)
             servers = proxy_server(nginx_fixed, "fixed", [f"127.0.0.1:{fixed}"])
             servers += proxy_server(nginx_model, "model", [f"127.0.0.1:{p}" for p in replicas])
             nginx = start(["nginx", "-c", str(nginx_conf(tmp, "auto", servers)), "-p", str(tmp)])
-            feed.hset("weir:routes", FIXED, json.dumps(route("fixed", [f"127.0.0.1:{fixed}"], 64)))
+            feed.hset(
+                "weir:routes", FIXED, json.dumps(loadgen.route("fixed", [f"127.0.0.1:{fixed}"], 64))
+            )
             model_replicas = [f"127.0.0.1:{p}" for p in replicas]
-            feed.hset("weir:routes", MODEL, json.dumps(route("model", model_replicas, 16)))
+            feed.hset("weir:routes", MODEL, json.dumps(loadgen.route("model", model_replicas, 16)))
             weir = start(
                 [
                     sys.executable,
@@ -231,33 +197,29 @@ def measure(seconds: int, tmp: Path, sample: str, auth: dict, ports: dict, pids:
     return rows
 
 
+def _throughput(title: str, rows: dict) -> list[str]:
+    lines = [
+        title,
+        "",
+        "| path | requests/s | p50 | p99 | proxy CPU per request | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        cpu = f"{row['cpu_us']:.0f} µs" if "cpu_us" in row else "-"
+        lines.append(
+            f"| {name} | {row['rps']:,.0f} | {row['p50']:.2f} ms | {row['p99']:.2f} ms "
+            f"| {cpu} | {row['errors']} |"
+        )
+    return lines
+
+
 def render(rows: dict) -> str:
     ceiling, e2e, latency = rows["ceiling"], rows["end to end"], rows["latency"]
     lines = [
-        "(a) ceiling, fixed-response upstream:",
+        *_throughput("(a) ceiling, fixed-response upstream:", ceiling),
         "",
-        "| path | requests/s | p50 | p99 | proxy CPU per request | errors |",
-        "|---|---|---|---|---|---|",
+        *_throughput("(b) end to end, two scikit-learn replicas:", e2e),
     ]
-    for name, row in ceiling.items():
-        cpu = f"{row['cpu_us']:.0f} µs" if "cpu_us" in row else "-"
-        lines.append(
-            f"| {name} | {row['rps']:,.0f} | {row['p50']:.2f} ms | {row['p99']:.2f} ms "
-            f"| {cpu} | {row['errors']} |"
-        )
-    lines += [
-        "",
-        "(b) end to end, two scikit-learn replicas:",
-        "",
-        "| path | requests/s | p50 | p99 | proxy CPU per request | errors |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, row in e2e.items():
-        cpu = f"{row['cpu_us']:.0f} µs" if "cpu_us" in row else "-"
-        lines.append(
-            f"| {name} | {row['rps']:,.0f} | {row['p50']:.2f} ms | {row['p99']:.2f} ms "
-            f"| {cpu} | {row['errors']} |"
-        )
     lines += [
         "",
         f"(c) latency at a fixed {RATE:,} requests/s:",

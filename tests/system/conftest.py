@@ -315,6 +315,15 @@ def stack(tmp_path_factory):
     server_log.close()
 
 
+@pytest.fixture(scope="session")
+def models():
+    """The example scikit-learn models (examples/make_models.py): name -> model folder."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    import make_models
+
+    return make_models.make()
+
+
 @pytest.fixture
 def workspace(stack):
     """A fresh subscription and workspace per test, so tests never see each other's data."""

@@ -59,14 +59,6 @@ def weir(stack, workspace, tmp_path):
     return run
 
 
-@pytest.fixture(scope="module")
-def models():
-    sys.path.insert(0, str(ROOT / "examples"))
-    import make_models
-
-    return make_models.make()
-
-
 def predictions(model_dir: Path) -> list:
     model = joblib.load(model_dir / "sklearn_regression_model.pkl")
     data = json.loads(REQUEST.read_text())["data"]

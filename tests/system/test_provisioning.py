@@ -21,16 +21,6 @@ BROKEN_SCORE = b"def init():\n    raise RuntimeError('cannot find the model file
 )
 
 
-@pytest.fixture(scope="module")
-def models():
-    import sys
-
-    sys.path.insert(0, str(ROOT / "examples"))
-    import make_models
-
-    return make_models.make()
-
-
 def expected(model_dir: Path) -> list:
     model = joblib.load(model_dir / "sklearn_regression_model.pkl")
     return model.predict(numpy.array(SAMPLE["data"])).tolist()
