@@ -1,5 +1,6 @@
 """Settings for the Weir control plane, read from the environment only."""
 
+import os
 from pathlib import Path
 
 import environ
@@ -200,6 +201,21 @@ WEIR_LOCAL_ASSET_ROOTS = env.list("WEIR_LOCAL_ASSET_ROOTS", default=[])
 WEIR_BACKEND = env("WEIR_BACKEND", default="workers.backends.local.LocalBackend")
 # Built Python environments, one directory per content hash.
 WEIR_ENVIRONMENT_DIR = Path(env("WEIR_ENVIRONMENT_DIR", default=str(DATA_DIR / "envs")))
+# The image pipeline (Kubernetes compute): images are pushed to WEIR_REGISTRY and looked up
+# there, then in WEIR_SHARED_REGISTRY (host:port each; http for the ones listed in
+# WEIR_INSECURE_REGISTRIES). WEIR_IMAGE_BASE, when set, replaces every environment's own
+# image as the base (for machines that cannot pull from public registries).
+WEIR_REGISTRY = env("WEIR_REGISTRY", default="localhost:5000")
+WEIR_SHARED_REGISTRY = env("WEIR_SHARED_REGISTRY", default="")
+WEIR_INSECURE_REGISTRIES = env.list("WEIR_INSECURE_REGISTRIES", default=["localhost:5000"])
+WEIR_IMAGE_REPOSITORY = env("WEIR_IMAGE_REPOSITORY", default="weir/environments")
+WEIR_IMAGE_BASE = env("WEIR_IMAGE_BASE", default="")
+# CA certificates pip trusts inside image builds (a TLS-inspecting proxy's); mounted for
+# the build only, never part of the image. Default: the bundle pip uses here (PIP_CERT).
+WEIR_BUILD_CA_BUNDLE = env("WEIR_BUILD_CA_BUNDLE", default=os.environ.get("PIP_CERT", ""))
+WEIR_BUILDAH = env.list(
+    "WEIR_BUILDAH", default=["buildah", "--storage-driver", "vfs"]
+)
 # The agent's state directory (desired specs, status, replica logs).
 WEIR_AGENT_DIR = Path(env("WEIR_AGENT_DIR", default=str(DATA_DIR / "agent")))
 # Where deployments' model and code files are placed for their replicas.

@@ -164,10 +164,10 @@ def _build(spec: EnvironmentSpec, target: Path, say: Callable[[str], None]) -> N
     say(
         f"building environment {target.name[:12]} (python {spec.python}, image {spec.image or '-'})"
     )
-    _run([interpreter(spec.python), "-m", "venv", str(building)], say)
+    run_step([interpreter(spec.python), "-m", "venv", str(building)], say)
     requirements = [*SERVER_PACKAGES, *spec.packages]
     pip = [str(building / "bin" / "pip"), "install", "--disable-pip-version-check", "--no-input"]
-    output = _run([*pip, *requirements], say, check=False)
+    output = run_step([*pip, *requirements], say, check=False)
     if output is not None:
         shutil.rmtree(building, ignore_errors=True)
         missing = re.findall(r"No matching distribution found for (\S+)", output)
@@ -179,7 +179,7 @@ def _build(spec: EnvironmentSpec, target: Path, say: Callable[[str], None]) -> N
     say(f"environment {target.name[:12]} is ready")
 
 
-def _run(command: list[str], say: Callable[[str], None], check: bool = True) -> str | None:
+def run_step(command: list[str], say: Callable[[str], None], check: bool = True) -> str | None:
     """Run a build step, streaming its output to the log. Returns None on success, or the
     output when ``check`` is False and the step failed."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

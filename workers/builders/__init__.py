@@ -1,0 +1,1 @@
+"""Builders of what deployments run: images for Kubernetes compute."""
