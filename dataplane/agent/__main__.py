@@ -1,7 +1,9 @@
 """``python -m dataplane.agent``: run the local backend's supervisor until SIGTERM/SIGINT.
 
 Its state directory is ``$WEIR_AGENT_DIR`` (default ``$WEIR_DATA_DIR/agent``, and
-``./data/agent`` without either).
+``./data/agent`` without either). It touches ``heartbeat`` there every second;
+``python -m dataplane.agent --healthcheck`` exits 0 while that is fresh (for container
+healthchecks).
 """
 
 from __future__ import annotations
@@ -9,13 +11,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
+import time
 from pathlib import Path
 
 from dataplane.agent.spec import StateDir
 from dataplane.agent.supervisor import Supervisor
 
 TICK = 0.2
+HEARTBEAT = "heartbeat"
+# A heartbeat older than this means the agent is stuck or gone.
+HEARTBEAT_STALE = 10.0
 
 log = logging.getLogger("weir.agent")
 
@@ -26,15 +33,29 @@ def state_dir() -> Path:
     return Path(os.environ.get("WEIR_DATA_DIR", "data")) / "agent"
 
 
+def healthy() -> bool:
+    try:
+        return time.time() - (state_dir() / HEARTBEAT).stat().st_mtime < HEARTBEAT_STALE
+    except OSError:
+        return False
+
+
 def main() -> None:
+    if "--healthcheck" in sys.argv[1:]:
+        sys.exit(0 if healthy() else 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     supervisor = Supervisor(StateDir(state_dir()))
     log.info("agent supervising %s", supervisor.state.root)
+    supervisor.state.root.mkdir(parents=True, exist_ok=True)
+    heartbeat, beaten = supervisor.state.root / HEARTBEAT, 0.0
     while not stop.is_set():
         supervisor.tick()
+        if time.monotonic() - beaten >= 1.0:
+            heartbeat.touch()
+            beaten = time.monotonic()
         stop.wait(TICK)
     log.info("stopping every replica")
     supervisor.shutdown()

@@ -192,3 +192,24 @@ def test_cpu_and_memory_limits_apply_to_the_replica(agent, tmp_path):
     address = ready_addresses(status, "rev1")[0]
     answer = requests.post(f"http://{address}/score", data="x").json()
     assert answer == {"cpus": 1, "memory": 2 * 1024**3}
+
+
+def test_the_healthcheck_follows_the_heartbeat(tmp_path):
+    env = {**os.environ, "WEIR_AGENT_DIR": str(tmp_path / "agent")}
+    check = [sys.executable, "-m", "dataplane.agent", "--healthcheck"]
+    assert subprocess.run(check, cwd=ROOT, env=env).returncode == 1  # no agent ran here
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "dataplane.agent"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(check, cwd=ROOT, env=env).returncode != 0:
+            assert time.monotonic() < deadline, "the agent never reported healthy"
+            time.sleep(0.2)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
