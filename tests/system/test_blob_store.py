@@ -208,3 +208,38 @@ def test_no_sas_signature_reaches_the_server_logs(stack, workspace):
     logs = (Path(stack.env["WEIR_DATA_DIR"]) / "server.log").read_text()
     assert f"{directory}/logged.txt" in logs  # the request was logged...
     assert "sig=" not in logs and signature not in logs  # ...without its signature
+
+
+def test_the_init_containers_fetch_copies_a_directory(stack, workspace, tmp_path):
+    """dataplane.fetch (what a Kubernetes pod's init container runs) against the real blob
+    server: every file under the directory, nested paths kept, nothing beside it."""
+    import subprocess
+    import sys
+
+    from tests.system.conftest import ROOT
+
+    files = {"model/a.pkl": b"A" * 70_000, "model/sub/b.txt": b"b", "other/c.txt": b"c"}
+    directory_uri = stack.upload(workspace, files, "models")
+    secrets = stack.call("POST", f"{workspace}/datastores/workspaceblobstore/listSecrets").json()
+    target = tmp_path / "fetched"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dataplane.fetch",
+            f"{directory_uri}/model?{secrets['sasToken']}",
+            "--to",
+            str(target),
+            "--ca-bundle",
+            stack.ca_bundle,
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    fetched = {
+        str(path.relative_to(target)): path.read_bytes()
+        for path in target.rglob("*")
+        if path.is_file()
+    }
+    assert fetched == {"a.pkl": b"A" * 70_000, "sub/b.txt": b"b"}

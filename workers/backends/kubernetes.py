@@ -1,0 +1,279 @@
+"""The Kubernetes backend: a deployment as a Deployment and a Service in its endpoint's
+namespace, with the official ``kubernetes`` client.
+
+Objects are applied with server-side apply (field manager ``weir``), so applying the same
+plan again changes nothing; scaling patches ``replicas``; delete removes what apply made;
+status and logs come from the pods. Pods carry labels (endpoint, deployment, revision) by
+which their ready addresses are found. No HorizontalPodAutoscaler is made: the router's
+autoscaler owns replica counts, as on Azure. Model and code reach the pod through an init
+container that runs ``dataplane.fetch`` on Weir's blob store (SAS URLs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.rest import ApiException
+
+from workers.backends.base import BackendStatus
+from workers.builders.image import APP_DIR, SERVER_PORT
+
+MANAGER = "weir"
+LABEL_PREFIX = "ml.weir.dev"
+ENDPOINT_LABEL = f"{LABEL_PREFIX}/endpoint"
+DEPLOYMENT_LABEL = f"{LABEL_PREFIX}/deployment"
+ID_LABEL = f"{LABEL_PREFIX}/deployment-id"
+REVISION_LABEL = f"{LABEL_PREFIX}/revision"
+APPLY = "application/apply-patch+yaml"
+
+
+@dataclass
+class ProbePlan:
+    path: str = "/"
+    initial_delay: int = 0
+    period: int = 10
+    timeout: int = 2
+    success_threshold: int = 1
+    failure_threshold: int = 30
+
+    def manifest(self) -> dict:
+        return {
+            "httpGet": {"path": self.path, "port": SERVER_PORT},
+            "initialDelaySeconds": self.initial_delay,
+            "periodSeconds": self.period,
+            "timeoutSeconds": self.timeout,
+            "successThreshold": self.success_threshold,
+            "failureThreshold": self.failure_threshold,
+        }
+
+
+@dataclass
+class KubernetesPlan:
+    """What one deployment needs in the cluster."""
+
+    deployment_id: str
+    endpoint: str
+    deployment: str
+    namespace: str
+    image: str
+    replicas: int
+    revision: str
+    scoring_script: str
+    code_uri: str  # blob directory URL with a SAS
+    model_uri: str | None = None
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    liveness: ProbePlan = field(default_factory=ProbePlan)
+    readiness: ProbePlan = field(default_factory=ProbePlan)
+    requests: dict[str, str] = field(default_factory=dict)  # cpu, memory, gpu
+    limits: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return object_name(self.endpoint, self.deployment)
+
+
+def object_name(endpoint: str, deployment: str) -> str:
+    """A DNS-1035 label from the names: lower case, 63 characters at most (a hash keeps
+    long names apart)."""
+    name = re.sub(r"[^a-z0-9-]", "-", f"{endpoint}-{deployment}".lower()).strip("-")
+    if len(name) > 63:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{name[:54].rstrip('-')}-{digest}"
+    if not name[0].isalpha():
+        name = f"d-{name}"[:63]
+    return name
+
+
+def _resources(values: dict[str, str]) -> dict[str, str]:
+    renamed = {"gpu": "nvidia.com/gpu"}
+    return {renamed.get(key, key): str(value) for key, value in values.items() if value}
+
+
+def manifests(plan: KubernetesPlan) -> list[dict]:
+    """The Deployment and the Service for ``plan``."""
+    selector = {ID_LABEL: plan.deployment_id}
+    labels = {
+        **selector,
+        ENDPOINT_LABEL: plan.endpoint,
+        DEPLOYMENT_LABEL: plan.deployment,
+        "app.kubernetes.io/managed-by": MANAGER,
+    }
+    app = {"name": "app", "mountPath": APP_DIR}
+    fetches = [f"python -m dataplane.fetch '{plan.code_uri}' --to {APP_DIR}/code"]
+    if plan.model_uri:
+        model_dir = plan.model_uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        models = f"{APP_DIR}/azureml-models/{model_dir}"
+        fetches.append(f"python -m dataplane.fetch '{plan.model_uri}' --to {models}")
+    environment = [{"name": k, "value": v} for k, v in sorted(plan.environment_variables.items())]
+    environment.append({"name": "AZUREML_MODEL_DIR", "value": f"{APP_DIR}/azureml-models"})
+    container = {
+        "name": "inference-server",
+        "image": plan.image,
+        "args": [
+            "python",
+            "-m",
+            "dataplane.inference",
+            "--entry-script",
+            f"{APP_DIR}/code/{plan.scoring_script}",
+            "--model-dir",
+            f"{APP_DIR}/azureml-models",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(SERVER_PORT),
+        ],
+        "ports": [{"name": "http", "containerPort": SERVER_PORT}],
+        "env": environment,
+        "livenessProbe": plan.liveness.manifest(),
+        "readinessProbe": plan.readiness.manifest(),
+        "resources": {
+            key: value
+            for key, value in (
+                ("requests", _resources(plan.requests)),
+                ("limits", _resources(plan.limits)),
+            )
+            if value
+        },
+        "volumeMounts": [app],
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": plan.name, "namespace": plan.namespace, "labels": labels},
+        "spec": {
+            "replicas": plan.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {"labels": {**labels, REVISION_LABEL: plan.revision}},
+                "spec": {
+                    "initContainers": [
+                        {
+                            "name": "storage-initializer",
+                            "image": plan.image,
+                            "command": ["sh", "-c", " && ".join(fetches)],
+                            "volumeMounts": [app],
+                        }
+                    ],
+                    "containers": [container],
+                    "volumes": [{"name": "app", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": plan.name, "namespace": plan.namespace, "labels": labels},
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": SERVER_PORT, "targetPort": "http"}],
+        },
+    }
+    return [deployment, service]
+
+
+class KubernetesBackend:
+    """Cluster access from a kubeconfig (file and context) or, inside a pod, in-cluster."""
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None):
+        if kubeconfig or context:
+            api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+        else:
+            k8s_config.load_incluster_config()
+            api = k8s.ApiClient()
+        self.api = api
+        self.apps = k8s.AppsV1Api(api)
+        self.core = k8s.CoreV1Api(api)
+
+    # ---- writes ---------------------------------------------------------------------------
+    def apply(self, plan: KubernetesPlan) -> None:
+        self._apply(
+            f"/api/v1/namespaces/{plan.namespace}",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plan.namespace}},
+        )
+        deployment, service = manifests(plan)
+        base = f"/namespaces/{plan.namespace}"
+        self._apply(f"/apis/apps/v1{base}/deployments/{plan.name}", deployment)
+        self._apply(f"/api/v1{base}/services/{plan.name}", service)
+
+    def _apply(self, path: str, body: dict) -> None:
+        self.api.call_api(
+            path,
+            "PATCH",
+            query_params=[("fieldManager", MANAGER), ("force", "true")],
+            header_params={"Content-Type": APPLY, "Accept": "application/json"},
+            # The client sends an apply body as JSON, which is YAML too.
+            body=body,
+            response_types_map={200: "object", 201: "object"},
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+        )
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        self.apps.patch_namespaced_deployment_scale(
+            name, namespace, {"spec": {"replicas": replicas}}, field_manager=MANAGER
+        )
+
+    def delete(self, namespace: str, name: str) -> None:
+        for remove in (
+            self.apps.delete_namespaced_deployment,
+            self.core.delete_namespaced_service,
+        ):
+            try:
+                remove(name, namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    # ---- reads ----------------------------------------------------------------------------
+    def status(self, namespace: str, deployment_id: str) -> BackendStatus | None:
+        """Ready pods and their addresses (podIP:port), by the deployment's labels."""
+        found = self.apps.list_namespaced_deployment(
+            namespace, label_selector=f"{ID_LABEL}={deployment_id}"
+        ).items
+        if not found:
+            return None
+        deployment = found[0]
+        revision = deployment.spec.template.metadata.labels.get(REVISION_LABEL)
+        pods = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{ID_LABEL}={deployment_id}"
+        ).items
+        replicas = []
+        for pod in pods:
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
+            )
+            replicas.append(
+                {
+                    "name": pod.metadata.name,
+                    "address": f"{pod.status.pod_ip}:{SERVER_PORT}" if pod.status.pod_ip else None,
+                    "state": "ready" if ready else "starting",
+                    "revision": (pod.metadata.labels or {}).get(REVISION_LABEL),
+                }
+            )
+        return BackendStatus(
+            revision=revision,
+            desired=deployment.spec.replicas,
+            ready=sum(r["state"] == "ready" and r["revision"] == revision for r in replicas),
+            replicas=replicas,
+        )
+
+    def logs(self, namespace: str, deployment_id: str, tail: int | None) -> str:
+        pods = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{ID_LABEL}={deployment_id}"
+        ).items
+        parts = []
+        for pod in pods:
+            text = self.core.read_namespaced_pod_log(
+                pod.metadata.name, namespace, container="inference-server", tail_lines=tail
+            )
+            parts.append(f"== {pod.metadata.name} ==\n{text}")
+        return "\n".join(parts)
