@@ -12,12 +12,16 @@ shared by the processes, for microseconds.
 from __future__ import annotations
 
 import hashlib
+import logging
 import mmap
 import multiprocessing
 
 KEY_BYTES = 16
 EMPTY = bytes(KEY_BYTES)
 SLOTS = 4096
+STUCK_LOCK_SECONDS = 1.0
+
+log = logging.getLogger("weir.router")
 
 
 class SlotsFull(RuntimeError):
@@ -43,10 +47,16 @@ class SharedCounters:
         self.cache = {}
 
     def forget(self, index: int) -> None:
-        """In the supervisor: a process died; what it had counted no longer counts."""
-        with self.lock:
+        """In the supervisor: a process died; what it had counted no longer counts. If it
+        died holding the lock (nobody holds it for a second otherwise), the lock is taken
+        over and released here, so the others do not wait for it forever."""
+        if not self.lock.acquire(True, STUCK_LOCK_SECONDS):
+            log.warning("router process %d died holding the request lock; releasing it", index)
+        try:
             for slot in range(self.slots):
                 self.counts[slot * self.processes + index] = 0
+        finally:
+            self.lock.release()
 
     # All below: call with ``lock`` held.
     def slot(self, name: str) -> int:

@@ -164,3 +164,16 @@ def test_a_router_stopped_while_starting_exits_at_once():
     time.sleep(1.5)  # forked, none serving yet
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=5) is not None
+
+
+def test_a_process_that_dies_holding_the_lock_does_not_stop_the_others():
+    counters = SharedCounters(processes=2, slots=4)
+    pid = os.fork()
+    if pid == 0:  # a serving process, killed between taking the lock and releasing it
+        counters.bind(1)
+        counters.lock.acquire()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    counters.forget(1)
+    assert counters.lock.acquire(True, 1.0)  # usable again
+    counters.lock.release()
