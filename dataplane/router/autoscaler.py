@@ -266,8 +266,6 @@ class Autoscaler:
         decision = decide(scale, tracker, current, average, now, self.delay)
         if decision is None:
             return
-        if decision.action != "AtMaxInstances":
-            tracker.awaiting, tracker.awaiting_since = decision.to_instances, now
         metrics.SCALE_DECISIONS.labels(entry["name"], name, decision.action).inc()
         log.info(
             "%s/%s: %s %d -> %d (%s)",
@@ -292,6 +290,9 @@ class Autoscaler:
                 **inputs,
             },
         )
+        # Sent: hold further decisions until the new count is ready (or AWAIT_LIMIT).
+        if decision.action != "AtMaxInstances":
+            tracker.awaiting, tracker.awaiting_since = decision.to_instances, now
 
     def _send(self, deployment_id: str, decision: dict) -> None:
         if self._celery is None:
