@@ -213,9 +213,7 @@ WEIR_IMAGE_BASE = env("WEIR_IMAGE_BASE", default="")
 # CA certificates pip trusts inside image builds (a TLS-inspecting proxy's); mounted for
 # the build only, never part of the image. Default: the bundle pip uses here (PIP_CERT).
 WEIR_BUILD_CA_BUNDLE = env("WEIR_BUILD_CA_BUNDLE", default=os.environ.get("PIP_CERT", ""))
-WEIR_BUILDAH = env.list(
-    "WEIR_BUILDAH", default=["buildah", "--storage-driver", "vfs"]
-)
+WEIR_BUILDAH = env.list("WEIR_BUILDAH", default=["buildah", "--storage-driver", "vfs"])
 # The agent's state directory (desired specs, status, replica logs).
 WEIR_AGENT_DIR = Path(env("WEIR_AGENT_DIR", default=str(DATA_DIR / "agent")))
 # Where deployments' model and code files are placed for their replicas.
