@@ -15,6 +15,7 @@ CANONICAL_SEGMENTS = {
         "providers",
         "Microsoft.MachineLearningServices",
         "workspaces",
+        "computes",
         "onlineEndpoints",
         "deployments",
         "listKeys",

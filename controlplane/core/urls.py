@@ -3,7 +3,15 @@
 from django.urls import path
 
 from controlplane.core.services.asset import CODE, ENVIRONMENT, MODEL
-from controlplane.core.views import asset, deployment, endpoint, operation, storage, workspace
+from controlplane.core.views import (
+    asset,
+    compute,
+    deployment,
+    endpoint,
+    operation,
+    storage,
+    workspace,
+)
 
 SUB = "subscriptions/<str:subscriptionId>"
 PROVIDER = "providers/Microsoft.MachineLearningServices"
@@ -16,6 +24,8 @@ urlpatterns = [
     path(f"{SUB}/{PROVIDER}/workspaces", workspace.SubscriptionWorkspaceListView.as_view()),
     path(f"{RG}/{PROVIDER}/workspaces", workspace.WorkspaceListView.as_view()),
     path(WS, workspace.WorkspaceView.as_view()),
+    path(f"{WS}/computes", compute.ComputeListView.as_view()),
+    path(f"{WS}/computes/<str:computeName>", compute.ComputeView.as_view()),
     path(f"{WS}/onlineEndpoints", endpoint.OnlineEndpointListView.as_view()),
     path(EP, endpoint.OnlineEndpointView.as_view()),
     path(f"{EP}/listKeys", endpoint.ListKeysView.as_view()),

@@ -10,6 +10,7 @@ from controlplane.core.models.asset import (
     ModelVersion,
 )
 from controlplane.core.models.blob import Blob, StagedBlock, StorageAccount
+from controlplane.core.models.compute import Compute
 from controlplane.core.models.deployment import OnlineDeployment
 from controlplane.core.models.endpoint import OnlineEndpoint
 from controlplane.core.models.operation import Operation
@@ -22,6 +23,7 @@ __all__ = [
     "Blob",
     "CodeContainer",
     "CodeVersion",
+    "Compute",
     "EnvironmentContainer",
     "EnvironmentVersion",
     "ModelContainer",
