@@ -210,6 +210,11 @@ WEIR_SHARED_REGISTRY = env("WEIR_SHARED_REGISTRY", default="")
 WEIR_INSECURE_REGISTRIES = env.list("WEIR_INSECURE_REGISTRIES", default=["localhost:5000"])
 WEIR_IMAGE_REPOSITORY = env("WEIR_IMAGE_REPOSITORY", default="weir/environments")
 WEIR_IMAGE_BASE = env("WEIR_IMAGE_BASE", default="")
+# Kubernetes compute: the kubeconfig file whose contexts computes name (in a pod: empty, and
+# a compute without resourceId uses the pod's service account); and how long the SAS URLs
+# that pods fetch model and code with stay valid (pods restarted later fetch again).
+WEIR_KUBECONFIG = env("WEIR_KUBECONFIG", default="")
+WEIR_POD_SAS_LIFETIME = env.int("WEIR_POD_SAS_LIFETIME", default=30 * 24 * 3600)
 # CA certificates pip trusts inside image builds (a TLS-inspecting proxy's); mounted for
 # the build only, never part of the image. Default: the bundle pip uses here (PIP_CERT).
 WEIR_BUILD_CA_BUNDLE = env("WEIR_BUILD_CA_BUNDLE", default=os.environ.get("PIP_CERT", ""))

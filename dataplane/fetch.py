@@ -43,7 +43,14 @@ def fetch(url: str, target: Path, context: ssl.SSLContext | None = None) -> list
             written.append(relative)
         marker = (document.findtext("NextMarker") or "").strip()
         if not marker:
-            return written
+            break
+    if not written:  # not a directory: the URL names one blob
+        name = prefix.rstrip("/").rsplit("/", 1)[-1]
+        with urlopen(url, context=context, timeout=300) as response:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            (target / name).write_bytes(response.read())
+        written.append(name)
+    return written
 
 
 def main(argv=None) -> None:

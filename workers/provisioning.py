@@ -228,3 +228,58 @@ def deployment_dir(deployment) -> Path:
 def environment_dir(assets: Assets, say) -> tuple[Path, str]:
     spec = environments.spec_for(assets.environment)
     return environments.ensure(spec, say), spec.content_hash()
+
+
+def kubernetes_plan(deployment, assets: Assets, image: str, revision_id: str, namespace: str):
+    """What the Kubernetes backend applies: the image, and model and code as blob directory
+    URLs with a read/list SAS the pods' init container fetches them with."""
+    from workers.backends.kubernetes import KubernetesPlan, ProbePlan
+
+    def fetchable(uri: str) -> str:
+        location = storage.resolve(assets.workspace, uri)
+        path = location.path.rstrip("/")
+        token = storage.sas_token(
+            location.account,
+            location.container,
+            path,
+            "rl",
+            "d",
+            seconds=settings.WEIR_POD_SAS_LIFETIME,
+        )
+        return f"{storage.blob_url(location.account, location.container, path)}?{token}"
+
+    def probe_plan(settings_: dict | None, path: str) -> ProbePlan:
+        found = probe(settings_, path)
+        return ProbePlan(
+            path=path,
+            initial_delay=int(found.initial_delay),
+            period=max(1, int(found.period)),
+            timeout=max(1, int(found.timeout)),
+            success_threshold=found.success_threshold,
+            failure_threshold=found.failure_threshold,
+        )
+
+    inference = assets.environment.inference_config or {}
+    requirements = deployment.container_resource_requirements or {}
+    return KubernetesPlan(
+        deployment_id=str(deployment.id),
+        endpoint=deployment.endpoint.name,
+        deployment=deployment.name,
+        namespace=namespace,
+        image=image,
+        replicas=deployment.instance_count,
+        revision=revision_id,
+        scoring_script=assets.scoring_script,
+        code_uri=fetchable(assets.code.code_uri),
+        model_uri=fetchable(assets.model.model_uri) if assets.model else None,
+        environment_variables=dict(deployment.environment_variables or {}),
+        liveness=probe_plan(
+            deployment.liveness_probe, (inference.get("livenessRoute") or {}).get("path") or "/"
+        ),
+        readiness=probe_plan(
+            deployment.readiness_probe,
+            (inference.get("readinessRoute") or {}).get("path") or "/readiness",
+        ),
+        requests=dict(requirements.get("containerResourceRequests") or {}),
+        limits=dict(requirements.get("containerResourceLimits") or {}),
+    )

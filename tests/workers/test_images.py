@@ -7,7 +7,6 @@ packages (debootstrap: python3 and venv) once, and keep it in buildah's storage.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,123 +18,10 @@ import requests
 from django.test import override_settings
 
 from tests.dataplane.conftest import free_port
+from tests.workers.conftest import BUILDAH, ONLINE, ROOT, RegistryServer, pipeline_settings
 from workers.builders import image
 from workers.environments import EnvironmentSpec, parse_conda
 from workers.errors import PermanentError
-
-ROOT = Path(__file__).resolve().parents[2]
-ONLINE = ROOT / "examples" / "online"
-BASE = "localhost/weir-test-base:bookworm"
-BUILDAH = ["buildah", "--storage-driver", "vfs"]
-PACKAGES = {
-    "buildah": "buildah",
-    "docker-registry": "docker-registry",
-    "debootstrap": "debootstrap",
-}
-
-
-def ensure_tools() -> None:
-    missing = [package for tool, package in PACKAGES.items() if not shutil.which(tool)]
-    if missing:
-        subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True)
-
-
-@pytest.fixture(scope="session")
-def base_image(tmp_path_factory) -> str:
-    """A Debian bookworm image with python3 and venv, built once from Debian's packages."""
-    ensure_tools()
-    listed = subprocess.run([*BUILDAH, "images", "--quiet", BASE], capture_output=True)
-    if listed.returncode == 0 and listed.stdout.strip():
-        return BASE
-    rootfs = tmp_path_factory.mktemp("rootfs")
-    subprocess.run(
-        [
-            "debootstrap",
-            "--variant=minbase",
-            "--include=python3,python3-venv,ca-certificates",
-            "bookworm",
-            str(rootfs),
-            "http://deb.debian.org/debian",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    container = subprocess.run(
-        [*BUILDAH, "from", "scratch"], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    try:
-        subprocess.run([*BUILDAH, "copy", container, f"{rootfs}/", "/"], check=True)
-        subprocess.run([*BUILDAH, "commit", "--quiet", container, BASE], check=True)
-    finally:
-        subprocess.run([*BUILDAH, "rm", container], capture_output=True)
-    shutil.rmtree(rootfs, ignore_errors=True)
-    return BASE
-
-
-class RegistryServer:
-    def __init__(self, root: Path, read_only: bool = False):
-        root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        config = root / f"registry-{self.port}.yml"
-        config.write_text(
-            "version: 0.1\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {root / str(self.port)}\n"
-            f"  maintenance:\n    readonly:\n      enabled: {str(read_only).lower()}\n"
-            f"http:\n  addr: {self.address}\n"
-        )
-        self.process = subprocess.Popen(
-            ["docker-registry", "serve", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://{self.address}/v2/", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("the registry did not start")
-
-    def tags(self) -> list[str]:
-        answer = requests.get(f"http://{self.address}/v2/weir/environments/tags/list", timeout=10)
-        return sorted(answer.json().get("tags") or []) if answer.status_code == 200 else []
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def registry(tmp_path):
-    ensure_tools()
-    server = RegistryServer(tmp_path)
-    yield server
-    server.stop()
-    forget_built_images()
-
-
-def forget_built_images() -> None:
-    """Images the tests built (named after their loopback registries) take disk (vfs keeps
-    whole copies): remove them, and what they left behind."""
-    names = subprocess.run(
-        [*BUILDAH, "images", "--format", "{{.Name}}:{{.Tag}}"], capture_output=True, text=True
-    ).stdout.split()
-    built = [name for name in names if name.startswith("127.0.0.1:")]
-    if built:
-        subprocess.run([*BUILDAH, "rmi", "--force", *built], capture_output=True)
-    subprocess.run([*BUILDAH, "rmi", "--prune"], capture_output=True)
-
-
-def pipeline_settings(registry: RegistryServer, base: str):
-    return override_settings(
-        WEIR_REGISTRY=registry.address,
-        WEIR_SHARED_REGISTRY="",
-        WEIR_INSECURE_REGISTRIES=[registry.address],
-        WEIR_IMAGE_BASE=base,
-        WEIR_BUILDAH=BUILDAH,
-    )
 
 
 def small(*packages: str) -> EnvironmentSpec:

@@ -5,15 +5,10 @@ these tests: scheduling, pulling images and probes are not exercised."""
 
 from __future__ import annotations
 
-import copy
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
-
 import kubernetes_validate
 import pytest
 
+from tests.workers.conftest import KUBERNETES_TOKEN
 from workers.backends.kubernetes import (
     APPLY,
     ID_LABEL,
@@ -23,8 +18,6 @@ from workers.backends.kubernetes import (
     manifests,
     object_name,
 )
-
-TOKEN = "test-token"
 
 
 def plan(**changes) -> KubernetesPlan:
@@ -67,175 +60,10 @@ def test_names_are_dns_labels():
     assert len(long) <= 63 and long != object_name("e" * 40, "d" * 39)
 
 
-class FakeKubernetes(ThreadingHTTPServer):
-    """The Kubernetes API for the calls the backend makes, objects kept in memory."""
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.objects: dict[str, dict] = {}
-        self.applied: dict[str, str] = {}
-        self.calls: list[tuple[str, str, str, str]] = []
-        self.version = 0
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def next_version(self) -> str:
-        self.version += 1
-        return str(self.version)
-
-    def deployments(self, namespace: str) -> list[dict]:
-        prefix = f"/apis/apps/v1/namespaces/{namespace}/deployments/"
-        return [o for path, o in self.objects.items() if path.startswith(prefix)]
-
-    def pods(self, namespace: str) -> list[dict]:
-        pods = []
-        for d, deployment in enumerate(self.deployments(namespace)):
-            template = deployment["spec"]["template"]
-            for i in range(deployment["spec"]["replicas"]):
-                name = f"{deployment['metadata']['name']}-{i}"
-                pods.append(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Pod",
-                        "metadata": {
-                            "name": name,
-                            "namespace": namespace,
-                            "labels": template["metadata"]["labels"],
-                        },
-                        "spec": template["spec"],
-                        "status": {
-                            "podIP": f"10.1.{d}.{i + 1}",
-                            "conditions": [{"type": "Ready", "status": "True"}],
-                        },
-                    }
-                )
-        return pods
-
-
-def _matches(obj: dict, selector: str | None) -> bool:
-    if not selector:
-        return True
-    labels = obj["metadata"].get("labels") or {}
-    return all(labels.get(k) == v for k, v in (s.split("=", 1) for s in selector.split(",")))
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: FakeKubernetes
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status: int, body, content_type: str = "application/json") -> None:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _not_found(self, path: str) -> None:
-        status = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "status": "Failure",
-            "reason": "NotFound",
-            "code": 404,
-            "message": f"{path} not found",
-        }
-        self._send(404, status)
-
-    def _record(self) -> tuple[str, dict]:
-        parts = urlsplit(self.path)
-        self.server.calls.append(
-            (
-                self.command,
-                parts.path,
-                self.headers.get("Content-Type", ""),
-                self.headers.get("Authorization", ""),
-            )
-        )
-        return parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
-
-    def do_PATCH(self):
-        path, query = self._record()
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        objects = self.server.objects
-        if path.endswith("/scale"):
-            deployment = objects.get(path.removesuffix("/scale"))
-            if deployment is None:
-                return self._not_found(path)
-            deployment["spec"]["replicas"] = json.loads(body)["spec"]["replicas"]
-            deployment["metadata"]["resourceVersion"] = self.server.next_version()
-            meta = deployment["metadata"]
-            return self._send(
-                200,
-                {
-                    "apiVersion": "autoscaling/v1",
-                    "kind": "Scale",
-                    "metadata": {"name": meta["name"], "namespace": meta.get("namespace")},
-                    "spec": {"replicas": deployment["spec"]["replicas"]},
-                },
-            )
-        if self.headers.get("Content-Type") != APPLY or query.get("fieldManager") != "weir":
-            return self._send(415, {"kind": "Status", "code": 415, "message": "not an apply"})
-        if self.server.applied.get(path) == body:
-            return self._send(200, objects[path])  # the same configuration: nothing changes
-        created = path not in objects
-        applied = json.loads(body)
-        current = objects.get(path) or {"metadata": {"generation": 0}}
-        obj = copy.deepcopy(applied)
-        obj["metadata"]["resourceVersion"] = self.server.next_version()
-        obj["metadata"]["generation"] = current["metadata"].get("generation", 0) + 1
-        if "replicas" in (current.get("spec") or {}) and "replicas" not in obj.get("spec", {}):
-            obj["spec"]["replicas"] = current["spec"]["replicas"]
-        objects[path] = obj
-        self.server.applied[path] = body
-        self._send(201 if created else 200, obj)
-
-    def do_GET(self):
-        path, query = self._record()
-        selector = query.get("labelSelector")
-        parts = path.strip("/").split("/")
-        if path.endswith("/log"):
-            return self._send(200, f"log of {parts[-2]}\nscored\n", "text/plain")
-        if parts[-1] == "deployments":
-            items = [d for d in self.server.deployments(parts[-2]) if _matches(d, selector)]
-            return self._send(
-                200,
-                {"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": items},
-            )
-        if parts[-1] == "pods":
-            items = [p for p in self.server.pods(parts[-2]) if _matches(p, selector)]
-            return self._send(
-                200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}
-            )
-        if path in self.server.objects:
-            return self._send(200, self.server.objects[path])
-        self._not_found(path)
-
-    def do_DELETE(self):
-        path, _ = self._record()
-        if self.server.objects.pop(path, None) is None:
-            return self._not_found(path)
-        self.server.applied.pop(path, None)
-        self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
-
-
 @pytest.fixture
-def cluster(tmp_path):
-    server = FakeKubernetes()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
-        f"clusters:\n- name: fake\n  cluster:\n    server: {server.url}\n"
-        f"users:\n- name: weir\n  user:\n    token: {TOKEN}\n"
-        "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: weir\n"
-    )
-    yield server, KubernetesBackend(str(kubeconfig), "fake")
-    server.shutdown()
+def cluster(kubernetes_api):
+    server, kubeconfig = kubernetes_api
+    return server, KubernetesBackend(kubeconfig, "fake")
 
 
 def test_apply_scale_status_logs_and_delete(cluster):
@@ -251,7 +79,7 @@ def test_apply_scale_status_logs_and_delete(cluster):
         ("PATCH", deployment_path),
         ("PATCH", service_path),
     ]
-    assert all(auth == f"Bearer {TOKEN}" for *_, auth in server.calls)
+    assert all(auth == f"Bearer {KUBERNETES_TOKEN}" for *_, auth in server.calls)
     first = server.objects[deployment_path]["metadata"]["resourceVersion"]
 
     # The same plan again: applied again, and nothing changes.

@@ -14,8 +14,10 @@ from controlplane.core.choices import ContainerType, OperationStatus
 from controlplane.core.choices import DeploymentProvisioningState as State
 from controlplane.core.models import OnlineDeployment
 from controlplane.core.services import logs, routing
-from workers import provisioning
-from workers.backends import backend
+from workers import environments, provisioning
+from workers.backends import backend, cluster_for, on_kubernetes
+from workers.backends.kubernetes import object_name
+from workers.builders import image as images
 from workers.decorators import provisioning_task
 from workers.errors import PermanentError
 from workers.tasks.base import cancel, claim, failing_to, progress, refresh_lease
@@ -62,18 +64,11 @@ def apply_deployment(self, *, operation_id: str) -> None:
         say(f"model: {deployment.model or '-'}")
         say(f"code: {assets.code}; environment: {assets.environment}")
         progress(operation, 10.0)
-        environment_dir, environment_hash = provisioning.environment_dir(assets, say)
-        progress(operation, 40.0)
-        revision = provisioning.revision(deployment, assets, environment_hash)
-        directory = provisioning.deployment_dir(deployment) / revision
-        model_dir, code_dir = provisioning.place(assets, directory, say)
-        progress(operation, 60.0)
-        spec = provisioning.agent_spec(
-            deployment, assets, environment_dir, revision, model_dir, code_dir, str(operation.pk)
-        )
-        say(f"revision {revision}: {spec.replicas} replica(s)")
-        backend().apply(spec)
-        wait_until_ready(operation, deployment, revision, say)
+        if on_kubernetes(deployment):
+            revision, status = _apply_to_cluster(deployment, assets, operation, say)
+        else:
+            revision, status = _apply_locally(deployment, assets, operation, say)
+        wait_until_ready(operation, deployment, revision, say, status)
         with transaction.atomic():
             done = states.transition(
                 OnlineDeployment, deployment.pk, State.SUCCEEDED, expected=APPLYING
@@ -84,17 +79,49 @@ def apply_deployment(self, *, operation_id: str) -> None:
                 cancel(operation, "The deployment was changed by a later operation.")
         say("Succeeded" if done else "Canceled by a later operation")
         routing.publish(deployment.endpoint_id)
-        _forget_other_revisions(deployment, revision)
+        if not on_kubernetes(deployment):
+            _forget_other_revisions(deployment, revision)
 
 
-def wait_until_ready(operation, deployment, revision: str, say) -> None:
+def _apply_locally(deployment, assets, operation, say):
+    """Build or reuse the venv, place the files, hand the agent its replica plan."""
+    environment_dir, environment_hash = provisioning.environment_dir(assets, say)
+    progress(operation, 40.0)
+    revision = provisioning.revision(deployment, assets, environment_hash)
+    directory = provisioning.deployment_dir(deployment) / revision
+    model_dir, code_dir = provisioning.place(assets, directory, say)
+    progress(operation, 60.0)
+    spec = provisioning.agent_spec(
+        deployment, assets, environment_dir, revision, model_dir, code_dir, str(operation.pk)
+    )
+    say(f"revision {revision}: {spec.replicas} replica(s)")
+    backend().apply(spec)
+    return revision, lambda: backend().status(str(deployment.id))
+
+
+def _apply_to_cluster(deployment, assets, operation, say):
+    """Find or build the environment's image, apply Deployment and Service to the cluster
+    of the endpoint's compute."""
+    cluster, namespace = cluster_for(deployment)
+    spec = environments.spec_for(assets.environment)
+    image = images.ensure_image(spec, say)
+    progress(operation, 40.0)
+    revision = provisioning.revision(deployment, assets, spec.content_hash())
+    plan = provisioning.kubernetes_plan(deployment, assets, image, revision, namespace)
+    say(f"revision {revision}: {plan.replicas} pod(s) of {image} in namespace {namespace}")
+    cluster.apply(plan)
+    progress(operation, 60.0)
+    return revision, lambda: cluster.status(namespace, str(deployment.id))
+
+
+def wait_until_ready(operation, deployment, revision: str, say, status_of) -> None:
     """Block until the backend reports the revision rolled out; PermanentError when a
     replica cannot start, the backend never answers, or the wait passes WEIR_READY_TIMEOUT."""
     started = time.monotonic()
     deadline = started + settings.WEIR_READY_TIMEOUT
     last, reported_at = None, 0.0
     while time.monotonic() < deadline:
-        status = backend().status(str(deployment.id))
+        status = status_of()
         seen = status is not None and status.revision == revision
         if not seen and time.monotonic() - started > BACKEND_TIMEOUT:
             raise PermanentError(
@@ -145,6 +172,17 @@ def _forget_other_revisions(deployment, revision: str) -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def remove_replicas(deployment) -> None:
+    """Stop what runs the deployment: its pods in the cluster, or its local replicas and
+    their files."""
+    if on_kubernetes(deployment):
+        cluster, namespace = cluster_for(deployment)
+        cluster.delete(namespace, object_name(deployment.endpoint.name, deployment.name))
+    else:
+        stop_replicas(str(deployment.id))
+        shutil.rmtree(provisioning.deployment_dir(deployment), ignore_errors=True)
+
+
 def stop_replicas(deployment_id: str, timeout: float = 60.0) -> None:
     """Delete the deployment from the backend and wait until its replicas are gone."""
     backend().delete(deployment_id)
@@ -166,8 +204,7 @@ def delete_deployment(self, *, operation_id: str) -> None:
         states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
         return
     with failing_to(operation, OnlineDeployment, deployment.pk):
-        stop_replicas(str(deployment.id))
-        shutil.rmtree(provisioning.deployment_dir(deployment), ignore_errors=True)
+        remove_replicas(deployment)
         with transaction.atomic():
             OnlineDeployment.objects.filter(
                 pk=deployment.pk, provisioning_state=State.DELETING

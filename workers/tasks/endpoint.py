@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 
 from django.db import transaction
 
@@ -13,9 +12,8 @@ from controlplane.core.choices import ProvisioningState as State
 from controlplane.core.models import OnlineEndpoint
 from controlplane.core.services import routing
 from workers.decorators import provisioning_task
-from workers.provisioning import deployment_dir
 from workers.tasks.base import cancel, claim, failing_to, progress
-from workers.tasks.deployment import stop_replicas
+from workers.tasks.deployment import remove_replicas
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +63,7 @@ def delete_endpoint(self, *, operation_id: str) -> None:
     with failing_to(operation, OnlineEndpoint, endpoint.pk):
         deployments = list(endpoint.deployments.all())
         for index, deployment in enumerate(deployments, start=1):
-            stop_replicas(str(deployment.id))
-            shutil.rmtree(deployment_dir(deployment), ignore_errors=True)
+            remove_replicas(deployment)
             deployment.delete()
             progress(operation, 90.0 * index / len(deployments))
         with transaction.atomic():

@@ -40,13 +40,21 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+class ReplicasUnknown(Exception):
+    """A deployment's replicas could not be read (its cluster did not answer): the router
+    keeps the entry it has rather than one without replicas."""
+
+
 def entry(endpoint) -> dict:
     from controlplane.core.services.keys import token_audience
-    from workers.backends import backend
+    from workers.backends import status_of
 
     deployments = {}
     for deployment in endpoint.deployments.all():
-        status = backend().status(str(deployment.id))
+        try:
+            status = status_of(deployment)
+        except Exception as exc:
+            raise ReplicasUnknown(f"{deployment.arm_id}: {exc}") from exc
         replicas = []
         if status is not None:
             replicas = [
@@ -105,6 +113,8 @@ def publish(endpoint_id) -> None:
         pipe.execute()
     except redis.RedisError:
         log.warning("could not publish routes for endpoint %s; the reconciler will", endpoint_id)
+    except ReplicasUnknown as exc:
+        log.warning("routes for endpoint %s left as they were: %s", endpoint_id, exc)
 
 
 def unpublish(host: str) -> None:
@@ -123,14 +133,17 @@ def publish_on_commit(endpoint_id) -> None:
 
 def publish_all() -> int:
     """Rebuild the whole table from Postgres (level-triggered repair). Returns entries."""
-    entries = {
-        host_of(endpoint): json.dumps(entry(endpoint))
-        for endpoint in OnlineEndpoint.objects.select_related("workspace").exclude(
-            provisioning_state="Deleting"
-        )
-    }
+    entries, unknown = {}, set()
+    for endpoint in OnlineEndpoint.objects.select_related("workspace").exclude(
+        provisioning_state="Deleting"
+    ):
+        try:
+            entries[host_of(endpoint)] = json.dumps(entry(endpoint))
+        except ReplicasUnknown as exc:
+            unknown.add(host_of(endpoint))
+            log.warning("routes for %s left as they were: %s", endpoint.name, exc)
     pipe = client().pipeline()
-    stale = set(k.decode() for k in client().hkeys(ROUTES)) - set(entries)
+    stale = set(k.decode() for k in client().hkeys(ROUTES)) - set(entries) - unknown
     if stale:
         pipe.hdel(ROUTES, *stale)
     if entries:

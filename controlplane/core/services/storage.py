@@ -57,9 +57,14 @@ def blob_url(account: StorageAccount, container: str, path: str = "") -> str:
 
 
 def sas_token(
-    account: StorageAccount, container: str, path: str, permissions: str, resource: str
+    account: StorageAccount,
+    container: str,
+    path: str,
+    permissions: str,
+    resource: str,
+    seconds: int | None = None,
 ) -> str:
-    lifetime = timedelta(seconds=settings.WEIR_SAS_LIFETIME)
+    lifetime = timedelta(seconds=seconds or settings.WEIR_SAS_LIFETIME)
     grant = sas.grant_for(account.name, container, path, permissions, lifetime, resource)
     return sas.issue(account.key, grant)
 

@@ -1,9 +1,12 @@
 """Online deployments: asynchronous PUT/PATCH/DELETE, list, logs and SKUs."""
 
+import logging
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from controlplane.arm.errors import ArmError
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import accepted_response, put_response, resource_response
@@ -23,7 +26,9 @@ from controlplane.core.serializers.deployment import (
 from controlplane.core.services import deployment as deployment_service
 from controlplane.core.services import logs
 from controlplane.core.views.lookups import get_deployment, get_endpoint, principal_name
-from workers.backends import backend
+from workers.backends import logs_of
+
+log = logging.getLogger(__name__)
 
 
 def _body(deployment) -> dict:
@@ -127,7 +132,13 @@ class GetLogsView(ArmView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if data["containerType"] == ContainerType.INFERENCE_SERVER:
-            content = backend().logs(str(deployment.id), data.get("tail"))
+            try:
+                content = logs_of(deployment, data.get("tail"))
+            except Exception as exc:  # the cluster unreachable or refusing: say so, no 500
+                log.warning("logs of %s unavailable: %s", deployment.arm_id, exc)
+                raise ArmError(
+                    503, "ServiceUnavailable", f"The replicas' logs are unavailable: {exc}"
+                ) from None
         else:
             content = logs.tail(deployment.id, data["containerType"], data.get("tail"))
         return Response({"content": content})
