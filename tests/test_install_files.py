@@ -77,6 +77,12 @@ def test_kubernetes_manifests_are_valid_and_run_what_bin_start_runs():
         runs_what_bin_start_runs(name, container["command"])
         if name != "migrate":
             assert container.get("readinessProbe") or container.get("livenessProbe"), name
+    (router,) = [
+        d for d in documents if d["metadata"]["name"] == "weir-router" and d["kind"] == "Deployment"
+    ]
+    (container,) = router["spec"]["template"]["spec"]["containers"]
+    runs_what_bin_start_runs("router", container["command"])
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     readme = (ROOT / "README.md").read_text()
     (config,) = [d for d in documents if d["kind"] == "ConfigMap"]
     for variable in config["data"]:
