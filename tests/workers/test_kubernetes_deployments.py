@@ -89,3 +89,6 @@ def test_without_an_attached_compute_the_deployment_fails_naming_it(client, work
     assert status["error"]["code"] == "KubernetesComputeRequired"
     assert "properties.compute" in status["error"]["message"]
     assert kubernetes.calls == []  # nothing was sent to any cluster
+    assert client.delete(url(DEP)).status_code == 202  # and it can still be deleted
+    run_operations()
+    assert client.get(url("/onlineEndpoints/ep1/deployments")).json()["value"] == []

@@ -124,10 +124,15 @@ def wait_until_ready(operation, deployment, revision: str, say, status_of) -> No
         status = status_of()
         seen = status is not None and status.revision == revision
         if not seen and time.monotonic() - started > BACKEND_TIMEOUT:
+            hint = (
+                "is the cluster scheduling its pods?"
+                if on_kubernetes(deployment)
+                else "is the agent, python -m dataplane.agent, running?"
+            )
             raise PermanentError(
                 "BackendUnavailable",
-                f"the backend did not take up revision {revision} within {BACKEND_TIMEOUT:.0f}s"
-                " (is the agent, python -m dataplane.agent, running?)",
+                f"the backend did not take up revision {revision} within "
+                f"{BACKEND_TIMEOUT:.0f}s ({hint})",
             )
         if seen and status.failure:
             tail = status.failure.get("logTail", "")
@@ -176,7 +181,10 @@ def remove_replicas(deployment) -> None:
     """Stop what runs the deployment: its pods in the cluster, or its local replicas and
     their files."""
     if on_kubernetes(deployment):
-        cluster, namespace = cluster_for(deployment)
+        try:
+            cluster, namespace = cluster_for(deployment)
+        except PermanentError:
+            return  # no compute attached: nothing of it was ever applied to a cluster
         cluster.delete(namespace, object_name(deployment.endpoint.name, deployment.name))
     else:
         stop_replicas(str(deployment.id))
