@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -205,7 +206,13 @@ def test_no_sas_signature_reaches_the_server_logs(stack, workspace):
     client, directory = directory_client(stack, sas_uri)
     client.upload_blob(f"{directory}/logged.txt", b"x")
     signature = dict(parse_qsl(urlsplit(sas_uri).query))["sig"]
-    logs = (Path(stack.env["WEIR_DATA_DIR"]) / "server.log").read_text()
+    server_log = Path(stack.env["WEIR_DATA_DIR"]) / "server.log"
+    # The server writes its access line once the response is sent: wait for it.
+    deadline = time.monotonic() + 10
+    while f"{directory}/logged.txt" not in server_log.read_text():
+        assert time.monotonic() < deadline, "the request was never logged"
+        time.sleep(0.05)
+    logs = server_log.read_text()
     assert f"{directory}/logged.txt" in logs  # the request was logged...
     assert "sig=" not in logs and signature not in logs  # ...without its signature
 
