@@ -153,6 +153,18 @@ def probe(settings_: dict | None, path: str) -> Probe:
     )
 
 
+def probes(deployment, assets: Assets) -> tuple[Probe, Probe]:
+    """Liveness and readiness from the deployment's ProbeSettings, on the routes the
+    environment's inferenceConfig names (or the inference server's own)."""
+    inference = assets.environment.inference_config or {}
+    liveness_path = (inference.get("livenessRoute") or {}).get("path") or "/"
+    readiness_path = (inference.get("readinessRoute") or {}).get("path") or "/readiness"
+    return (
+        probe(deployment.liveness_probe, liveness_path),
+        probe(deployment.readiness_probe, readiness_path),
+    )
+
+
 def cpu_limit(requirements: dict | None) -> int | None:
     """Whole CPUs from containerResourceLimits.cpu ("2", "1500m" -> 2); None when unset."""
     value = ((requirements or {}).get("containerResourceLimits") or {}).get("cpu")
@@ -185,9 +197,7 @@ def agent_spec(
     code_dir,
     generation: str,
 ) -> DeploymentSpec:
-    inference = assets.environment.inference_config or {}
-    liveness_path = (inference.get("livenessRoute") or {}).get("path") or "/"
-    readiness_path = (inference.get("readinessRoute") or {}).get("path") or "/readiness"
+    liveness, readiness = probes(deployment, assets)
     concurrency = (deployment.request_settings or {}).get("maxConcurrentRequestsPerInstance") or 1
     return DeploymentSpec(
         id=str(deployment.id),
@@ -214,8 +224,8 @@ def agent_spec(
             "AZUREML_ENTRY_SCRIPT": assets.scoring_script,
             "PYTHONPATH": str(WEIR_ROOT),
         },
-        liveness=probe(deployment.liveness_probe, liveness_path),
-        readiness=probe(deployment.readiness_probe, readiness_path),
+        liveness=liveness,
+        readiness=readiness,
         memory_limit_bytes=memory_limit(deployment.container_resource_requirements),
         cpu_limit=cpu_limit(deployment.container_resource_requirements),
     )
@@ -233,7 +243,7 @@ def environment_dir(assets: Assets, say) -> tuple[Path, str]:
 def kubernetes_plan(deployment, assets: Assets, image: str, revision_id: str, namespace: str):
     """What the Kubernetes backend applies: the image, and model and code as blob directory
     URLs with a read/list SAS the pods' init container fetches them with."""
-    from workers.backends.kubernetes import KubernetesPlan, ProbePlan
+    from workers.backends.kubernetes import KubernetesPlan
 
     def fetchable(uri: str) -> str:
         location = storage.resolve(assets.workspace, uri)
@@ -248,18 +258,7 @@ def kubernetes_plan(deployment, assets: Assets, image: str, revision_id: str, na
         )
         return f"{storage.blob_url(location.account, location.container, path)}?{token}"
 
-    def probe_plan(settings_: dict | None, path: str) -> ProbePlan:
-        found = probe(settings_, path)
-        return ProbePlan(
-            path=path,
-            initial_delay=int(found.initial_delay),
-            period=max(1, int(found.period)),
-            timeout=max(1, int(found.timeout)),
-            success_threshold=found.success_threshold,
-            failure_threshold=found.failure_threshold,
-        )
-
-    inference = assets.environment.inference_config or {}
+    liveness, readiness = probes(deployment, assets)
     requirements = deployment.container_resource_requirements or {}
     return KubernetesPlan(
         deployment_id=str(deployment.id),
@@ -273,13 +272,8 @@ def kubernetes_plan(deployment, assets: Assets, image: str, revision_id: str, na
         code_uri=fetchable(assets.code.code_uri),
         model_uri=fetchable(assets.model.model_uri) if assets.model else None,
         environment_variables=dict(deployment.environment_variables or {}),
-        liveness=probe_plan(
-            deployment.liveness_probe, (inference.get("livenessRoute") or {}).get("path") or "/"
-        ),
-        readiness=probe_plan(
-            deployment.readiness_probe,
-            (inference.get("readinessRoute") or {}).get("path") or "/readiness",
-        ),
+        liveness=liveness,
+        readiness=readiness,
         requests=dict(requirements.get("containerResourceRequests") or {}),
         limits=dict(requirements.get("containerResourceLimits") or {}),
     )

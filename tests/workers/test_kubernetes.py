@@ -8,13 +8,13 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
+from dataplane.agent.spec import Probe
 from tests.workers.conftest import KUBERNETES_TOKEN
 from workers.backends.kubernetes import (
     APPLY,
     ID_LABEL,
     KubernetesBackend,
     KubernetesPlan,
-    ProbePlan,
     manifests,
     object_name,
 )
@@ -33,8 +33,8 @@ def plan(**changes) -> KubernetesPlan:
         "code_uri": "https://blob.example/acct/c/LocalUpload/x/onlinescoring?sv=1&sig=s",
         "model_uri": "https://blob.example/acct/c/LocalUpload/y/model?sv=1&sig=s",
         "environment_variables": {"LEVEL": "3"},
-        "liveness": ProbePlan(initial_delay=5),
-        "readiness": ProbePlan(failure_threshold=3),
+        "liveness": Probe(initial_delay=5),
+        "readiness": Probe(failure_threshold=3),
         "requests": {"cpu": "500m", "memory": "1Gi"},
         "limits": {"cpu": "1", "memory": "2Gi", "gpu": "1"},
     }

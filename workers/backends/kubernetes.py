@@ -19,6 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
+from dataplane.agent.spec import Probe
 from workers.backends.base import BackendStatus
 from workers.builders.image import APP_DIR, SERVER_PORT
 
@@ -31,24 +32,17 @@ REVISION_LABEL = f"{LABEL_PREFIX}/revision"
 APPLY = "application/apply-patch+yaml"
 
 
-@dataclass
-class ProbePlan:
-    path: str = "/"
-    initial_delay: int = 0
-    period: int = 10
-    timeout: int = 2
-    success_threshold: int = 1
-    failure_threshold: int = 30
-
-    def manifest(self) -> dict:
-        return {
-            "httpGet": {"path": self.path, "port": SERVER_PORT},
-            "initialDelaySeconds": self.initial_delay,
-            "periodSeconds": self.period,
-            "timeoutSeconds": self.timeout,
-            "successThreshold": self.success_threshold,
-            "failureThreshold": self.failure_threshold,
-        }
+def probe_manifest(probe: Probe) -> dict:
+    """A ProbeSettings-derived probe as Kubernetes takes it (whole seconds, at least 1 for
+    period and timeout)."""
+    return {
+        "httpGet": {"path": probe.path, "port": SERVER_PORT},
+        "initialDelaySeconds": int(probe.initial_delay),
+        "periodSeconds": max(1, int(probe.period)),
+        "timeoutSeconds": max(1, int(probe.timeout)),
+        "successThreshold": probe.success_threshold,
+        "failureThreshold": probe.failure_threshold,
+    }
 
 
 @dataclass
@@ -66,8 +60,8 @@ class KubernetesPlan:
     code_uri: str  # blob directory URL with a SAS
     model_uri: str | None = None
     environment_variables: dict[str, str] = field(default_factory=dict)
-    liveness: ProbePlan = field(default_factory=ProbePlan)
-    readiness: ProbePlan = field(default_factory=ProbePlan)
+    liveness: Probe = field(default_factory=Probe)
+    readiness: Probe = field(default_factory=Probe)
     requests: dict[str, str] = field(default_factory=dict)  # cpu, memory, gpu
     limits: dict[str, str] = field(default_factory=dict)
 
@@ -128,8 +122,8 @@ def manifests(plan: KubernetesPlan) -> list[dict]:
         ],
         "ports": [{"name": "http", "containerPort": SERVER_PORT}],
         "env": environment,
-        "livenessProbe": plan.liveness.manifest(),
-        "readinessProbe": plan.readiness.manifest(),
+        "livenessProbe": probe_manifest(plan.liveness),
+        "readinessProbe": probe_manifest(plan.readiness),
         "resources": {
             key: value
             for key, value in (
