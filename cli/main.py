@@ -122,13 +122,19 @@ def workspace_list(args):
 
 
 # ---- online endpoints ---------------------------------------------------------------------
+def put_endpoint(client: Client, spec, title: str, args, location: str | None = None) -> str:
+    """PUT the endpoint a YAML-shaped ``spec`` describes and follow the operation (unless
+    --no-wait); the endpoint's path."""
+    body = specs.endpoint_body(spec, location or workspace_location(client))
+    path = endpoint_path(client, spec["name"])
+    finish(client, client.call("PUT", path, body), title, args)
+    return path
+
+
 def endpoint_create(args):
     spec = specs.load(args.file, args.set, name=args.name)
     client = client_for(args)
-    body = specs.endpoint_body(spec, workspace_location(client))
-    path = endpoint_path(client, spec["name"])
-    response = client.call("PUT", path, body)
-    finish(client, response, f"Creating endpoint {spec['name']}", args)
+    path = put_endpoint(client, spec, f"Creating endpoint {spec['name']}", args)
     return specs.endpoint_entity(client.get(path))
 
 
@@ -158,10 +164,7 @@ def endpoint_update(args):
         spec["traffic"] = specs.traffic_map(args.traffic, "--traffic")
     if args.mirror_traffic is not None:
         spec["mirror_traffic"] = specs.traffic_map(args.mirror_traffic, "--mirror-traffic")
-    body = specs.endpoint_body(spec, workspace_location(client))
-    path = endpoint_path(client, spec["name"])
-    response = client.call("PUT", path, body)
-    finish(client, response, f"Updating endpoint {spec['name']}", args)
+    path = put_endpoint(client, spec, f"Updating endpoint {spec['name']}", args)
     return specs.endpoint_entity(client.get(path))
 
 
@@ -252,10 +255,7 @@ def deployment_create(args, update: bool = False):
         traffic[name] = 100
         spec_endpoint = specs.endpoint_spec(current)
         spec_endpoint["traffic"] = traffic
-        answer = client.call(
-            "PUT", endpoint_path(client, endpoint), specs.endpoint_body(spec_endpoint, location)
-        )
-        finish(client, answer, f"Sending all traffic to {name}", args)
+        put_endpoint(client, spec_endpoint, f"Sending all traffic to {name}", args, location)
     return specs.deployment_entity(client.get(path), endpoint)
 
 
