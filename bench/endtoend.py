@@ -16,7 +16,6 @@ bench/.venv-ray), and writes its table into README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import loadgen
 import redis
+
+from contracts.routing import ROUTES
 
 ROOT = loadgen.ROOT
 EXAMPLES = ROOT / "examples" / "online"
@@ -114,7 +115,7 @@ def weir(model_dir: Path, seconds: int, tmp: Path, body: str) -> dict:
     feed_url = loadgen.FEED_URL
     entry = loadgen.route("sklearn", [f"127.0.0.1:{port}" for port in replicas], 8)
     feed = redis.Redis.from_url(feed_url)
-    feed.hset("weir:routes", HOST, json.dumps(entry))
+    feed.hset(ROUTES, HOST, entry)
     router = loadgen.free_port()
     server.start(
         [
@@ -135,7 +136,7 @@ def weir(model_dir: Path, seconds: int, tmp: Path, body: str) -> dict:
     try:
         return measure(server, f"http://127.0.0.1:{router}/score", lua, seconds, headers)
     finally:
-        feed.hdel("weir:routes", HOST)
+        feed.hdel(ROUTES, HOST)
 
 
 def azmlinfsrv(model_dir: Path, seconds: int, tmp: Path, body: str) -> dict:

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from urllib.request import Request, urlopen
 
+from contracts.routing import DeploymentRoute, EndpointRoute
+
 ROOT = Path(__file__).resolve().parents[1]
 # Debian packages of the tools the benchmarks run.
 PACKAGES = {"wrk": "wrk", "nginx": "nginx-light", "hey": "hey"}
@@ -203,24 +205,20 @@ def replica_command(model_dir: Path, port: int, script: Path = SCORE_SCRIPT) -> 
     ]
 
 
-def route(name: str, replicas: list[str], per_replica: int) -> dict:
+def route(name: str, replicas: list[str], per_replica: int) -> str:
     """A routing-table entry (as the control plane publishes it) for one key-auth endpoint
     whose one deployment, blue, takes all traffic."""
-    return {
-        "name": name,
-        "workspace": "bench",
-        "authMode": "Key",
-        "keyDigests": [hashlib.sha256(BENCH_KEY.encode()).hexdigest()],
-        "tokenAudience": "",
-        "traffic": {"blue": 100},
-        "mirrorTraffic": {},
-        "deployments": {
-            "blue": {
-                "id": f"bench-{name}",
-                "replicas": replicas,
-                "maxConcurrentRequestsPerInstance": per_replica,
-                "requestTimeout": 5.0,
-                "maxQueueWait": 0.5,
-            }
+    return EndpointRoute(
+        name=name,
+        workspace="bench",
+        auth_mode="Key",
+        key_digests=(hashlib.sha256(BENCH_KEY.encode()).hexdigest(),),
+        traffic={"blue": 100},
+        deployments={
+            "blue": DeploymentRoute(
+                id=f"bench-{name}",
+                replicas=tuple(replicas),
+                max_concurrent_requests_per_instance=per_replica,
+            )
         },
-    }
+    ).to_json()

@@ -22,7 +22,6 @@ own (15, or WEIR_BENCH_REDIS), and writes its tables into README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 
 import loadgen
 import redis
+
+from contracts.routing import ROUTES
 
 ROOT = loadgen.ROOT
 EXAMPLES = ROOT / "examples" / "online"
@@ -97,11 +98,9 @@ def main() -> None:
             servers = proxy_server(nginx_fixed, "fixed", [f"127.0.0.1:{fixed}"])
             servers += proxy_server(nginx_model, "model", [f"127.0.0.1:{p}" for p in replicas])
             nginx = start(["nginx", "-c", str(nginx_conf(tmp, "auto", servers)), "-p", str(tmp)])
-            feed.hset(
-                "weir:routes", FIXED, json.dumps(loadgen.route("fixed", [f"127.0.0.1:{fixed}"], 64))
-            )
+            feed.hset(ROUTES, FIXED, loadgen.route("fixed", [f"127.0.0.1:{fixed}"], 64))
             model_replicas = [f"127.0.0.1:{p}" for p in replicas]
-            feed.hset("weir:routes", MODEL, json.dumps(loadgen.route("model", model_replicas, 16)))
+            feed.hset(ROUTES, MODEL, loadgen.route("model", model_replicas, 16))
             weir = start(
                 [
                     sys.executable,
@@ -137,7 +136,7 @@ def main() -> None:
                 process.terminate()
             for process in processes:
                 process.wait(timeout=30)
-            feed.hdel("weir:routes", FIXED, MODEL)
+            feed.hdel(ROUTES, FIXED, MODEL)
     table = render(rows)
     print(table)
     if not args.no_readme:

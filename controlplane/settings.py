@@ -129,6 +129,15 @@ SPECTACULAR_SETTINGS = {
 #
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://localhost:6379/0")
 CELERY_TASK_DEFAULT_QUEUE = env("WEIR_QUEUE", default="provision")
+# Environment and image builds run on a queue of their own (a worker with its own
+# concurrency), so a long build never delays a scale, a delete or an autoscale decision.
+WEIR_BUILD_QUEUE = env("WEIR_BUILD_QUEUE", default="builds")
+CELERY_TASK_ROUTES = {"weir.apply_deployment": {"queue": WEIR_BUILD_QUEUE}}
+# Only the tasks the control plane waits on (getLogs) keep a result, for a minute.
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
+CELERY_RESULT_EXPIRES = 60
+# How long getLogs waits for a worker to read the replicas' output.
+WEIR_LOGS_TIMEOUT = env.float("WEIR_LOGS_TIMEOUT", default=15.0)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=3600)
 CELERY_TASK_SOFT_TIME_LIMIT = int(CELERY_TASK_TIME_LIMIT * 0.9)
 # With acks_late on Redis an unacked task is re-delivered after the visibility timeout:

@@ -1,11 +1,6 @@
-"""The Celery application, configured from Django settings (``CELERY_*``)."""
+"""The Celery application the workers run: the control plane's client app (same settings,
+same task names), with the workers' tasks registered."""
 
-import os
+from controlplane.tasks import app
 
-from celery import Celery
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-
-app = Celery("weir")
-app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"], related_name="tasks")

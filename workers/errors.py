@@ -14,3 +14,11 @@ class PermanentError(Exception):
         if lines:
             objects.append({"code": "Output", "message": "\n".join(lines)})
         self.details = objects
+
+
+def last_error(output: str) -> str:
+    """The line of a tool's or replica's output that says what went wrong: the last one
+    naming an error or exception, else the last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "exception" in line.lower()]
+    return (errors or lines or ["no output"])[-1][:300]

@@ -77,6 +77,10 @@ class StateDir:
     def put_spec(self, spec: DeploymentSpec) -> None:
         write_json(self.desired(spec.id), asdict(spec))
 
+    def read_spec(self, deployment_id: str) -> DeploymentSpec | None:
+        data = read_json(self.desired(deployment_id))
+        return DeploymentSpec.from_dict(data) if data else None
+
     def remove_spec(self, deployment_id: str) -> None:
         self.desired(deployment_id).unlink(missing_ok=True)
 

@@ -16,6 +16,7 @@ import uuid
 
 import jwt
 
+from contracts.routing import TOKEN_ISSUER, DeploymentRoute, EndpointRoute
 from dataplane.http import REASONS, Request, Response
 from dataplane.router import metrics
 from dataplane.router.accesslog import AccessLog
@@ -35,8 +36,6 @@ DEPLOYMENT_HEADER = "azureml-model-deployment"
 DROPPED = frozenset(
     {"authorization", "host", "connection", "keep-alive", "transfer-encoding", "content-length"}
 )
-TOKEN_ISSUER = "weir"
-DEFAULT_TIMEOUT = 5.0
 # Copies to a shadow deployment in flight at once, per endpoint: a slow shadow cannot make
 # the router hold more than this many extra requests (the rest are not mirrored).
 MAX_MIRRORS_IN_FLIGHT = 64
@@ -126,20 +125,20 @@ class RouterApp:
             entry = self.table.lookup(host)
             if entry is None:
                 return "", _json(404, f"No endpoint is served at {host}.")
-        return entry["name"], await self._serve(request, entry, path)
+        return entry.name, await self._serve(request, entry, path)
 
-    async def _serve(self, request: Request, entry: dict, path: str) -> Response:
+    async def _serve(self, request: Request, entry: EndpointRoute, path: str) -> Response:
         if not self._authorized(entry, request.headers.get("authorization", "")):
             return _json(401, "The request is not authorized.", [("www-authenticate", "Bearer")])
         requested = request.headers.get(DEPLOYMENT_HEADER)
         if requested:
             deployment = next(
-                (d for d in entry["deployments"] if d.lower() == requested.lower()), None
+                (d for d in entry.deployments if d.lower() == requested.lower()), None
             )
             if deployment is None:
                 return _json(404, f"Deployment '{requested}' does not exist on this endpoint.")
         else:
-            deployment = self._pick(entry["traffic"])
+            deployment = self._pick(entry.traffic)
             if deployment is None:
                 return _json(404, "The endpoint has no deployment with traffic above 0.")
             # Only requests routed by the traffic rules are mirrored, as on Azure.
@@ -148,21 +147,21 @@ class RouterApp:
                 return await self._mirrored(request, path, entry, deployment, shadow)
         return await self._forward(request, path, entry, deployment)
 
-    def _mirror_target(self, entry: dict) -> str | None:
-        for name, percent in (entry.get("mirrorTraffic") or {}).items():
-            if percent > 0 and random.random() * 100 < percent and name in entry["deployments"]:
+    def _mirror_target(self, entry: EndpointRoute) -> str | None:
+        for name, percent in entry.mirror_traffic.items():
+            if percent > 0 and random.random() * 100 < percent and name in entry.deployments:
                 return name
         return None
 
     async def _mirrored(
-        self, request: Request, path: str, entry: dict, live: str, shadow: str
+        self, request: Request, path: str, entry: EndpointRoute, live: str, shadow: str
     ) -> Response:
         """Serve from ``live``; copy the request to ``shadow`` without delaying or changing
         the client's answer, then compare the two answers (status, and JSON within a
         numeric tolerance) and record the agreement and both latencies."""
-        key = (entry["name"], shadow)
+        key = (entry.name, shadow)
         if self.mirrors_in_flight.get(key, 0) >= MAX_MIRRORS_IN_FLIGHT:
-            metrics.MIRROR_DROPPED.labels(entry["name"], shadow).inc()
+            metrics.MIRROR_DROPPED.labels(entry.name, shadow).inc()
             return await self._forward(request, path, entry, live)
         self.mirrors_in_flight[key] = self.mirrors_in_flight.get(key, 0) + 1
         shadow_task = asyncio.ensure_future(
@@ -190,15 +189,15 @@ class RouterApp:
         finally:
             self.mirrors_in_flight[key] -= 1
 
-    def _authorized(self, entry: dict, header: str) -> bool:
+    def _authorized(self, entry: EndpointRoute, header: str) -> bool:
         scheme, _, credential = header.partition(" ")
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
             return False
-        if entry["authMode"] == "Key":
+        if entry.auth_mode == "Key":
             digest = hashlib.sha256(credential.encode()).hexdigest()
-            return any(hmac.compare_digest(digest, known) for known in entry["keyDigests"])
-        if entry["authMode"] == "AMLToken":
+            return any(hmac.compare_digest(digest, known) for known in entry.key_digests)
+        if entry.auth_mode == "AMLToken":
             try:
                 kid = jwt.get_unverified_header(credential).get("kid")
                 key = self.table.signing_keys.get(kid)
@@ -208,7 +207,7 @@ class RouterApp:
                     credential,
                     key,
                     algorithms=["EdDSA"],
-                    audience=entry["tokenAudience"],
+                    audience=entry.token_audience,
                     issuer=TOKEN_ISSUER,
                 )
                 return True
@@ -224,20 +223,22 @@ class RouterApp:
         names, weights = zip(*weighted, strict=True)
         return random.choices(names, weights)[0]
 
-    async def _forward(self, request: Request, path: str, entry: dict, deployment: str) -> Response:
-        settings = entry["deployments"].get(deployment, {})
-        replicas = settings.get("replicas", [])
+    async def _forward(
+        self, request: Request, path: str, entry: EndpointRoute, deployment: str
+    ) -> Response:
+        settings = entry.deployments.get(deployment)
+        replicas = settings.replicas if settings is not None else ()
         served_by = [(DEPLOYMENT_HEADER, deployment)]
         if not replicas:
             return _json(503, f"Deployment '{deployment}' has no ready replica.", served_by)
-        key = (entry["name"], entry["workspace"], deployment)
+        key = (entry.name, entry.workspace, deployment)
         load = self.loads.get(key)
         if load is None:
-            name = settings.get("id") or "/".join(key)
-            load = self.loads[key] = Load(self.counters, name, entry["name"], deployment)
+            load = self.loads[key] = Load(self.counters, settings.id, entry.name, deployment)
         load.settings = settings
-        per_replica = settings.get("maxConcurrentRequestsPerInstance", 1)
-        slot = await load.acquire(replicas, per_replica, settings.get("maxQueueWait", 0.5))
+        slot = await load.acquire(
+            replicas, settings.max_concurrent_requests_per_instance, settings.max_queue_wait
+        )
         if isinstance(slot, Response):
             slot.headers.extend(served_by)
             return slot
@@ -250,7 +251,7 @@ class RouterApp:
             headers.append(("x-request-id", request_id))
         if request.query:
             path = f"{path}?{request.query}"
-        timeout = settings.get("requestTimeout", DEFAULT_TIMEOUT)
+        timeout = settings.request_timeout
         tried = [address]
         try:
             while True:
@@ -303,7 +304,7 @@ class Load:
         self.name = f"deployment:{name}"
         self.endpoint, self.deployment = endpoint, deployment
         # The deployment's routing entry as last seen (load reports and gauges use it).
-        self.settings: dict = {}
+        self.settings = DeploymentRoute(id=name)
         # This process's share: requests at replicas, and requests admitted (incl. waiting).
         self.in_flight = 0
         self.admitted = 0

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import redis
 
+from contracts.routing import AutoscaleRoute, DeploymentRoute, EndpointRoute
 from dataplane.router import metrics
 
 log = logging.getLogger("weir.router.autoscaler")
@@ -88,11 +89,11 @@ class LoadReporter:
                 )
             gauges[0].set(load.in_flight)
             gauges[1].set(queued)
-            gauges[2].set(len(settings.get("replicas", ())))
-            if not settings.get("autoscale"):
+            gauges[2].set(len(settings.replicas))
+            if settings.autoscale is None:
                 continue
-            busy = load.in_flight / settings.get("maxConcurrentRequestsPerInstance", 1)
-            sums = self.sums.setdefault(settings["id"], [0.0, 0.0])
+            busy = load.in_flight / settings.max_concurrent_requests_per_instance
+            sums = self.sums.setdefault(settings.id, [0.0, 0.0])
             sums[0] += busy
             sums[1] += queued
 
@@ -140,11 +141,16 @@ class Tracker:
 
 
 def decide(
-    settings: dict, tracker: Tracker, current: int, utilization: float, now: float, delay: float
+    scale: AutoscaleRoute,
+    tracker: Tracker,
+    current: int,
+    utilization: float,
+    now: float,
+    delay: float,
 ) -> Decision | None:
     """The decision for one polling interval (None: nothing to do or to report)."""
-    low, high = settings["minInstances"], settings["maxInstances"]
-    target = settings["targetUtilizationPercentage"]
+    low, high = scale.min_instances, scale.max_instances
+    target = scale.target_utilization_percentage
     if not low <= current <= high:
         count = min(max(current, low), high)
         action = "ScaleUp" if count > current else "ScaleDown"
@@ -220,28 +226,30 @@ class Autoscaler:
     def tick(self, client: redis.Redis, now: float) -> None:
         seen = set()
         for entry in list(self.table.entries.values()):
-            for name, settings in entry["deployments"].items():
-                if settings.get("autoscale"):
-                    seen.add(settings["id"])
+            for name, settings in entry.deployments.items():
+                if settings.autoscale is not None:
+                    seen.add(settings.id)
                     self._observe(client, entry, name, settings, now)
         for gone in set(self.trackers) - seen:
             del self.trackers[gone]
 
-    def _observe(self, client, entry: dict, name: str, settings: dict, now: float) -> None:
-        scale = settings["autoscale"]
+    def _observe(
+        self, client, entry: EndpointRoute, name: str, settings: DeploymentRoute, now: float
+    ) -> None:
+        scale = settings.autoscale
         busy = queued = 0.0
-        for raw in client.hgetall(LOAD_KEY.format(settings["id"])).values():
+        for raw in client.hgetall(LOAD_KEY.format(settings.id)).values():
             report = json.loads(raw)
             if now - report["at"] <= REPORT_TTL:
                 busy += report["busy"]
                 queued += report["queued"]
-        ready = len(settings["replicas"])
+        ready = len(settings.replicas)
         utilization = 100.0 * (busy + queued) / max(ready, 1)
-        metrics.UTILIZATION.labels(entry["name"], name).set(utilization)
-        tracker = self.trackers.get(settings["id"])
+        metrics.UTILIZATION.labels(entry.name, name).set(utilization)
+        tracker = self.trackers.get(settings.id)
         if tracker is None:
-            tracker = self.trackers[settings["id"]] = Tracker(now, [], [], [])
-        current = settings["instanceCount"]
+            tracker = self.trackers[settings.id] = Tracker(now, [], [], [])
+        current = settings.instance_count
         if tracker.awaiting is not None:
             settled = current == tracker.awaiting and ready == tracker.awaiting
             if not settled and now - tracker.awaiting_since < AWAIT_LIMIT:
@@ -252,7 +260,7 @@ class Autoscaler:
         tracker.utilizations.append(utilization)
         tracker.busy.append(busy)
         tracker.queued.append(queued)
-        if now - tracker.window_started < scale["pollingInterval"]:
+        if now - tracker.window_started < scale.polling_interval:
             return
         average = sum(tracker.utilizations) / len(tracker.utilizations)
         inputs = {
@@ -266,10 +274,10 @@ class Autoscaler:
         decision = decide(scale, tracker, current, average, now, self.delay)
         if decision is None:
             return
-        metrics.SCALE_DECISIONS.labels(entry["name"], name, decision.action).inc()
+        metrics.SCALE_DECISIONS.labels(entry.name, name, decision.action).inc()
         log.info(
             "%s/%s: %s %d -> %d (%s)",
-            entry["name"],
+            entry.name,
             name,
             decision.action,
             current,
@@ -277,14 +285,14 @@ class Autoscaler:
             decision.reason,
         )
         self._send(
-            settings["id"],
+            settings.id,
             {
                 "action": decision.action,
                 "fromInstances": current,
                 "toInstances": decision.to_instances,
-                "targetUtilizationPercentage": scale["targetUtilizationPercentage"],
-                "minInstances": scale["minInstances"],
-                "maxInstances": scale["maxInstances"],
+                "targetUtilizationPercentage": scale.target_utilization_percentage,
+                "minInstances": scale.min_instances,
+                "maxInstances": scale.max_instances,
                 "reason": decision.reason,
                 "decidedAt": now,
                 **inputs,

@@ -2,44 +2,43 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 
 import redis
 
+from contracts.routing import ALL, CHANGED, ROUTES, SIGNING_KEYS, EndpointRoute
+
 log = logging.getLogger("weir.router")
 
-# The Redis keys the control plane publishes to (controlplane.core.services.routing).
-ROUTES = "weir:routes"
-SIGNING_KEYS = "weir:routes:signing-keys"
-CHANGED = "weir:routes:changed"
 RECONNECT_DELAY = 1.0
 
 
 class RoutingTable:
     def __init__(self, redis_url: str):
         self.redis_url = redis_url
-        self.entries: dict[str, dict] = {}
+        self.entries: dict[str, EndpointRoute] = {}
         # The same entries by (workspace, endpoint), lower-cased, for path-based URIs.
-        self.paths: dict[tuple[str, str], dict] = {}
+        self.paths: dict[tuple[str, str], EndpointRoute] = {}
         self.signing_keys: dict[str, str] = {}
         self.loaded = threading.Event()
 
-    def lookup(self, host: str) -> dict | None:
+    def lookup(self, host: str) -> EndpointRoute | None:
         return self.entries.get(host)
 
-    def lookup_path(self, workspace: str, endpoint: str) -> dict | None:
+    def lookup_path(self, workspace: str, endpoint: str) -> EndpointRoute | None:
         return self.paths.get((workspace.lower(), endpoint.lower()))
 
-    def _set(self, entries: dict[str, dict]) -> None:
+    def _set(self, entries: dict[str, EndpointRoute]) -> None:
         # One assignment each: readers see the old table or the new one.
         self.entries = entries
-        self.paths = {(e["workspace"].lower(), e["name"].lower()): e for e in entries.values()}
+        self.paths = {(e.workspace.lower(), e.name.lower()): e for e in entries.values()}
 
     def load_all(self, client: redis.Redis) -> None:
-        entries = {k.decode(): json.loads(v) for k, v in client.hgetall(ROUTES).items()}
+        entries = {
+            k.decode(): EndpointRoute.from_json(v) for k, v in client.hgetall(ROUTES).items()
+        }
         self._load_keys(client)
         self._set(entries)
         self.loaded.set()
@@ -51,7 +50,7 @@ class RoutingTable:
         }
 
     def apply_change(self, client: redis.Redis, host: str) -> None:
-        if host == "*":
+        if host == ALL:
             self.load_all(client)
             return
         raw = client.hget(ROUTES, host)
@@ -59,7 +58,7 @@ class RoutingTable:
         if raw is None:
             entries.pop(host, None)
         else:
-            entries[host] = json.loads(raw)
+            entries[host] = EndpointRoute.from_json(raw)
         self._load_keys(client)
         self._set(entries)
 

@@ -1,8 +1,13 @@
 """The autoscaler's decision rule, one polling interval at a time."""
 
+from dataclasses import replace
+
+from contracts.routing import AutoscaleRoute
 from dataplane.router.autoscaler import Tracker, decide
 
-SETTINGS = {"minInstances": 1, "maxInstances": 4, "targetUtilizationPercentage": 50}
+SETTINGS = AutoscaleRoute(
+    min_instances=1, max_instances=4, target_utilization_percentage=50, polling_interval=1.0
+)
 DELAY = 60.0
 
 
@@ -43,7 +48,7 @@ def test_a_busy_interval_restarts_the_cool_down():
 
 
 def test_never_below_min_and_a_count_outside_the_limits_is_moved_back():
-    settings = {**SETTINGS, "minInstances": 2}
+    settings = replace(SETTINGS, min_instances=2)
     assert decide(settings, tracker(), 2, 0.0, now=0.0, delay=0.0) is None
     back = decide(settings, tracker(), 6, 0.0, now=0.0, delay=DELAY)
     assert (back.action, back.to_instances) == ("ScaleDown", 4)

@@ -4,7 +4,6 @@ one process per core serving on the port."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 import redis
 import requests
 
+from contracts.routing import ROUTES, DeploymentRoute, EndpointRoute
 from dataplane.router.slots import SharedCounters, SlotsFull
 from tests.dataplane.conftest import ROOT, free_port
 
@@ -70,25 +70,21 @@ def router(replica, tmp_path):
     script.write_text("def init():\n    pass\n\ndef run(raw):\n    return {'ok': True}\n")
     served = replica(script, tmp_path)
     feed = redis.Redis.from_url(FEED)
-    entry = {
-        "name": "procs",
-        "workspace": "ws",
-        "authMode": "Key",
-        "keyDigests": [hashlib.sha256(KEY.encode()).hexdigest()],
-        "tokenAudience": "",
-        "traffic": {"blue": 100},
-        "mirrorTraffic": {},
-        "deployments": {
-            "blue": {
-                "id": "blue-id",
-                "replicas": [f"127.0.0.1:{served.port}"],
-                "maxConcurrentRequestsPerInstance": 4,
-                "requestTimeout": 5.0,
-                "maxQueueWait": 0.5,
-            }
+    entry = EndpointRoute(
+        name="procs",
+        workspace="ws",
+        auth_mode="Key",
+        key_digests=(hashlib.sha256(KEY.encode()).hexdigest(),),
+        traffic={"blue": 100},
+        deployments={
+            "blue": DeploymentRoute(
+                id="blue-id",
+                replicas=(f"127.0.0.1:{served.port}",),
+                max_concurrent_requests_per_instance=4,
+            )
         },
-    }
-    feed.hset("weir:routes", HOST, json.dumps(entry))
+    )
+    feed.hset(ROUTES, HOST, entry.to_json())
     port, metrics_port = free_port(), free_port()
     process = subprocess.Popen(
         [

@@ -45,48 +45,42 @@ class Stack:
     router_url: str = ""
     workspace_name: str = "ws1"
     metrics_url: str = ""
-    worker: subprocess.Popen | None = None
+    workers: list = field(default_factory=list)
     servers: list = field(default_factory=list)
 
     # ---- processes --------------------------------------------------------------------
     def start_worker(self) -> None:
+        """The workers as bin/start runs them: one on the provision queue (with beat), one
+        on the builds queue."""
         log = open(Path(self.env["WEIR_DATA_DIR"]) / "worker.log", "ab")  # noqa: SIM115
-        self.worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers",
-                "worker",
-                "--beat",
-                "--schedule",
-                str(Path(self.env["WEIR_DATA_DIR"]) / "beat-schedule"),
-                "-Q",
-                "provision",
-                "-c",
-                "2",
-                "--loglevel",
-                "INFO",
-                "-n",
-                f"system-{uuid.uuid4().hex[:6]}@%h",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a kill reaches its children too
-        )
+        schedule = str(Path(self.env["WEIR_DATA_DIR"]) / "beat-schedule")
+        self.workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "workers", "worker", *arguments]
+                + ["--loglevel", "INFO", "-n", f"system-{uuid.uuid4().hex[:6]}@%h"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a kill reaches its children
+            )
+            for arguments in (
+                ["--beat", "--schedule", schedule, "-Q", "provision", "-c", "2"],
+                ["-Q", "builds", "-c", "1"],
+            )
+        ]
 
     def stop_worker(self, sig=signal.SIGTERM) -> None:
-        if self.worker and self.worker.poll() is None:
-            os.killpg(self.worker.pid, sig)
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, sig)
+        for worker in self.workers:
             try:
-                self.worker.wait(timeout=30)
+                worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
-        self.worker = None
+                worker.kill()
+                worker.wait()
+        self.workers = []
 
     # ---- HTTP -------------------------------------------------------------------------
     def ws(self, name: str | None = None, rg: str = "rg1") -> str:

@@ -277,6 +277,16 @@ class Handler(BaseHTTPRequestHandler):
                 200,
                 {"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": items},
             )
+        if parts[-1] == "services":
+            prefix = f"/api/v1/namespaces/{parts[-2]}/services/"
+            items = [
+                o
+                for p, o in self.server.objects.items()
+                if p.startswith(prefix) and _matches(o, selector)
+            ]
+            return self._send(
+                200, {"apiVersion": "v1", "kind": "ServiceList", "metadata": {}, "items": items}
+            )
         if parts[-1] == "pods":
             items = [p for p in self.server.pods(parts[-2]) if _matches(p, selector)]
             return self._send(

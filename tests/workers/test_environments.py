@@ -2,7 +2,7 @@
 
 import pytest
 
-from workers.environments import EnvironmentSpec, parse_conda
+from workers.builds.environment import EnvironmentSpec, parse_conda
 from workers.errors import PermanentError
 
 CONDA = """

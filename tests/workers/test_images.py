@@ -19,8 +19,8 @@ from django.test import override_settings
 
 from tests.dataplane.conftest import free_port
 from tests.workers.conftest import BUILDAH, ONLINE, ROOT, RegistryServer, pipeline_settings
-from workers.builders import image
-from workers.environments import EnvironmentSpec, parse_conda
+from workers.builds import image
+from workers.builds.environment import EnvironmentSpec, parse_conda
 from workers.errors import PermanentError
 
 

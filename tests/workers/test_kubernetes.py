@@ -63,7 +63,7 @@ def test_names_are_dns_labels():
 @pytest.fixture
 def cluster(kubernetes_api):
     server, kubeconfig = kubernetes_api
-    return server, KubernetesBackend(kubeconfig, "fake")
+    return server, KubernetesBackend(kubeconfig, "fake", "team-a")
 
 
 def test_apply_scale_status_logs_and_delete(cluster):
@@ -86,25 +86,26 @@ def test_apply_scale_status_logs_and_delete(cluster):
     backend.apply(blue)
     assert server.objects[deployment_path]["metadata"]["resourceVersion"] == first
 
-    status = backend.status("team-a", blue.deployment_id)
+    status = backend.status(blue.deployment_id)
     assert status.revision == "r1" and status.desired == 2 and status.ready == 2
     assert sorted(r["address"] for r in status.replicas) == ["10.1.0.1:5001", "10.1.0.2:5001"]
     assert status.rolled_out("r1", 2)
 
-    backend.scale("team-a", blue.name, 3)
+    assert backend.scale(blue.deployment_id, 3) == "r1"  # the revision that runs
     assert server.objects[deployment_path]["spec"]["replicas"] == 3
-    assert backend.status("team-a", blue.deployment_id).ready == 3
+    assert backend.status(blue.deployment_id).ready == 3
 
     # A new revision is a changed template: a new generation of the same Deployment.
     backend.apply(plan(revision="r2", replicas=3))
     assert server.objects[deployment_path]["metadata"]["generation"] == 2
-    assert backend.status("team-a", blue.deployment_id).revision == "r2"
+    assert backend.status(blue.deployment_id).revision == "r2"
 
-    logs = backend.logs("team-a", blue.deployment_id, tail=10)
+    logs = backend.logs(blue.deployment_id, tail=10)
     assert "== my-endpoint-blue-0 ==" in logs and "scored" in logs
 
-    backend.delete("team-a", blue.name)
+    backend.delete(blue.deployment_id)
     assert deployment_path not in server.objects and service_path not in server.objects
-    assert backend.status("team-a", blue.deployment_id) is None
-    backend.delete("team-a", blue.name)  # already gone: nothing to do
+    assert backend.status(blue.deployment_id) is None
+    backend.delete(blue.deployment_id)  # already gone: nothing to do
+    assert backend.scale(blue.deployment_id, 1) is None  # nothing runs: apply a plan first
     assert not any("horizontalpodautoscalers" in p for _, p, _, _ in server.calls)

@@ -3,7 +3,7 @@
 import pytest
 
 from workers.errors import PermanentError
-from workers.provisioning import cpu_limit, memory_limit
+from workers.replica_plan import cpu_limit, memory_limit
 
 
 def test_resource_limits_are_read_from_kubernetes_quantities():

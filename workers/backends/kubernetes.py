@@ -15,13 +15,18 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
+from controlplane.core.services import storage
 from dataplane.agent.spec import Probe
-from workers.backends.base import BackendStatus
-from workers.builders.image import APP_DIR, SERVER_PORT
+from dataplane.inference.command import server_command
+from workers import replica_plan
+from workers.backends.base import Backend, BackendStatus, Say
+from workers.builds import environment, image
+from workers.builds.image import APP_DIR, SERVER_PORT
 
 MANAGER = "weir"
 LABEL_PREFIX = "ml.weir.dev"
@@ -107,19 +112,12 @@ def manifests(plan: KubernetesPlan) -> list[dict]:
     container = {
         "name": "inference-server",
         "image": plan.image,
-        "args": [
-            "python",
-            "-m",
-            "dataplane.inference",
-            "--entry-script",
-            f"{APP_DIR}/code/{plan.scoring_script}",
-            "--model-dir",
-            f"{APP_DIR}/azureml-models",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(SERVER_PORT),
-        ],
+        "args": server_command(
+            entry_script=f"{APP_DIR}/code/{plan.scoring_script}",
+            model_dir=f"{APP_DIR}/azureml-models",
+            host="0.0.0.0",
+            port=SERVER_PORT,
+        ),
         "ports": [{"name": "http", "containerPort": SERVER_PORT}],
         "env": environment,
         "livenessProbe": probe_manifest(plan.liveness),
@@ -174,10 +172,13 @@ def manifests(plan: KubernetesPlan) -> list[dict]:
     return [deployment, service]
 
 
-class KubernetesBackend:
-    """Cluster access from a kubeconfig (file and context) or, inside a pod, in-cluster."""
+class KubernetesBackend(Backend):
+    """One namespace of one cluster, reached from a kubeconfig (file and context) or, inside
+    a pod, in-cluster. A deployment's objects are found by its id label."""
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None):
+    unavailable_hint = "is the cluster scheduling its pods?"
+
+    def __init__(self, kubeconfig: str | None, context: str | None, namespace: str):
         if kubeconfig or context:
             api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
         else:
@@ -186,8 +187,38 @@ class KubernetesBackend:
         self.api = api
         self.apps = k8s.AppsV1Api(api)
         self.core = k8s.CoreV1Api(api)
+        self.namespace = namespace
 
     # ---- writes ---------------------------------------------------------------------------
+    def prepare(self, deployment, assets, say: Say) -> KubernetesPlan:
+        """Find or build the environment's image; model and code become blob directory URLs
+        with a read/list SAS that the pods' init container fetches them with."""
+        spec = environment.spec_for(assets.environment)
+        reference = image.ensure_image(spec, say)
+        liveness, readiness = replica_plan.probes(deployment, assets)
+        requirements = deployment.container_resource_requirements or {}
+        plan = KubernetesPlan(
+            deployment_id=str(deployment.id),
+            endpoint=deployment.endpoint.name,
+            deployment=deployment.name,
+            namespace=self.namespace,
+            image=reference,
+            replicas=deployment.instance_count,
+            revision=replica_plan.revision(deployment, assets, spec.content_hash()),
+            scoring_script=assets.scoring_script,
+            code_uri=_fetchable(assets.workspace, assets.code.code_uri),
+            model_uri=_fetchable(assets.workspace, assets.model.model_uri)
+            if assets.model
+            else None,
+            environment_variables=dict(deployment.environment_variables or {}),
+            liveness=liveness,
+            readiness=readiness,
+            requests=dict(requirements.get("containerResourceRequests") or {}),
+            limits=dict(requirements.get("containerResourceLimits") or {}),
+        )
+        say(f"{plan.replicas} pod(s) of {reference} in namespace {self.namespace}")
+        return plan
+
     def apply(self, plan: KubernetesPlan) -> None:
         self._apply(
             f"/api/v1/namespaces/{plan.namespace}",
@@ -211,37 +242,51 @@ class KubernetesBackend:
             _return_http_data_only=True,
         )
 
-    def scale(self, namespace: str, name: str, replicas: int) -> None:
+    def scale(self, deployment_id: str, replicas: int) -> str | None:
+        found = self._deployment(deployment_id)
+        if found is None:
+            return None
         self.apps.patch_namespaced_deployment_scale(
-            name, namespace, {"spec": {"replicas": replicas}}, field_manager=MANAGER
+            found.metadata.name,
+            self.namespace,
+            {"spec": {"replicas": replicas}},
+            field_manager=MANAGER,
         )
+        return found.spec.template.metadata.labels.get(REVISION_LABEL)
 
-    def delete(self, namespace: str, name: str) -> None:
-        for remove in (
-            self.apps.delete_namespaced_deployment,
-            self.core.delete_namespaced_service,
+    def delete(self, deployment_id: str) -> None:
+        selector = f"{ID_LABEL}={deployment_id}"
+        for lister, remove in (
+            (self.apps.list_namespaced_deployment, self.apps.delete_namespaced_deployment),
+            (self.core.list_namespaced_service, self.core.delete_namespaced_service),
         ):
-            try:
-                remove(name, namespace)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+            for item in lister(self.namespace, label_selector=selector).items:
+                try:
+                    remove(item.metadata.name, self.namespace)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
 
     # ---- reads ----------------------------------------------------------------------------
-    def status(self, namespace: str, deployment_id: str) -> BackendStatus | None:
-        """Ready pods and their addresses (podIP:port), by the deployment's labels."""
+    def _deployment(self, deployment_id: str):
         found = self.apps.list_namespaced_deployment(
-            namespace, label_selector=f"{ID_LABEL}={deployment_id}"
+            self.namespace, label_selector=f"{ID_LABEL}={deployment_id}"
         ).items
-        if not found:
+        return found[0] if found else None
+
+    def _pods(self, deployment_id: str) -> list:
+        return self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"{ID_LABEL}={deployment_id}"
+        ).items
+
+    def status(self, deployment_id: str) -> BackendStatus | None:
+        """Ready pods and their addresses (podIP:port), by the deployment's labels."""
+        deployment = self._deployment(deployment_id)
+        if deployment is None:
             return None
-        deployment = found[0]
         revision = deployment.spec.template.metadata.labels.get(REVISION_LABEL)
-        pods = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{ID_LABEL}={deployment_id}"
-        ).items
         replicas = []
-        for pod in pods:
+        for pod in self._pods(deployment_id):
             ready = any(
                 c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
             )
@@ -260,14 +305,26 @@ class KubernetesBackend:
             replicas=replicas,
         )
 
-    def logs(self, namespace: str, deployment_id: str, tail: int | None) -> str:
-        pods = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{ID_LABEL}={deployment_id}"
-        ).items
+    def logs(self, deployment_id: str, tail: int | None) -> str:
         parts = []
-        for pod in pods:
+        for pod in self._pods(deployment_id):
             text = self.core.read_namespaced_pod_log(
-                pod.metadata.name, namespace, container="inference-server", tail_lines=tail
+                pod.metadata.name, self.namespace, container="inference-server", tail_lines=tail
             )
             parts.append(f"== {pod.metadata.name} ==\n{text}")
         return "\n".join(parts)
+
+
+def _fetchable(workspace, uri: str) -> str:
+    """A blob directory URL with a read/list SAS valid for WEIR_POD_SAS_LIFETIME."""
+    location = storage.resolve(workspace, uri)
+    path = location.path.rstrip("/")
+    token = storage.sas_token(
+        location.account,
+        location.container,
+        path,
+        "rl",
+        "d",
+        seconds=settings.WEIR_POD_SAS_LIFETIME,
+    )
+    return f"{storage.blob_url(location.account, location.container, path)}?{token}"

@@ -1,10 +1,11 @@
-"""Deployment operations: apply (create, update, scale) and delete, on the backend."""
+"""Deployment operations: apply (create, update), scale and delete, on the deployment's
+backend."""
 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -12,14 +13,12 @@ from django.db import transaction
 from controlplane.core import states
 from controlplane.core.choices import ContainerType, OperationStatus
 from controlplane.core.choices import DeploymentProvisioningState as State
-from controlplane.core.models import OnlineDeployment
+from controlplane.core.models import OnlineDeployment, Operation
 from controlplane.core.services import logs, routing
-from workers import environments, provisioning
-from workers.backends import backend, cluster_for, on_kubernetes
-from workers.backends.kubernetes import object_name
-from workers.builders import image as images
-from workers.decorators import provisioning_task
-from workers.errors import PermanentError
+from workers import replica_plan
+from workers.backends import Backend, BackendStatus, backend_for
+from workers.decorators import build_task, provisioning_task, query_task
+from workers.errors import PermanentError, last_error
 from workers.tasks.base import cancel, claim, failing_to, progress, refresh_lease
 
 log = logging.getLogger(__name__)
@@ -31,23 +30,64 @@ LEASE_REFRESH = 5.0
 BACKEND_TIMEOUT = 60.0
 
 
-@provisioning_task("weir.apply_deployment")
+@build_task("weir.apply_deployment")
 def apply_deployment(self, *, operation_id: str) -> None:
-    """Expects the deployment Creating, Updating or Scaling; leaves it Succeeded (or Failed).
+    """Expects the deployment Creating or Updating; leaves it Succeeded (or Failed).
 
-    Resolve model, code and environment -> build or reuse the environment -> place the files
-    -> apply the replica plan to the backend -> wait until instanceCount replicas of this
-    revision are ready and no others are left. Each step goes to the deployment's
-    StorageInitializer log, which getLogs returns.
+    Resolve model, code and environment -> build or reuse the environment (venv or image)
+    -> place the files -> apply the replica plan to the backend -> wait until instanceCount
+    replicas of this revision are ready and no others are left. Each step goes to the
+    deployment's StorageInitializer log, which getLogs returns. Runs on the builds queue:
+    a long build never holds up a scale or a delete.
     """
-    operation = claim(operation_id)
+    operation, deployment = _start(operation_id)
     if operation is None:
         return
+    say = _logger(operation, deployment)
+    with failing_to(operation, OnlineDeployment, deployment.pk):
+        say(f"{operation.kind} {deployment.arm_id} (operation {operation.pk})")
+        revision = _apply(operation, deployment, backend_for(deployment), say)
+        _finish(operation, deployment, revision, say)
+
+
+@provisioning_task("weir.scale_deployment")
+def scale_deployment(self, *, operation_id: str) -> None:
+    """Expects the deployment Scaling; leaves it Succeeded (or Failed).
+
+    Only the replica count changes: nothing is resolved, built or placed again, unless the
+    backend has never run the deployment (then it is applied in full)."""
+    operation, deployment = _start(operation_id)
+    if operation is None:
+        return
+    run_scale(operation, deployment)
+
+
+def run_scale(operation: Operation, deployment: OnlineDeployment) -> None:
+    """The body of a scale operation (also run inline by an autoscale decision)."""
+    say = _logger(operation, deployment)
+    with failing_to(operation, OnlineDeployment, deployment.pk):
+        backend = backend_for(deployment)
+        say(f"{operation.kind} {deployment.arm_id} (operation {operation.pk})")
+        say(f"scaling to {deployment.instance_count} replica(s)")
+        revision = backend.scale(str(deployment.id), deployment.instance_count)
+        if revision is None:
+            say("the backend runs nothing of this deployment yet: applying it in full")
+            revision = _apply(operation, deployment, backend, say)
+        _finish(operation, deployment, revision, say)
+
+
+def _start(operation_id: str) -> tuple[Operation | None, OnlineDeployment | None]:
+    operation = claim(operation_id)
+    if operation is None:
+        return None, None
     deployment = operation.deployment
     if deployment is None or deployment.provisioning_state not in APPLYING:
         cancel(operation, "The deployment was deleted or changed by a later operation.")
-        return
+        return None, None
+    return operation, deployment
 
+
+def _logger(operation: Operation, deployment: OnlineDeployment) -> Callable[[str], None]:
     lease_refreshed = [time.monotonic()]
 
     def say(line: str) -> None:
@@ -58,81 +98,59 @@ def apply_deployment(self, *, operation_id: str) -> None:
             refresh_lease(operation)
             lease_refreshed[0] = time.monotonic()
 
-    with failing_to(operation, OnlineDeployment, deployment.pk):
-        say(f"{operation.kind} {deployment.arm_id} (operation {operation.pk})")
-        assets = provisioning.Assets(deployment)
-        say(f"model: {deployment.model or '-'}")
-        say(f"code: {assets.code}; environment: {assets.environment}")
-        progress(operation, 10.0)
-        if on_kubernetes(deployment):
-            revision, status = _apply_to_cluster(deployment, assets, operation, say)
+    return say
+
+
+def _apply(operation: Operation, deployment: OnlineDeployment, backend: Backend, say) -> str:
+    """Resolve, prepare and apply the full replica plan; returns its revision."""
+    assets = replica_plan.Assets(deployment)
+    say(f"model: {deployment.model or '-'}")
+    say(f"code: {assets.code}; environment: {assets.environment}")
+    progress(operation, 10.0)
+    plan = backend.prepare(deployment, assets, say)
+    progress(operation, 50.0)
+    say(f"revision {plan.revision}: {plan.replicas} replica(s)")
+    backend.apply(plan)
+    progress(operation, 60.0)
+    return plan.revision
+
+
+def _finish(operation: Operation, deployment: OnlineDeployment, revision: str, say) -> None:
+    """Wait for the rollout; then, in one transaction, Succeeded and the route the router
+    is to serve (settings as applied, addresses as observed); then publish it."""
+    backend = backend_for(deployment)
+    status = wait_until_ready(operation, deployment, backend, revision, say)
+    with transaction.atomic():
+        done = states.transition(
+            OnlineDeployment, deployment.pk, State.SUCCEEDED, expected=APPLYING
+        )
+        if done:
+            routing.record_route(deployment, status.ready_addresses())
+            states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
         else:
-            revision, status = _apply_locally(deployment, assets, operation, say)
-        wait_until_ready(operation, deployment, revision, say, status)
-        with transaction.atomic():
-            done = states.transition(
-                OnlineDeployment, deployment.pk, State.SUCCEEDED, expected=APPLYING
-            )
-            if done:
-                states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
-            else:
-                cancel(operation, "The deployment was changed by a later operation.")
-        say("Succeeded" if done else "Canceled by a later operation")
-        routing.publish(deployment.endpoint_id)
-        if not on_kubernetes(deployment):
-            _forget_other_revisions(deployment, revision)
+            cancel(operation, "The deployment was changed by a later operation.")
+    say("Succeeded" if done else "Canceled by a later operation")
+    routing.publish(deployment.endpoint_id)
+    backend.rolled_out(str(deployment.id), revision)
 
 
-def _apply_locally(deployment, assets, operation, say):
-    """Build or reuse the venv, place the files, hand the agent its replica plan."""
-    environment_dir, environment_hash = provisioning.environment_dir(assets, say)
-    progress(operation, 40.0)
-    revision = provisioning.revision(deployment, assets, environment_hash)
-    directory = provisioning.deployment_dir(deployment) / revision
-    model_dir, code_dir = provisioning.place(assets, directory, say)
-    progress(operation, 60.0)
-    spec = provisioning.agent_spec(
-        deployment, assets, environment_dir, revision, model_dir, code_dir, str(operation.pk)
-    )
-    say(f"revision {revision}: {spec.replicas} replica(s)")
-    backend().apply(spec)
-    return revision, lambda: backend().status(str(deployment.id))
-
-
-def _apply_to_cluster(deployment, assets, operation, say):
-    """Find or build the environment's image, apply Deployment and Service to the cluster
-    of the endpoint's compute."""
-    cluster, namespace = cluster_for(deployment)
-    spec = environments.spec_for(assets.environment)
-    image = images.ensure_image(spec, say)
-    progress(operation, 40.0)
-    revision = provisioning.revision(deployment, assets, spec.content_hash())
-    plan = provisioning.kubernetes_plan(deployment, assets, image, revision, namespace)
-    say(f"revision {revision}: {plan.replicas} pod(s) of {image} in namespace {namespace}")
-    cluster.apply(plan)
-    progress(operation, 60.0)
-    return revision, lambda: cluster.status(namespace, str(deployment.id))
-
-
-def wait_until_ready(operation, deployment, revision: str, say, status_of) -> None:
-    """Block until the backend reports the revision rolled out; PermanentError when a
-    replica cannot start, the backend never answers, or the wait passes WEIR_READY_TIMEOUT."""
+def wait_until_ready(
+    operation: Operation, deployment: OnlineDeployment, backend: Backend, revision: str, say
+) -> BackendStatus:
+    """Block until the backend reports the revision rolled out and return that status;
+    PermanentError when a replica cannot start, the backend never answers, or the wait
+    passes WEIR_READY_TIMEOUT."""
     started = time.monotonic()
     deadline = started + settings.WEIR_READY_TIMEOUT
     last, reported_at = None, 0.0
     while time.monotonic() < deadline:
-        status = status_of()
+        status = backend.status(str(deployment.id))
         seen = status is not None and status.revision == revision
         if not seen and time.monotonic() - started > BACKEND_TIMEOUT:
-            hint = (
-                "is the cluster scheduling its pods?"
-                if on_kubernetes(deployment)
-                else "is the agent, python -m dataplane.agent, running?"
-            )
             raise PermanentError(
                 "BackendUnavailable",
                 f"the backend did not take up revision {revision} within "
-                f"{BACKEND_TIMEOUT:.0f}s ({hint})",
+                f"{BACKEND_TIMEOUT:.0f}s ({backend.unavailable_hint})",
             )
         if seen and status.failure:
             tail = status.failure.get("logTail", "")
@@ -141,12 +159,12 @@ def wait_until_ready(operation, deployment, revision: str, say, status_of) -> No
                 say(f"  | {line}")
             raise PermanentError(
                 "ReplicaStartFailed",
-                f"{status.failure['message']}: {_last_error(tail)}",
+                f"{status.failure['message']}: {last_error(tail)}",
                 details=[{"code": "InferenceServerLog", "message": tail}],
             )
         if seen and status.rolled_out(revision, deployment.instance_count):
             say(f"{status.ready} replica(s) ready")
-            return
+            return status
         changed = seen and (status.ready, len(status.replicas)) != last
         if changed:
             last = (status.ready, len(status.replicas))
@@ -164,41 +182,13 @@ def wait_until_ready(operation, deployment, revision: str, say, status_of) -> No
     )
 
 
-def _last_error(log_tail: str) -> str:
-    lines = [line for line in log_tail.splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line or "Exception" in line]
-    return (errors or lines or ["no output"])[-1].strip()
-
-
-def _forget_other_revisions(deployment, revision: str) -> None:
-    root = provisioning.deployment_dir(deployment)
-    for directory in root.glob("*"):
-        if directory.name != revision:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
-def remove_replicas(deployment) -> None:
-    """Stop what runs the deployment: its pods in the cluster, or its local replicas and
-    their files."""
-    if on_kubernetes(deployment):
-        try:
-            cluster, namespace = cluster_for(deployment)
-        except PermanentError:
-            return  # no compute attached: nothing of it was ever applied to a cluster
-        cluster.delete(namespace, object_name(deployment.endpoint.name, deployment.name))
-    else:
-        stop_replicas(str(deployment.id))
-        shutil.rmtree(provisioning.deployment_dir(deployment), ignore_errors=True)
-
-
-def stop_replicas(deployment_id: str, timeout: float = 60.0) -> None:
-    """Delete the deployment from the backend and wait until its replicas are gone."""
-    backend().delete(deployment_id)
-    deadline = time.monotonic() + timeout
-    while not backend().gone(deployment_id):
-        if time.monotonic() > deadline:
-            raise PermanentError("StopTimeout", f"replicas still running after {timeout:.0f}s")
-        time.sleep(POLL)
+def remove_replicas(deployment: OnlineDeployment) -> None:
+    """Stop what runs the deployment, wherever it runs."""
+    try:
+        backend = backend_for(deployment)
+    except PermanentError:
+        return  # no compute attached: nothing of it was ever applied to a cluster
+    backend.delete(str(deployment.id))
 
 
 @provisioning_task("weir.delete_deployment")
@@ -220,3 +210,12 @@ def delete_deployment(self, *, operation_id: str) -> None:
             states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
         routing.publish(deployment.endpoint_id)
         log.info("deployment %s deleted", operation.resource_id)
+
+
+@query_task("weir.deployment_logs")
+def deployment_logs(*, deployment_id: str, tail: int | None) -> str:
+    """The replicas' output, read from wherever they run (getLogs InferenceServer)."""
+    deployment = OnlineDeployment.objects.select_related("endpoint__workspace").get(
+        pk=deployment_id
+    )
+    return backend_for(deployment).logs(deployment_id, tail)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import F
 
 from controlplane.core import states
 from controlplane.core.choices import OperationStatus
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 def apply_endpoint(self, *, operation_id: str) -> None:
     """Expects the endpoint Creating or Updating; leaves it Succeeded (or Failed).
 
-    An endpoint has nothing to start by itself: its traffic settings take effect through
-    the routing table its deployments are published to.
+    An endpoint has nothing to start by itself: its traffic and mirror weights become the
+    applied ones, in the transaction that makes it Succeeded, and are published to the
+    router's table.
     """
     operation = claim(operation_id)
     if operation is None:
@@ -42,6 +44,10 @@ def apply_endpoint(self, *, operation_id: str) -> None:
                 expected={State.CREATING, State.UPDATING},
             )
             if done:
+                # The weights take effect here, with Succeeded: nobody publishes them before.
+                OnlineEndpoint.objects.filter(pk=endpoint.pk).update(
+                    applied_traffic=F("traffic"), applied_mirror_traffic=F("mirror_traffic")
+                )
                 states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
             else:
                 cancel(operation, "The endpoint was changed by a later operation.")

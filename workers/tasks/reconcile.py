@@ -1,4 +1,5 @@
-"""The reconciler: re-drives operations whose worker stopped reporting."""
+"""The reconciler: re-drives operations whose worker stopped reporting, and keeps the
+router's table in step with the replicas that run."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import logging
 
 from django.utils import timezone
 
-from controlplane.core.choices import OperationStatus
-from controlplane.core.models import Operation
+from controlplane.core.choices import DeploymentProvisioningState, OperationStatus
+from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation
+from controlplane.core.services import routing
 from controlplane.core.services.operations import enqueue, lease_deadline
+from workers.backends import backend_for
 from workers.decorators import periodic_task
 from workers.tasks.base import fail_operation
 
@@ -16,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # After this many deliveries an operation is failed rather than retried forever.
 MAX_ATTEMPTS = 5
+# Deployments no operation is changing: their replicas are observed every tick.
+SETTLED = (DeploymentProvisioningState.SUCCEEDED, DeploymentProvisioningState.FAILED)
 
 
 @periodic_task("weir.reconcile_operations")
@@ -60,8 +65,6 @@ def reconcile_operations() -> int:
 
 
 def _target(operation: Operation):
-    from controlplane.core.models import OnlineDeployment, OnlineEndpoint
-
     if operation.deployment_id:
         return OnlineDeployment, operation.deployment_id
     return OnlineEndpoint, operation.endpoint_id
@@ -69,8 +72,18 @@ def _target(operation: Operation):
 
 @periodic_task("weir.publish_routes")
 def publish_routes() -> int:
-    """Rebuild the router's table from Postgres: repairs any change whose publication was
-    lost (Redis down, a process killed between commit and publish)."""
-    from controlplane.core.services import routing
-
+    """Observe where every settled deployment's ready replicas are (a replica moved, a pod
+    replaced), record it, then rebuild the router's table from Postgres: repairs any change
+    whose publication was lost (Redis down, a process killed between commit and publish).
+    Returns the number of endpoints published."""
+    for deployment in OnlineDeployment.objects.select_related("endpoint__workspace").filter(
+        provisioning_state__in=SETTLED
+    ):
+        try:
+            status = backend_for(deployment).status(str(deployment.id))
+            routing.record_route(deployment, status.ready_addresses() if status else [])
+        except Exception as exc:
+            # One unreachable cluster must not stall the others: its routes stay as they
+            # were last seen.
+            log.warning("replicas of %s not observed: %s", deployment.arm_id, exc)
     return routing.publish_all()

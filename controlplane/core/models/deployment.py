@@ -37,6 +37,10 @@ class OnlineDeployment(TrackedResource):
     request_settings = models.JSONField(null=True, blank=True)
     scale_settings = models.JSONField(null=True, blank=True)
     container_resource_requirements = models.JSONField(null=True, blank=True)
+    # What the router serves for this deployment (contracts.routing.DeploymentRoute, wire
+    # form): its settings as its last operation applied them and the ready replica addresses
+    # last observed. Written by workers only; the routing table is built from it.
+    route = models.JSONField(null=True, blank=True)
     provisioning_state = models.CharField(
         max_length=16,
         choices=DeploymentProvisioningState.choices,

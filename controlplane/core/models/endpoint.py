@@ -18,6 +18,10 @@ class OnlineEndpoint(TrackedResource):
     properties = models.JSONField(default=dict)
     traffic = models.JSONField(default=dict)
     mirror_traffic = models.JSONField(default=dict)
+    # The weights the router serves, copied from traffic / mirror_traffic by the operation
+    # that applies them in the same transaction that makes it Succeeded.
+    applied_traffic = models.JSONField(default=dict)
+    applied_mirror_traffic = models.JSONField(default=dict)
     public_network_access = models.CharField(
         max_length=16, choices=PublicNetworkAccess.choices, default=PublicNetworkAccess.ENABLED
     )
@@ -43,6 +47,11 @@ class OnlineEndpoint(TrackedResource):
     @property
     def arm_id(self) -> str:
         return f"{self.workspace.arm_id}/onlineEndpoints/{self.name}"
+
+    @property
+    def token_audience(self) -> str:
+        """The ``aud`` of its AMLToken scoring tokens."""
+        return self.arm_id.lower()
 
 
 def scoring_host(endpoint_name: str, workspace_name: str) -> str:

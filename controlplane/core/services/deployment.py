@@ -12,7 +12,7 @@ from controlplane.core import states
 from controlplane.core.choices import DeploymentProvisioningState as State
 from controlplane.core.choices import OperationKind, ScaleAction
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation, ScaleEvent
-from controlplane.core.services import operations, routing
+from controlplane.core.services import operations
 from controlplane.core.services.rows import create_or_conflict, save_changes
 
 # Who changes an autoscaled deployment's instance count (createdBy/lastModifiedBy).
@@ -200,9 +200,10 @@ def delete(deployment: OnlineDeployment, principal: str, check_preconditions) ->
         )
 
 
-def autoscale(deployment_id, decision: dict) -> ScaleEvent | None:
-    """Record one autoscaler decision; apply a ScaleUp/ScaleDown as a scale operation when
-    the deployment is still where the router saw it (settled, same count, autoscaled)."""
+def record_autoscale(deployment_id, decision: dict) -> ScaleEvent | None:
+    """Record one autoscaler decision as a scale event. A ScaleUp/ScaleDown that still fits
+    the deployment (settled, same count, autoscaled) also moves it to Scaling with a scale
+    operation that the calling worker runs itself (not enqueued): the event's operation."""
     with transaction.atomic():
         deployment = OnlineDeployment.objects.select_for_update().filter(pk=deployment_id).first()
         if deployment is None:
@@ -221,9 +222,11 @@ def autoscale(deployment_id, decision: dict) -> ScaleEvent | None:
             deployment.sku = {**(deployment.sku or {}), "capacity": count}
             deployment.instance_count = count
             _save_with_state(deployment, State.SCALING, AUTOSCALER)
-            routing.publish_on_commit(deployment.endpoint_id)
             operation = operations.start(
-                OperationKind.SCALE_DEPLOYMENT, resource=deployment, principal=AUTOSCALER
+                OperationKind.SCALE_DEPLOYMENT,
+                resource=deployment,
+                principal=AUTOSCALER,
+                enqueue_task=False,
             )
             outcome = "Applied."
         return ScaleEvent.objects.create(

@@ -77,7 +77,6 @@ def create_or_update(
             operation = operations.start(
                 OperationKind.CREATE_OR_UPDATE_ENDPOINT, resource=endpoint, principal=principal
             )
-            routing.publish_on_commit(endpoint.pk)
             return endpoint, True, operation
 
         if data["location"].lower() != endpoint.location.lower():
@@ -94,7 +93,6 @@ def create_or_update(
         operation = operations.start(
             OperationKind.CREATE_OR_UPDATE_ENDPOINT, resource=endpoint, principal=principal
         )
-        routing.publish_on_commit(endpoint.pk)
         return endpoint, False, operation
 
 

@@ -12,9 +12,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from contracts.routing import TOKEN_ISSUER
 from controlplane.core.models import SigningKey
+from controlplane.core.services import routing
 
-TOKEN_ISSUER = "weir"
 TOKEN_TYPE = "Bearer"
 
 
@@ -27,8 +28,6 @@ def active_signing_key() -> SigningKey:
     key = SigningKey.objects.filter(active=True).order_by("-created_at").first()
     if key is not None:
         return key
-    from controlplane.core.services import routing
-
     private = Ed25519PrivateKey.generate()
     try:
         with transaction.atomic():
@@ -53,10 +52,6 @@ def active_signing_key() -> SigningKey:
         return SigningKey.objects.filter(active=True).order_by("-created_at").first()
 
 
-def token_audience(endpoint) -> str:
-    return endpoint.arm_id.lower()
-
-
 def issue_token(endpoint, principal: str) -> dict:
     """A signed, expiring scoring token for an AMLToken endpoint (EndpointAuthToken)."""
     key = active_signing_key()
@@ -64,7 +59,7 @@ def issue_token(endpoint, principal: str) -> dict:
     lifetime = settings.WEIR_AML_TOKEN_LIFETIME
     claims = {
         "iss": TOKEN_ISSUER,
-        "aud": token_audience(endpoint),
+        "aud": endpoint.token_audience,
         "sub": principal,
         "endpoint": str(endpoint.id),
         "iat": now,
@@ -91,6 +86,6 @@ def verify_token(token: str, endpoint) -> dict:
         token,
         key.public_key_pem,
         algorithms=["EdDSA"],
-        audience=token_audience(endpoint),
+        audience=endpoint.token_audience,
         issuer=TOKEN_ISSUER,
     )

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane import tasks
 from controlplane.core.choices import OperationKind, OperationStatus
 from controlplane.core.models import Operation
 
@@ -15,13 +16,13 @@ log = logging.getLogger(__name__)
 
 # The worker task that carries out each kind of operation (see workers/tasks/).
 TASK_FOR_KIND = {
-    OperationKind.CREATE_OR_UPDATE_ENDPOINT: "weir.apply_endpoint",
-    OperationKind.UPDATE_ENDPOINT: "weir.apply_endpoint",
-    OperationKind.DELETE_ENDPOINT: "weir.delete_endpoint",
-    OperationKind.CREATE_OR_UPDATE_DEPLOYMENT: "weir.apply_deployment",
-    OperationKind.UPDATE_DEPLOYMENT: "weir.apply_deployment",
-    OperationKind.SCALE_DEPLOYMENT: "weir.apply_deployment",
-    OperationKind.DELETE_DEPLOYMENT: "weir.delete_deployment",
+    OperationKind.CREATE_OR_UPDATE_ENDPOINT: tasks.APPLY_ENDPOINT,
+    OperationKind.UPDATE_ENDPOINT: tasks.APPLY_ENDPOINT,
+    OperationKind.DELETE_ENDPOINT: tasks.DELETE_ENDPOINT,
+    OperationKind.CREATE_OR_UPDATE_DEPLOYMENT: tasks.APPLY_DEPLOYMENT,
+    OperationKind.UPDATE_DEPLOYMENT: tasks.APPLY_DEPLOYMENT,
+    OperationKind.SCALE_DEPLOYMENT: tasks.SCALE_DEPLOYMENT,
+    OperationKind.DELETE_DEPLOYMENT: tasks.DELETE_DEPLOYMENT,
 }
 
 
@@ -29,9 +30,12 @@ def lease_deadline():
     return timezone.now() + timezone.timedelta(seconds=settings.WEIR_OPERATION_LEASE_SECONDS)
 
 
-def start(kind: str, *, resource, principal: str, result_status: int = 200) -> Operation:
+def start(
+    kind: str, *, resource, principal: str, result_status: int = 200, enqueue_task: bool = True
+) -> Operation:
     """Record an operation on ``resource`` (an endpoint or deployment) and enqueue its task
-    once the surrounding transaction commits, so the worker always sees the new state."""
+    once the surrounding transaction commits, so the worker always sees the new state. A
+    worker that runs the operation itself passes ``enqueue_task=False``."""
     from controlplane.core.models import OnlineDeployment
 
     is_deployment = isinstance(resource, OnlineDeployment)
@@ -47,17 +51,16 @@ def start(kind: str, *, resource, principal: str, result_status: int = 200) -> O
         created_by=principal,
         lease_expires_at=lease_deadline(),
     )
-    transaction.on_commit(lambda: enqueue(operation))
+    if enqueue_task:
+        transaction.on_commit(lambda: enqueue(operation))
     return operation
 
 
 def enqueue(operation: Operation) -> None:
     """Send the operation's task. If the broker is down the operation stays InProgress and
     the reconciler sends it again once its lease lapses."""
-    from workers.celery_app import app
-
     try:
-        app.send_task(TASK_FOR_KIND[operation.kind], kwargs={"operation_id": str(operation.id)})
+        tasks.send(TASK_FOR_KIND[operation.kind], operation_id=str(operation.id))
     except Exception:  # noqa: BLE001 - any broker failure is retried by the reconciler
         log.exception("could not enqueue operation %s; the reconciler will retry", operation.id)
 

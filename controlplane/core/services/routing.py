@@ -1,17 +1,16 @@
-"""The routing table the scoring router serves from, published to Redis.
+"""The routing table the scoring router serves from, built from Postgres and published to
+Redis in the shape ``contracts.routing`` defines.
 
-Each endpoint is one JSON entry in the ``weir:routes`` hash, keyed by its scoring host
-(``{endpoint}.{workspace}.{domain}``); a message on ``weir:routes:changed`` names the entry
-that changed. The router keeps the whole table in memory and needs nothing else: key
-digests (never keys), the public halves of the token signing keys, traffic, and the
-addresses of ready replicas. Postgres stays the source of truth: ``publish_all`` rebuilds
-the table from it (the reconciler runs it every tick).
+One writer per fact: an endpoint's ``applied_traffic`` is set by the operation that applies
+it, a deployment's ``route`` (settings as applied, addresses as observed) by the workers
+that roll it out and watch its replicas. Publishing only copies those rows, so any process
+may publish without calling a backend, and ``provisioningState: Succeeded`` means the
+router has the change. ``publish_all`` rebuilds the whole table (every reconcile tick).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from functools import cache
 
@@ -19,10 +18,18 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
+from contracts.routing import (
+    ALL,
+    CHANGED,
+    ROUTES,
+    SIGNING_KEYS,
+    AutoscaleRoute,
+    DeploymentRoute,
+    EndpointRoute,
+)
 from controlplane.core.durations import parse_seconds
-from controlplane.core.models import OnlineEndpoint, SigningKey
+from controlplane.core.models import OnlineDeployment, OnlineEndpoint, SigningKey
 from controlplane.core.models.endpoint import scoring_host
-from dataplane.router.table import CHANGED, ROUTES, SIGNING_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -40,81 +47,91 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class ReplicasUnknown(Exception):
-    """A deployment's replicas could not be read (its cluster did not answer): the router
-    keeps the entry it has rather than one without replicas."""
+#
+# What workers record
+#
+def deployment_route(deployment: OnlineDeployment, replicas: list[str]) -> DeploymentRoute:
+    """The deployment's current settings, served by ``replicas`` (host:port)."""
+    request_settings = deployment.request_settings or {}
+    return DeploymentRoute(
+        id=str(deployment.id),
+        replicas=tuple(replicas),
+        instance_count=deployment.instance_count,
+        max_concurrent_requests_per_instance=request_settings.get(
+            "maxConcurrentRequestsPerInstance", 1
+        ),
+        request_timeout=parse_seconds(request_settings.get("requestTimeout") or "PT5S"),
+        max_queue_wait=parse_seconds(request_settings.get("maxQueueWait") or "PT0.5S"),
+        autoscale=autoscale_route(deployment),
+    )
 
 
-def entry(endpoint) -> dict:
-    from controlplane.core.services.keys import token_audience
-    from workers.backends import status_of
-
-    deployments = {}
-    for deployment in endpoint.deployments.all():
-        try:
-            status = status_of(deployment)
-        except Exception as exc:
-            raise ReplicasUnknown(f"{deployment.arm_id}: {exc}") from exc
-        replicas = []
-        if status is not None:
-            replicas = [
-                r["address"]
-                for r in status.replicas
-                if r["state"] == "ready" and r["revision"] == status.revision
-            ]
-        request_settings = deployment.request_settings or {}
-        deployments[deployment.name] = {
-            "id": str(deployment.id),
-            "replicas": replicas,
-            "instanceCount": deployment.instance_count,
-            "autoscale": autoscale_settings(deployment),
-            "maxConcurrentRequestsPerInstance": request_settings.get(
-                "maxConcurrentRequestsPerInstance", 1
-            ),
-            "requestTimeout": parse_seconds(request_settings.get("requestTimeout") or "PT5S"),
-            "maxQueueWait": parse_seconds(request_settings.get("maxQueueWait") or "PT0.5S"),
-        }
-    return {
-        "name": endpoint.name,
-        "workspace": endpoint.workspace.name,
-        "authMode": endpoint.auth_mode,
-        "keyDigests": [key_digest(endpoint.primary_key), key_digest(endpoint.secondary_key)],
-        "tokenAudience": token_audience(endpoint),
-        "traffic": endpoint.traffic,
-        "mirrorTraffic": endpoint.mirror_traffic,
-        "deployments": deployments,
-    }
-
-
-def autoscale_settings(deployment) -> dict | None:
+def autoscale_route(deployment: OnlineDeployment) -> AutoscaleRoute | None:
     """What the router's autoscaler needs of a TargetUtilization deployment, else None."""
     scale = deployment.scale_settings or {}
     if scale.get("scaleType") != "TargetUtilization":
         return None
-    return {
-        "minInstances": scale["minInstances"],
-        "maxInstances": scale["maxInstances"],
-        "targetUtilizationPercentage": scale["targetUtilizationPercentage"],
-        "pollingInterval": parse_seconds(scale["pollingInterval"]),
-    }
+    return AutoscaleRoute(
+        min_instances=scale["minInstances"],
+        max_instances=scale["maxInstances"],
+        target_utilization_percentage=scale["targetUtilizationPercentage"],
+        polling_interval=parse_seconds(scale["pollingInterval"]),
+    )
+
+
+def record_route(deployment: OnlineDeployment, replicas: list[str]) -> bool:
+    """Store what the router should serve for ``deployment`` (its settings now, the ready
+    ``replicas`` a worker observed). Returns whether it changed."""
+    route = deployment_route(deployment, replicas).to_wire()
+    if deployment.route == route:
+        return False
+    OnlineDeployment.objects.filter(pk=deployment.pk).update(route=route)
+    deployment.route = route
+    return True
+
+
+#
+# Publishing
+#
+def entry(endpoint: OnlineEndpoint) -> EndpointRoute:
+    """The endpoint's routing entry, from Postgres alone. A deployment never rolled out yet
+    is listed with no replicas (requests naming it get 503, not 404)."""
+    deployments = {}
+    for deployment in endpoint.deployments.all():
+        route = deployment.route
+        deployments[deployment.name] = (
+            DeploymentRoute.from_wire(route) if route else deployment_route(deployment, [])
+        )
+    return EndpointRoute(
+        name=endpoint.name,
+        workspace=endpoint.workspace.name,
+        auth_mode=endpoint.auth_mode,
+        key_digests=(key_digest(endpoint.primary_key), key_digest(endpoint.secondary_key)),
+        token_audience=endpoint.token_audience,
+        traffic=endpoint.applied_traffic,
+        mirror_traffic=endpoint.applied_mirror_traffic,
+        deployments=deployments,
+    )
 
 
 def publish(endpoint_id) -> None:
-    """Write one endpoint's entry (or remove it when the endpoint is gone) and announce it."""
+    """Write one endpoint's entry and announce it; a failure is left to the reconciler."""
     endpoint = OnlineEndpoint.objects.select_related("workspace").filter(pk=endpoint_id).first()
+    if endpoint is None or endpoint.provisioning_state == "Deleting":
+        return
+    host = host_of(endpoint)
     try:
-        if endpoint is None or endpoint.provisioning_state == "Deleting":
-            return
-        host = host_of(endpoint)
         pipe = client().pipeline()
-        pipe.hset(ROUTES, host, json.dumps(entry(endpoint)))
+        pipe.hset(ROUTES, host, entry(endpoint).to_json())
         _signing_keys(pipe)
         pipe.publish(CHANGED, host)
         pipe.execute()
     except redis.RedisError:
         log.warning("could not publish routes for endpoint %s; the reconciler will", endpoint_id)
-    except ReplicasUnknown as exc:
-        log.warning("routes for endpoint %s left as they were: %s", endpoint_id, exc)
+
+
+def publish_on_commit(endpoint_id) -> None:
+    transaction.on_commit(lambda: publish(endpoint_id))
 
 
 def unpublish(host: str) -> None:
@@ -127,30 +144,23 @@ def unpublish(host: str) -> None:
         log.warning("could not remove routes for %s; the reconciler will", host)
 
 
-def publish_on_commit(endpoint_id) -> None:
-    transaction.on_commit(lambda: publish(endpoint_id))
-
-
 def publish_all() -> int:
     """Rebuild the whole table from Postgres (level-triggered repair). Returns entries."""
-    entries, unknown = {}, set()
-    for endpoint in OnlineEndpoint.objects.select_related("workspace").exclude(
-        provisioning_state="Deleting"
-    ):
-        try:
-            entries[host_of(endpoint)] = json.dumps(entry(endpoint))
-        except ReplicasUnknown as exc:
-            unknown.add(host_of(endpoint))
-            log.warning("routes for %s left as they were: %s", endpoint.name, exc)
+    entries = {
+        host_of(endpoint): entry(endpoint).to_json()
+        for endpoint in OnlineEndpoint.objects.select_related("workspace")
+        .prefetch_related("deployments")
+        .exclude(provisioning_state="Deleting")
+    }
     pipe = client().pipeline()
-    stale = set(k.decode() for k in client().hkeys(ROUTES)) - set(entries) - unknown
+    stale = {k.decode() for k in client().hkeys(ROUTES)} - set(entries)
     if stale:
         pipe.hdel(ROUTES, *stale)
     if entries:
         pipe.hset(ROUTES, mapping=entries)
     _signing_keys(pipe)
     if stale or entries:
-        pipe.publish(CHANGED, "*")
+        pipe.publish(CHANGED, ALL)
     pipe.execute()
     return len(entries)
 
@@ -164,7 +174,7 @@ def publish_signing_keys() -> None:
     try:
         pipe = client().pipeline()
         _signing_keys(pipe)
-        pipe.publish(CHANGED, "*")
+        pipe.publish(CHANGED, ALL)
         pipe.execute()
     except redis.RedisError:
         log.warning("could not publish signing keys; the reconciler will")

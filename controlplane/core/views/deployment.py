@@ -2,10 +2,12 @@
 
 import logging
 
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from controlplane import tasks
 from controlplane.arm.errors import ArmError
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
@@ -26,7 +28,6 @@ from controlplane.core.serializers.deployment import (
 from controlplane.core.services import deployment as deployment_service
 from controlplane.core.services import logs
 from controlplane.core.views.lookups import get_deployment, get_endpoint, principal_name
-from workers.backends import logs_of
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,21 @@ class GetLogsView(ArmView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if data["containerType"] == ContainerType.INFERENCE_SERVER:
+            # The replicas' output lives where they run: a worker reads it from the backend.
             try:
-                content = logs_of(deployment, data.get("tail"))
+                content = tasks.call(
+                    tasks.DEPLOYMENT_LOGS,
+                    timeout=settings.WEIR_LOGS_TIMEOUT,
+                    deployment_id=str(deployment.id),
+                    tail=data.get("tail"),
+                )
+            except CeleryTimeoutError:
+                raise ArmError(
+                    503,
+                    "ServiceUnavailable",
+                    "The replicas' logs are unavailable: no worker answered within "
+                    f"{settings.WEIR_LOGS_TIMEOUT:g}s.",
+                ) from None
             except Exception as exc:  # the cluster unreachable or refusing: say so, no 500
                 log.warning("logs of %s unavailable: %s", deployment.arm_id, exc)
                 raise ArmError(

@@ -12,6 +12,7 @@ cause.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -21,8 +22,9 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
-from workers.environments import SERVER_PACKAGES, EnvironmentSpec, run_step
-from workers.errors import PermanentError
+from dataplane.inference.command import server_command
+from workers.builds.environment import SERVER_PACKAGES, EnvironmentSpec, run_step
+from workers.errors import PermanentError, last_error
 
 SERVER_SOURCE = Path(__file__).resolve().parents[2] / "dataplane"
 MANIFEST_TYPES = ", ".join(
@@ -51,8 +53,7 @@ COPY dataplane /opt/weir/server/dataplane
 ENV PATH=/opt/weir/venv/bin:$PATH PYTHONPATH=/opt/weir/server PYTHONUNBUFFERED=1 \\
     AZUREML_MODEL_DIR={app}/azureml-models
 EXPOSE {port}
-CMD ["python", "-m", "dataplane.inference", "--entry-script", "{app}/code/score.py", \\
-     "--model-dir", "{app}/azureml-models", "--host", "0.0.0.0", "--port", "{port}"]
+CMD {command}
 """
 
 
@@ -112,7 +113,20 @@ def write_context(spec: EnvironmentSpec, context: Path) -> None:
     """Dockerfile, requirements.txt (the server's packages and the environment's) and the
     inference server's code."""
     (context / "Dockerfile").write_text(
-        DOCKERFILE.format(base=base_image(spec), python=spec.python, app=APP_DIR, port=SERVER_PORT)
+        DOCKERFILE.format(
+            base=base_image(spec),
+            python=spec.python,
+            app=APP_DIR,
+            port=SERVER_PORT,
+            command=json.dumps(
+                server_command(
+                    entry_script=f"{APP_DIR}/code/score.py",
+                    model_dir=f"{APP_DIR}/azureml-models",
+                    host="0.0.0.0",
+                    port=SERVER_PORT,
+                )
+            ),
+        )
     )
     (context / "requirements.txt").write_text("\n".join([*SERVER_PACKAGES, *spec.packages]) + "\n")
     shutil.copytree(
@@ -132,7 +146,7 @@ def build(reference: str, context: Path, say: Callable[[str], None]) -> None:
     if output is not None:
         raise PermanentError(
             "ImageBuildFailed",
-            f"building {reference} failed: {_last_error(output)}",
+            f"building {reference} failed: {last_error(output)}",
             details=output.splitlines()[-20:],
         )
 
@@ -147,13 +161,7 @@ def push(registry: Registry, reference: str, say: Callable[[str], None]) -> None
     if output is not None:
         raise PermanentError(
             "ImagePushFailed",
-            f"registry {registry.address} refused {reference}: {_last_error(output)}",
+            f"registry {registry.address} refused {reference}: {last_error(output)}",
             details=output.splitlines()[-20:],
         )
     say(f"pushed {reference}")
-
-
-def _last_error(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or ["no output"])[-1][:300]

@@ -1,5 +1,6 @@
-"""From a deployment to a replica plan: resolve its assets, place their files, build the
-agent spec. The steps are idempotent: a re-run finds its files and environment in place."""
+"""What every backend's replica plan is made of: the resolved assets, the revision, the
+placed model and code files, probes, limits. The steps are idempotent: a re-run finds its
+files in place."""
 
 from __future__ import annotations
 
@@ -10,19 +11,15 @@ import re
 import shutil
 from pathlib import Path
 
-from django.conf import settings
-
 from controlplane.blobstore.backends import backend as blob_backend
 from controlplane.blobstore.backends import read_chunks
 from controlplane.core import references
 from controlplane.core.durations import parse_seconds
 from controlplane.core.models import Blob
 from controlplane.core.services import storage
-from dataplane.agent.spec import DeploymentSpec, Probe
-from workers import environments
+from dataplane.agent.spec import Probe
 from workers.errors import PermanentError
 
-WEIR_ROOT = Path(__file__).resolve().parents[1]
 PLACED_MARKER = ".weir-placed"
 QUANTITY = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>Ki|Mi|Gi|Ti|K|M|G|T)?$")
 UNITS = {
@@ -188,92 +185,6 @@ def memory_limit(requirements: dict | None) -> int | None:
     return int(float(match["number"]) * UNITS[match["unit"]])
 
 
-def agent_spec(
-    deployment,
-    assets: Assets,
-    environment_dir: Path,
-    revision_id: str,
-    model_dir,
-    code_dir,
-    generation: str,
-) -> DeploymentSpec:
-    liveness, readiness = probes(deployment, assets)
-    concurrency = (deployment.request_settings or {}).get("maxConcurrentRequestsPerInstance") or 1
-    return DeploymentSpec(
-        id=str(deployment.id),
-        revision=revision_id,
-        generation=generation,
-        replicas=deployment.instance_count,
-        command=[
-            str(environment_dir / "bin" / "python"),
-            "-m",
-            "dataplane.inference",
-            "--entry-script",
-            str(code_dir / assets.scoring_script),
-            "--model-dir",
-            str(model_dir),
-            "--port",
-            "{port}",
-            "--concurrency",
-            str(concurrency),
-        ],
-        cwd=str(code_dir),
-        env={
-            **deployment.environment_variables,
-            "AZUREML_MODEL_DIR": str(model_dir),
-            "AZUREML_ENTRY_SCRIPT": assets.scoring_script,
-            "PYTHONPATH": str(WEIR_ROOT),
-        },
-        liveness=liveness,
-        readiness=readiness,
-        memory_limit_bytes=memory_limit(deployment.container_resource_requirements),
-        cpu_limit=cpu_limit(deployment.container_resource_requirements),
-    )
-
-
-def deployment_dir(deployment) -> Path:
-    return Path(settings.WEIR_DEPLOYMENT_DIR) / str(deployment.id)
-
-
-def environment_dir(assets: Assets, say) -> tuple[Path, str]:
-    spec = environments.spec_for(assets.environment)
-    return environments.ensure(spec, say), spec.content_hash()
-
-
-def kubernetes_plan(deployment, assets: Assets, image: str, revision_id: str, namespace: str):
-    """What the Kubernetes backend applies: the image, and model and code as blob directory
-    URLs with a read/list SAS the pods' init container fetches them with."""
-    from workers.backends.kubernetes import KubernetesPlan
-
-    def fetchable(uri: str) -> str:
-        location = storage.resolve(assets.workspace, uri)
-        path = location.path.rstrip("/")
-        token = storage.sas_token(
-            location.account,
-            location.container,
-            path,
-            "rl",
-            "d",
-            seconds=settings.WEIR_POD_SAS_LIFETIME,
-        )
-        return f"{storage.blob_url(location.account, location.container, path)}?{token}"
-
-    liveness, readiness = probes(deployment, assets)
-    requirements = deployment.container_resource_requirements or {}
-    return KubernetesPlan(
-        deployment_id=str(deployment.id),
-        endpoint=deployment.endpoint.name,
-        deployment=deployment.name,
-        namespace=namespace,
-        image=image,
-        replicas=deployment.instance_count,
-        revision=revision_id,
-        scoring_script=assets.scoring_script,
-        code_uri=fetchable(assets.code.code_uri),
-        model_uri=fetchable(assets.model.model_uri) if assets.model else None,
-        environment_variables=dict(deployment.environment_variables or {}),
-        liveness=liveness,
-        readiness=readiness,
-        requests=dict(requirements.get("containerResourceRequests") or {}),
-        limits=dict(requirements.get("containerResourceLimits") or {}),
-    )
+def concurrency(deployment) -> int:
+    """Requests one replica runs at once (maxConcurrentRequestsPerInstance)."""
+    return (deployment.request_settings or {}).get("maxConcurrentRequestsPerInstance") or 1

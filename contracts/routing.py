@@ -1,0 +1,133 @@
+"""The routing table the scoring router serves from.
+
+Each endpoint is one JSON entry (``EndpointRoute``) in the ``ROUTES`` hash, keyed by its
+scoring host (``{endpoint}.{workspace}.{domain}``); a message on ``CHANGED`` names the entry
+that changed (``ALL``: reload everything). ``SIGNING_KEYS`` maps key ids to the public
+halves of the keys that sign AMLToken scoring tokens. The control plane writes, the router
+reads; Postgres stays the source of truth and the table is rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+ROUTES = "weir:routes"
+SIGNING_KEYS = "weir:routes:signing-keys"
+CHANGED = "weir:routes:changed"
+ALL = "*"
+# Who signs scoring tokens (their ``iss`` claim).
+TOKEN_ISSUER = "weir"
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscaleRoute:
+    """What the router's autoscaler needs of a TargetUtilization deployment."""
+
+    min_instances: int
+    max_instances: int
+    target_utilization_percentage: int
+    polling_interval: float  # seconds
+
+    def to_wire(self) -> dict:
+        return {
+            "minInstances": self.min_instances,
+            "maxInstances": self.max_instances,
+            "targetUtilizationPercentage": self.target_utilization_percentage,
+            "pollingInterval": self.polling_interval,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict | None) -> AutoscaleRoute | None:
+        if not data:
+            return None
+        return cls(
+            min_instances=data["minInstances"],
+            max_instances=data["maxInstances"],
+            target_utilization_percentage=data["targetUtilizationPercentage"],
+            polling_interval=data["pollingInterval"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRoute:
+    """One deployment as the router sees it: where its ready replicas are and how it takes
+    requests."""
+
+    id: str
+    replicas: tuple[str, ...] = ()  # host:port of ready replicas
+    instance_count: int = 1
+    max_concurrent_requests_per_instance: int = 1
+    request_timeout: float = 5.0  # seconds
+    max_queue_wait: float = 0.5  # seconds
+    autoscale: AutoscaleRoute | None = None
+
+    def to_wire(self) -> dict:
+        return {
+            "id": self.id,
+            "replicas": list(self.replicas),
+            "instanceCount": self.instance_count,
+            "maxConcurrentRequestsPerInstance": self.max_concurrent_requests_per_instance,
+            "requestTimeout": self.request_timeout,
+            "maxQueueWait": self.max_queue_wait,
+            "autoscale": self.autoscale.to_wire() if self.autoscale else None,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict) -> DeploymentRoute:
+        return cls(
+            id=data["id"],
+            replicas=tuple(data.get("replicas") or ()),
+            instance_count=data.get("instanceCount", 1),
+            max_concurrent_requests_per_instance=data.get("maxConcurrentRequestsPerInstance", 1),
+            request_timeout=data.get("requestTimeout", 5.0),
+            max_queue_wait=data.get("maxQueueWait", 0.5),
+            autoscale=AutoscaleRoute.from_wire(data.get("autoscale")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRoute:
+    """One endpoint: who may call it (key digests — never keys — or the token audience),
+    how traffic and mirrored traffic split, and its deployments by name."""
+
+    name: str
+    workspace: str
+    auth_mode: str  # Key | AMLToken | AADToken
+    key_digests: tuple[str, ...] = ()
+    token_audience: str = ""
+    traffic: dict[str, int] = field(default_factory=dict)
+    mirror_traffic: dict[str, int] = field(default_factory=dict)
+    deployments: dict[str, DeploymentRoute] = field(default_factory=dict)
+
+    def to_wire(self) -> dict:
+        return {
+            "name": self.name,
+            "workspace": self.workspace,
+            "authMode": self.auth_mode,
+            "keyDigests": list(self.key_digests),
+            "tokenAudience": self.token_audience,
+            "traffic": self.traffic,
+            "mirrorTraffic": self.mirror_traffic,
+            "deployments": {name: d.to_wire() for name, d in self.deployments.items()},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_wire())
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> EndpointRoute:
+        data = json.loads(raw)
+        return cls(
+            name=data["name"],
+            workspace=data["workspace"],
+            auth_mode=data["authMode"],
+            key_digests=tuple(data.get("keyDigests") or ()),
+            token_audience=data.get("tokenAudience") or "",
+            traffic=data.get("traffic") or {},
+            mirror_traffic=data.get("mirrorTraffic") or {},
+            deployments={
+                name: DeploymentRoute.from_wire(d)
+                for name, d in (data.get("deployments") or {}).items()
+            },
+        )

@@ -1,0 +1,24 @@
+"""The inference server's command line, as every backend and tool starts a replica."""
+
+from __future__ import annotations
+
+
+def server_command(
+    *,
+    entry_script: str,
+    model_dir: str,
+    port: int | str,
+    python: str = "python",
+    host: str | None = None,
+    concurrency: int | None = None,
+) -> list[str]:
+    """``python -m dataplane.inference`` serving ``entry_script`` (``port`` may be a
+    placeholder such as ``"{port}"`` that the caller fills in)."""
+    command = [python, "-m", "dataplane.inference", "--entry-script", entry_script]
+    command += ["--model-dir", model_dir]
+    if host is not None:
+        command += ["--host", host]
+    command += ["--port", str(port)]
+    if concurrency is not None:
+        command += ["--concurrency", str(concurrency)]
+    return command

@@ -1,1 +1,0 @@
-"""Builders of what deployments run: images for Kubernetes compute."""
