@@ -1,5 +1,6 @@
-# Shared by bin/start and bin/test: make sure Postgres and Redis run, the virtualenv has
-# the pinned packages, and the database exists. Sourced, not run.
+# Shared by bin/start and bin/test: make sure Postgres and Redis run, the Debian packages a
+# command needs are installed, the virtualenv has the pinned packages, and the database
+# exists. Sourced, not run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +31,27 @@ ensure_services() {
         redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
             --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
         wait_for Redis redis-cli -h 127.0.0.1 ping
+    fi
+}
+
+ensure_system_packages() {  # ensure_system_packages DEBIAN_PACKAGE...
+    local missing=() package
+    for package in "$@"; do
+        if [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" != "install ok installed" ]
+        then
+            missing+=("$package")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing ${missing[*]}"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive
+        apt-get -y -q -o DPkg::Lock::Timeout=300)
+    # A fresh machine may have no package lists yet: fetch them once and try again.
+    if ! "${apt[@]}" install "${missing[@]}"; then
+        "${apt[@]}" update
+        "${apt[@]}" install "${missing[@]}"
     fi
 }
 

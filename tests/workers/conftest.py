@@ -26,17 +26,19 @@ ONLINE = ROOT / "examples" / "online"
 BASE = "localhost/weir-test-base:bookworm"
 BUILDAH = ["buildah", "--storage-driver", "vfs"]
 KUBERNETES_TOKEN = "test-token"
-PACKAGES = {
-    "buildah": "buildah",
-    "docker-registry": "docker-registry",
-    "debootstrap": "debootstrap",
-}
+# The commands these tests run, each from the Debian package of the same name; bin/test
+# installs them.
+TOOLS = ("buildah", "docker-registry", "debootstrap")
 
 
 def ensure_tools() -> None:
-    missing = [package for tool, package in PACKAGES.items() if not shutil.which(tool)]
+    missing = [tool for tool in TOOLS if not shutil.which(tool)]
     if missing:
-        subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True)
+        pytest.fail(
+            f"not installed: {', '.join(missing)}; bin/test installs them "
+            f"(Debian packages {' '.join(missing)})",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
