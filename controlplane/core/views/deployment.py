@@ -125,15 +125,13 @@ class SkusView(ArmView):
         return Response(page(request, skus, lambda sku: sku))
 
 
-class ScaleEventsView(ArmView):
+class ScaleEventsView(ArmListView):
     """The autoscaler's decisions on the deployment, newest first, with their inputs."""
 
-    @extend_schema(
-        operation_id="OnlineDeployments_ListScaleEvents",
-        parameters=[OpenApiParameter("$top", int), OpenApiParameter("$skip", str)],
-        responses=paged(ScaleEventSerializer),
-    )
-    def get(self, request, **kwargs):
-        deployment = get_deployment(kwargs)
-        events = deployment.scale_events.order_by("-decided_at", "-recorded_at")
-        return Response(page(request, events, lambda e: ScaleEventSerializer(e).data))
+    serializer_class = ScaleEventSerializer
+    operation_id = "OnlineDeployments_ListScaleEvents"
+    list_parameters = [OpenApiParameter("$top", int), OpenApiParameter("$skip", str)]
+
+    def rows(self):
+        deployment = get_deployment(self.kwargs)
+        return deployment.scale_events.order_by("-decided_at", "-recorded_at")
