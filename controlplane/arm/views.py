@@ -50,6 +50,11 @@ class ArmView(APIView):
             )
 
 
+def principal_name(request) -> str:
+    """Who a write is recorded as (systemData's createdBy and lastModifiedBy)."""
+    return request.user.get_username() if request.user else ""
+
+
 def check_api_version(request) -> None:
     version = request.GET.get("api-version")
     if version is None or version == "":

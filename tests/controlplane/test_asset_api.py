@@ -3,6 +3,7 @@
 import pytest
 
 from tests.conftest import assert_arm_error, url
+from tests.controlplane.arm_resource import ArmResourceTests
 
 MODEL = {
     "properties": {
@@ -10,6 +11,65 @@ MODEL = {
         "modelType": "custom_model",
     }
 }
+TYPE = "Microsoft.MachineLearningServices/workspaces"
+
+
+class ContainerTests(ArmResourceTests):
+    body = {"properties": {"description": "c"}}
+    update = {"properties": {"description": "d"}}
+    bad_name = "-bad"
+    bad_name_target = "name"
+
+    @pytest.fixture
+    def parent(self, workspace):
+        return workspace
+
+
+class VersionTests(ArmResourceTests):
+    names = ("1", "2")
+    bad_name = "a b"
+    bad_name_target = "version"
+
+    @pytest.fixture
+    def parent(self, workspace):
+        return workspace
+
+    @property
+    def update(self):
+        return {"properties": {**self.body["properties"], "description": "d"}}
+
+
+class TestModelContainerResource(ContainerTests):
+    collection = "/models"
+    resource_type = f"{TYPE}/models"
+
+
+class TestModelVersionResource(VersionTests):
+    collection = "/models/sk/versions"
+    resource_type = f"{TYPE}/models/versions"
+    body = MODEL
+
+
+class TestEnvironmentContainerResource(ContainerTests):
+    collection = "/environments"
+    resource_type = f"{TYPE}/environments"
+
+
+class TestEnvironmentVersionResource(VersionTests):
+    collection = "/environments/env/versions"
+    resource_type = f"{TYPE}/environments/versions"
+    body = {"properties": {"image": "python:3.11-slim"}}
+
+
+class TestCodeContainerResource(ContainerTests):
+    collection = "/codes"
+    resource_type = f"{TYPE}/codes"
+
+
+class TestCodeVersionResource(VersionTests):
+    collection = "/codes/score/versions"
+    resource_type = f"{TYPE}/codes/versions"
+    body = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/c/"}}
 
 
 def test_a_version_creates_its_container(client, workspace):
@@ -73,59 +133,8 @@ def test_environment_needs_an_image_or_build(client, workspace):
     assert response.json()["properties"]["osType"] == "Linux"
 
 
-def test_code_versions(client, workspace):
-    body = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/c/"}}
-    assert client.put(url("/codes/score/versions/1"), body, format="json").status_code == 201
-    listed = client.get(url("/codes/score/versions")).json()["value"]
-    assert [v["name"] for v in listed] == ["1"]
-
-
 @pytest.mark.parametrize(
     "path, target", [("/models/-bad/versions/1", "name"), ("/models/ok/versions/a b", "version")]
 )
 def test_asset_names_are_checked(client, workspace, path, target):
     assert_arm_error(client.put(url(path), MODEL, format="json"), 400, "ValidationError", target)
-
-
-def test_delete_version_then_container(client, workspace):
-    client.put(url("/models/sk/versions/1"), MODEL, format="json")
-    assert client.delete(url("/models/sk/versions/1")).status_code == 200
-    assert client.get(url("/models/sk/versions/1")).status_code == 404
-    assert client.delete(url("/models/sk/versions/1")).status_code == 204
-    assert client.delete(url("/models/sk")).status_code == 200
-    assert client.delete(url("/models/sk")).status_code == 204
-
-
-KINDS = {
-    "models": {"modelUri": "azureml://datastores/workspaceblobstore/paths/m/"},
-    "environments": {"image": "python:3.11-slim"},
-    "codes": {"codeUri": "azureml://datastores/workspaceblobstore/paths/c/"},
-}
-
-
-@pytest.mark.parametrize("collection", KINDS)
-def test_every_asset_route(client, workspace, collection):
-    container = f"/{collection}/thing"
-    created = client.put(url(container), {"properties": {"description": "c"}}, format="json")
-    assert created.status_code == 201
-    assert created.json()["type"] == f"Microsoft.MachineLearningServices/workspaces/{collection}"
-    assert (
-        client.put(url(container), {"properties": {"description": "c"}}, format="json").status_code
-        == 200
-    )
-    version = client.put(
-        url(f"{container}/versions/1"), {"properties": KINDS[collection]}, format="json"
-    )
-    assert version.status_code == 201
-    assert client.get(url(container)).json()["properties"]["latestVersion"] == "1"
-    listed = [c["name"] for c in client.get(url(f"/{collection}")).json()["value"]]
-    assert "thing" in listed  # beside what every test workspace holds
-    assert [v["name"] for v in client.get(url(f"{container}/versions")).json()["value"]] == ["1"]
-    assert (
-        client.get(url(f"{container}/versions/1"))
-        .json()["id"]
-        .endswith(f"/{collection}/thing/versions/1")
-    )
-    assert client.delete(url(f"{container}/versions/1")).status_code == 200
-    assert client.delete(url(container)).status_code == 200
-    assert client.get(url(container)).status_code == 404

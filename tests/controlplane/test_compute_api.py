@@ -1,6 +1,9 @@
 """Kubernetes computes attached to a workspace: synchronous PUT/GET/list/DELETE."""
 
+import pytest
+
 from tests.conftest import assert_arm_error, put_endpoint, run_operations, url
+from tests.controlplane.arm_resource import ArmResourceTests
 
 KUBERNETES = {
     "location": "local",
@@ -12,20 +15,23 @@ KUBERNETES = {
 }
 
 
-def test_attach_show_list_and_detach(client, workspace):
-    created = client.put(url("/computes/k8s"), KUBERNETES, format="json")
-    assert created.status_code == 201, created.content
-    body = created.json()
-    assert body["type"] == "Microsoft.MachineLearningServices/workspaces/computes"
+class TestComputeResource(ArmResourceTests):
+    collection = "/computes"
+    resource_type = "Microsoft.MachineLearningServices/workspaces/computes"
+    body = KUBERNETES
+    update = {**KUBERNETES, "properties": {**KUBERNETES["properties"], "description": "d"}}
+
+    @pytest.fixture
+    def parent(self, workspace):
+        return workspace
+
+
+def test_it_attaches_a_kubernetes_cluster(client, workspace):
+    body = client.put(url("/computes/k8s"), KUBERNETES, format="json").json()
     assert body["properties"]["computeType"] == "Kubernetes"
     assert body["properties"]["provisioningState"] == "Succeeded"
     assert body["properties"]["properties"]["namespace"] == "team-a"
     assert body["properties"]["properties"]["defaultInstanceType"] == "defaultinstancetype"
-    assert client.put(url("/computes/K8S"), KUBERNETES, format="json").status_code == 200
-    assert [c["name"] for c in client.get(url("/computes")).json()["value"]] == ["k8s"]
-    assert client.delete(url("/computes/k8s")).status_code == 200
-    assert_arm_error(client.get(url("/computes/k8s")), 404, "ResourceNotFound")
-    assert client.delete(url("/computes/k8s")).status_code == 204
 
 
 def test_only_kubernetes_with_a_valid_namespace(client, workspace):

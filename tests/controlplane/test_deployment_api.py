@@ -4,9 +4,36 @@ import pytest
 from django.test import override_settings
 
 from controlplane.core.models import OnlineDeployment
-from tests.conftest import assert_arm_error, put_deployment, put_endpoint, run_operations, url
+from tests.conftest import (
+    DEFAULT_DEPLOYMENT,
+    assert_arm_error,
+    put_deployment,
+    put_endpoint,
+    run_operations,
+    url,
+)
+from tests.controlplane.arm_resource import ArmResourceTests
 
 DEP = "/onlineEndpoints/ep1/deployments/blue"
+BODY = {
+    "location": "local",
+    "sku": {"name": "Default", "capacity": 1},
+    "properties": {"endpointComputeType": "Managed", **DEFAULT_DEPLOYMENT},
+}
+
+
+class TestOnlineDeploymentResource(ArmResourceTests):
+    collection = "/onlineEndpoints/ep1/deployments"
+    resource_type = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"
+    body = BODY
+    update = {**BODY, "properties": {**BODY["properties"], "description": "d"}}
+    bad_name = "b"
+    bad_name_target = "deploymentName"
+    long_running = True
+
+    @pytest.fixture
+    def parent(self, endpoint):
+        return endpoint
 
 
 @pytest.fixture

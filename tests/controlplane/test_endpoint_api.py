@@ -5,9 +5,24 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from controlplane.core.models import OnlineEndpoint, Operation
+from controlplane.core.models import OnlineEndpoint
 from controlplane.core.services.keys import verify_token
 from tests.conftest import assert_arm_error, put_deployment, put_endpoint, run_operations, url
+from tests.controlplane.arm_resource import ArmResourceTests
+
+
+class TestOnlineEndpointResource(ArmResourceTests):
+    collection = "/onlineEndpoints"
+    resource_type = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+    body = {"location": "local", "properties": {"authMode": "Key"}}
+    update = {"location": "local", "properties": {"authMode": "Key", "description": "d"}}
+    bad_name = "ab"
+    bad_name_target = "endpointName"
+    long_running = True
+
+    @pytest.fixture
+    def parent(self, workspace):
+        return workspace
 
 
 def poll(client, absolute_url: str):
@@ -35,15 +50,6 @@ def test_create_answers_201_creating_with_an_operation_to_poll(client, workspace
     assert got["properties"]["provisioningState"] == "Succeeded"
 
 
-def test_the_same_put_twice_starts_one_operation(client, endpoint):
-    etag = client.get(url("/onlineEndpoints/ep1"))["ETag"]
-    again = put_endpoint(client)
-    assert again.status_code == 200
-    assert "Azure-AsyncOperation" not in again
-    assert again["ETag"] == etag
-    assert Operation.objects.count() == 1
-
-
 def test_a_changed_put_updates(client, endpoint):
     response = put_endpoint(client, description="new")
     assert response.status_code == 200
@@ -65,13 +71,6 @@ def test_a_put_while_an_operation_runs_is_a_conflict(client, workspace):
 def test_endpoint_names_follow_azure_rules(client, workspace, name):
     assert_arm_error(put_endpoint(client, name=name), 400, "ValidationError", "endpointName")
     assert not OnlineEndpoint.objects.exists()
-
-
-def test_endpoint_names_are_unique_ignoring_case(client, endpoint):
-    response = put_endpoint(client, name="EP1")
-    assert response.status_code == 200
-    assert response.json()["name"] == "ep1"
-    assert OnlineEndpoint.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -169,10 +168,6 @@ def test_list_filters_by_tag(client, workspace):
     assert names == ["tagged"]
 
 
-def test_missing_endpoint_is_404(client, workspace):
-    assert_arm_error(client.get(url("/onlineEndpoints/nope")), 404, "ResourceNotFound")
-
-
 def test_delete_is_asynchronous_and_removes_deployments(client, two_deployments):
     response = client.delete(url("/onlineEndpoints/ep1"))
     assert response.status_code == 202
@@ -268,25 +263,6 @@ def test_token_is_signed_and_expires(client, workspace):
         expired = client.post(url("/onlineEndpoints/tok/token")).json()
     with pytest.raises(jwt.ExpiredSignatureError):
         verify_token(expired["accessToken"], endpoint)
-
-
-def test_if_match_guards_endpoint_writes(client, endpoint):
-    etag = client.get(url("/onlineEndpoints/ep1"))["ETag"]
-    stale = client.put(
-        url("/onlineEndpoints/ep1"),
-        {"location": "local", "properties": {"authMode": "Key", "description": "x"}},
-        format="json",
-        HTTP_IF_MATCH='"0000"',
-    )
-    assert_arm_error(stale, 412, "PreconditionFailed", "If-Match")
-    assert OnlineEndpoint.objects.get().description is None
-    assert_arm_error(
-        client.delete(url("/onlineEndpoints/ep1"), HTTP_IF_MATCH='"0000"'),
-        412,
-        "PreconditionFailed",
-    )
-    ok = put_endpoint(client, description="x", headers={"HTTP_IF_MATCH": etag})
-    assert ok.status_code == 200
 
 
 def test_an_unknown_operation_is_404(client, workspace):

@@ -17,7 +17,7 @@ from controlplane.core.models import (
 )
 from controlplane.core.serializers import asset as s
 from controlplane.core.services import storage
-from controlplane.core.services.rows import create_or_conflict, save_changes
+from controlplane.core.services.rows import create_or_conflict, lock, save_changes, upsert
 
 CONTAINER_FIELDS = ("description", "tags", "properties", "is_archived")
 BASE_VERSION_FIELDS = ("description", "tags", "properties", "is_archived", "is_anonymous")
@@ -76,36 +76,54 @@ def _values(data: dict, fields) -> dict:
     return values
 
 
+def find_container(kind: AssetKind, workspace, name: str):
+    return kind.container_model.objects.filter(workspace=workspace, name__iexact=name).first()
+
+
+def find_version(container, name: str):
+    return container.versions.filter(name__iexact=name).first()
+
+
 def put_container(kind: AssetKind, workspace, name: str, data: dict, principal: str, check):
-    """Create or update a container. Returns (container, created)."""
-    values = _values(data, CONTAINER_FIELDS)
-    with transaction.atomic():
-        container = (
-            kind.container_model.objects.select_for_update()
-            .filter(workspace=workspace, name__iexact=name)
-            .first()
-        )
-        check(container.etag if container else None)
-        if container is None:
-            container = create_or_conflict(
-                kind.container_model,
-                workspace=workspace,
-                name=name,
-                created_by=principal,
-                modified_by=principal,
-                **values,
-            )
-            return container, True
-        save_changes(container, principal, values)
-        return container, False
+    """Create or update a container. Returns (container, created, None)."""
+    return upsert(
+        kind.container_model.objects.filter(workspace=workspace, name__iexact=name),
+        check,
+        principal,
+        _values(data, CONTAINER_FIELDS),
+        new=lambda: {"workspace": workspace, "name": name},
+    )
 
 
 def put_version(
     kind: AssetKind, workspace, name: str, version_name: str, data: dict, principal: str, check
 ):
     """Register a version (creating its container, as Azure does), or change its metadata.
-    A PUT that changes its content is 409: versions are immutable. Returns (version, created).
+    A PUT that changes its content is 409: versions are immutable. Returns (version,
+    created, None).
     """
+
+    def new() -> dict:
+        fields = {"container": container, "name": version_name}
+        if kind.uri_field and values.get(kind.uri_field):
+            uri = check_content(workspace, values[kind.uri_field], kind.uri_field)
+            fields[kind.uri_field] = uri
+        return fields
+
+    def update(version, values: dict) -> None:
+        changed = {f for f, v in values.items() if getattr(version, f) != v}
+        immutable = sorted(changed - MUTABLE_VERSION_FIELDS)
+        if immutable:
+            raise ArmError(
+                409,
+                "Conflict",
+                f"{kind.label} version '{container.name}:{version.name}' already exists with "
+                f"different content ({', '.join(immutable)}); versions are immutable. "
+                "Register a new version instead.",
+                "version",
+            )
+        save_changes(version, principal, values)
+
     values = _values(data, kind.version_fields)
     with transaction.atomic():
         container = (
@@ -119,34 +137,20 @@ def put_version(
             created_by=principal,
             modified_by=principal,
         )
-        version = container.versions.select_for_update().filter(name__iexact=version_name).first()
-        check(version.etag if version else None)
-        if version is None:
-            if kind.uri_field and values.get(kind.uri_field):
-                uri = check_content(workspace, values[kind.uri_field], kind.uri_field)
-                values[kind.uri_field] = uri
-            version = create_or_conflict(
-                kind.version_model,
-                container=container,
-                name=version_name,
-                created_by=principal,
-                modified_by=principal,
-                **values,
-            )
-            return version, True
-        changed = {f for f, v in values.items() if getattr(version, f) != v}
-        immutable = sorted(changed - MUTABLE_VERSION_FIELDS)
-        if immutable:
-            raise ArmError(
-                409,
-                "Conflict",
-                f"{kind.label} version '{container.name}:{version.name}' already exists with "
-                f"different content ({', '.join(immutable)}); versions are immutable. "
-                "Register a new version instead.",
-                "version",
-            )
-        save_changes(version, principal, {field: values[field] for field in changed})
-        return version, False
+        return upsert(
+            container.versions.filter(name__iexact=version_name),
+            check,
+            principal,
+            values,
+            new=new,
+            update=update,
+        )
+
+
+def delete(row, principal: str, check) -> None:
+    """DELETE of a container (with its versions) or a version."""
+    with transaction.atomic():
+        lock(row, check).delete()
 
 
 URI_TARGETS = {"code_uri": "properties.codeUri", "model_uri": "properties.modelUri"}

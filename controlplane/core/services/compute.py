@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from controlplane.arm.errors import bad_request, conflict
+from controlplane.arm.errors import conflict
 from controlplane.core.models import Compute, OnlineEndpoint, Workspace
-from controlplane.core.services.rows import create_or_conflict, save_changes
+from controlplane.core.services.rows import Fixed, lock, upsert
 
 FIELDS = ("tags", "compute_type", "description", "resource_id", "namespace", "properties")
 
@@ -20,30 +20,24 @@ def _values(data: dict) -> dict:
     return values
 
 
+def find(workspace: Workspace, name: str) -> Compute | None:
+    return _by_name(workspace, name).select_related("workspace").first()
+
+
+def _by_name(workspace: Workspace, name: str):
+    return Compute.objects.filter(workspace=workspace, name__iexact=name)
+
+
 def create_or_update(workspace: Workspace, name: str, data: dict, principal: str, check):
-    values = _values(data)
-    with transaction.atomic():
-        compute = (
-            Compute.objects.select_for_update()
-            .filter(workspace=workspace, name__iexact=name)
-            .first()
-        )
-        check(compute.etag if compute else None)
-        if compute is None:
-            compute = create_or_conflict(
-                Compute,
-                workspace=workspace,
-                name=name,
-                location=data["location"],
-                created_by=principal,
-                modified_by=principal,
-                **values,
-            )
-            return compute, True
-        if data["location"].lower() != compute.location.lower():
-            raise bad_request("location cannot change after creation.", "location")
-        save_changes(compute, principal, values)
-        return compute, False
+    """PUT: attach the cluster, or replace its settings (location is fixed)."""
+    return upsert(
+        _by_name(workspace, name),
+        check,
+        principal,
+        _values(data),
+        new=lambda: {"workspace": workspace, "name": name},
+        fixed=(Fixed("location", data["location"], "location"),),
+    )
 
 
 def named(workspace: Workspace, reference: str | None) -> Compute | None:
@@ -51,14 +45,13 @@ def named(workspace: Workspace, reference: str | None) -> Compute | None:
     if not reference:
         return None
     name = reference.removeprefix("azureml:").rstrip("/").rsplit("/computes/", 1)[-1]
-    return Compute.objects.filter(workspace=workspace, name__iexact=name).first()
+    return _by_name(workspace, name).first()
 
 
-def delete(compute: Compute, check) -> None:
+def delete(compute: Compute, principal: str, check) -> None:
     """Refused while an endpoint sends its deployments there."""
     with transaction.atomic():
-        compute = Compute.objects.select_for_update().get(pk=compute.pk)
-        check(compute.etag)
+        compute = lock(compute, check)
         users = sorted(
             endpoint.name
             for endpoint in OnlineEndpoint.objects.filter(workspace=compute.workspace)

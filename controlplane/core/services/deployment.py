@@ -13,7 +13,7 @@ from controlplane.core.choices import DeploymentProvisioningState as State
 from controlplane.core.choices import OperationKind, ScaleAction
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation, ScaleEvent
 from controlplane.core.services import operations
-from controlplane.core.services.rows import create_or_conflict, save_changes
+from controlplane.core.services.rows import SAYS_CURRENT, Fixed, lock, save_changes, upsert
 
 # Who changes an autoscaled deployment's instance count (createdBy/lastModifiedBy).
 AUTOSCALER = "weir-autoscaler"
@@ -73,51 +73,31 @@ def _lock_endpoint(endpoint: OnlineEndpoint) -> OnlineEndpoint:
     return endpoint
 
 
+def find(endpoint: OnlineEndpoint, name: str) -> OnlineDeployment | None:
+    return _by_name(endpoint, name).select_related("endpoint__workspace").first()
+
+
+def _by_name(endpoint: OnlineEndpoint, name: str):
+    return OnlineDeployment.objects.filter(endpoint=endpoint, name__iexact=name)
+
+
 def create_or_update(
     endpoint: OnlineEndpoint, name: str, data: dict, principal: str, check_preconditions
 ) -> tuple[OnlineDeployment, bool, Operation | None]:
     """PUT: create (Creating), change instance count only (Scaling) or replace (Updating)."""
     values = normalize(data)
-    with transaction.atomic():
-        endpoint = _lock_endpoint(endpoint)
-        deployment = (
-            OnlineDeployment.objects.select_for_update()
-            .filter(endpoint=endpoint, name__iexact=name)
-            .first()
-        )
-        check_preconditions(deployment.etag if deployment else None)
-        if deployment is None:
-            limit = settings.WEIR_MAX_DEPLOYMENTS_PER_ENDPOINT
-            if endpoint.deployments.count() >= limit:
-                raise bad_request(
-                    f"Endpoint '{endpoint.name}' already has {limit} deployments, the maximum.",
-                    "name",
-                )
-            deployment = create_or_conflict(
-                OnlineDeployment,
-                endpoint=endpoint,
-                name=name,
-                location=data["location"],
-                provisioning_state=State.CREATING,
-                created_by=principal,
-                modified_by=principal,
-                **values,
-            )
-            operation = operations.start(
-                OperationKind.CREATE_OR_UPDATE_DEPLOYMENT, resource=deployment, principal=principal
-            )
-            return deployment, True, operation
+    compute_type = values.pop("endpoint_compute_type")
 
-        if data["location"].lower() != deployment.location.lower():
+    def new() -> dict:
+        limit = settings.WEIR_MAX_DEPLOYMENTS_PER_ENDPOINT
+        if endpoint.deployments.count() >= limit:
             raise bad_request(
-                f"location cannot change from '{deployment.location}' after creation.",
-                "location",
+                f"Endpoint '{endpoint.name}' already has {limit} deployments, the maximum.",
+                "name",
             )
-        if values["endpoint_compute_type"] != deployment.endpoint_compute_type:
-            raise bad_request(
-                "endpointComputeType cannot change after creation.",
-                "properties.endpointComputeType",
-            )
+        return {"endpoint": endpoint, "name": name, "provisioning_state": State.CREATING}
+
+    def update(deployment: OnlineDeployment, values: dict) -> Operation | None:
         if _autoscaled(values):
             # The autoscaler owns the instance count; a PUT only moves it into min..max.
             count = _within_limits(values["scale_settings"], deployment.instance_count)
@@ -125,7 +105,7 @@ def create_or_update(
             values["instance_count"] = count
         changed = {f for f, v in values.items() if getattr(deployment, f) != v}
         if not changed and deployment.provisioning_state == State.SUCCEEDED:
-            return deployment, False, None
+            return None
         scale_only = changed <= {"sku", "instance_count"} and changed
         target = State.SCALING if scale_only else State.UPDATING
         states.check_edge(deployment.provisioning_state, target)
@@ -133,7 +113,28 @@ def create_or_update(
             setattr(deployment, field, value)
         _save_with_state(deployment, target, principal)
         kind = OperationKind.SCALE_DEPLOYMENT if scale_only else OperationKind.UPDATE_DEPLOYMENT
-        return deployment, False, operations.start(kind, resource=deployment, principal=principal)
+        return operations.start(kind, resource=deployment, principal=principal)
+
+    def created(deployment: OnlineDeployment) -> Operation:
+        return operations.start(
+            OperationKind.CREATE_OR_UPDATE_DEPLOYMENT, resource=deployment, principal=principal
+        )
+
+    with transaction.atomic():
+        endpoint = _lock_endpoint(endpoint)
+        return upsert(
+            _by_name(endpoint, name),
+            check_preconditions,
+            principal,
+            values,
+            new=new,
+            fixed=(
+                Fixed("location", data["location"], "location", SAYS_CURRENT),
+                Fixed("endpoint_compute_type", compute_type, "properties.endpointComputeType"),
+            ),
+            update=update,
+            on_create=created,
+        )
 
 
 def patch(
@@ -142,8 +143,7 @@ def patch(
     """PATCH: tags replace the map; sku merges, and a new sku.capacity scales (an operation)."""
     with transaction.atomic():
         _lock_endpoint(deployment.endpoint)
-        deployment = OnlineDeployment.objects.select_for_update().get(pk=deployment.pk)
-        check_preconditions(deployment.etag)
+        deployment = lock(deployment, check_preconditions)
         if states.is_busy(deployment.provisioning_state):
             raise states.IllegalTransition(deployment.provisioning_state, State.UPDATING)
         if "tags" in data:
@@ -170,8 +170,7 @@ def delete(deployment: OnlineDeployment, principal: str, check_preconditions) ->
     """DELETE: refused while the endpoint sends it live or mirrored traffic."""
     with transaction.atomic():
         endpoint = OnlineEndpoint.objects.select_for_update().get(pk=deployment.endpoint_id)
-        deployment = OnlineDeployment.objects.select_for_update().get(pk=deployment.pk)
-        check_preconditions(deployment.etag)
+        deployment = lock(deployment, check_preconditions)
         for field, weights in (
             ("traffic", endpoint.traffic),
             ("mirrorTraffic", endpoint.mirror_traffic),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from controlplane.arm.errors import ArmError, bad_request, conflict
+from controlplane.arm.errors import ArmError, conflict
 from controlplane.core import states
 from controlplane.core.choices import KeyType, OperationKind, ProvisioningState
 from controlplane.core.models import OnlineEndpoint, Operation
 from controlplane.core.models.base import new_etag
 from controlplane.core.models.endpoint import scoring_host
 from controlplane.core.services import keys, operations, routing
-from controlplane.core.services.rows import create_or_conflict, save_changes
+from controlplane.core.services.rows import SAYS_CURRENT, Fixed, lock, save_changes, upsert
 
 # Columns a PUT sets; a PUT that changes none of them is a no-op.
 ENDPOINT_FIELDS = (
@@ -37,6 +37,14 @@ def normalize(data: dict) -> dict:
     return values
 
 
+def find(workspace, name: str) -> OnlineEndpoint | None:
+    return _by_name(workspace, name).select_related("workspace").first()
+
+
+def _by_name(workspace, name: str):
+    return OnlineEndpoint.objects.filter(workspace=workspace, name__iexact=name)
+
+
 def create_or_update(
     workspace, name: str, data: dict, principal: str, check_preconditions
 ) -> tuple[OnlineEndpoint, bool, Operation | None]:
@@ -44,64 +52,57 @@ def create_or_update(
 
     Returns the endpoint, whether it was created, and the operation (None when the PUT
     changed nothing, so the same PUT twice starts one operation)."""
-    values = normalize(data)
-    with transaction.atomic():
-        endpoint = (
-            OnlineEndpoint.objects.select_for_update()
-            .filter(workspace=workspace, name__iexact=name)
-            .first()
-        )
-        check_preconditions(endpoint.etag if endpoint else None)
-        if endpoint is None:
-            host = scoring_host(name, workspace.name)
-            if OnlineEndpoint.objects.filter(scoring_host=host).exists():
-                raise conflict(
-                    f"The scoring host {host} belongs to an endpoint in another workspace of "
-                    "the same name; choose another endpoint name.",
-                    "endpointName",
-                )
-            initial_keys = data.get("keys") or {}
-            endpoint = create_or_conflict(
-                OnlineEndpoint,
-                workspace=workspace,
-                name=name,
-                location=data["location"],
-                scoring_host=host,
-                primary_key=initial_keys.get("primaryKey") or keys.generate_key(),
-                secondary_key=initial_keys.get("secondaryKey") or keys.generate_key(),
-                provisioning_state=ProvisioningState.CREATING,
-                created_by=principal,
-                modified_by=principal,
-                **values,
-            )
-            operation = operations.start(
-                OperationKind.CREATE_OR_UPDATE_ENDPOINT, resource=endpoint, principal=principal
-            )
-            return endpoint, True, operation
 
-        if data["location"].lower() != endpoint.location.lower():
-            raise bad_request(
-                f"location cannot change from '{endpoint.location}' after creation.", "location"
+    def new() -> dict:
+        host = scoring_host(name, workspace.name)
+        if OnlineEndpoint.objects.filter(scoring_host=host).exists():
+            raise conflict(
+                f"The scoring host {host} belongs to an endpoint in another workspace of "
+                "the same name; choose another endpoint name.",
+                "endpointName",
             )
+        initial_keys = data.get("keys") or {}
+        return {
+            "workspace": workspace,
+            "name": name,
+            "scoring_host": host,
+            "primary_key": initial_keys.get("primaryKey") or keys.generate_key(),
+            "secondary_key": initial_keys.get("secondaryKey") or keys.generate_key(),
+            "provisioning_state": ProvisioningState.CREATING,
+        }
+
+    def update(endpoint: OnlineEndpoint, values: dict) -> Operation | None:
         unchanged = all(getattr(endpoint, f) == v for f, v in values.items())
         if unchanged and endpoint.provisioning_state == ProvisioningState.SUCCEEDED:
-            return endpoint, False, None
+            return None
         states.check_edge(endpoint.provisioning_state, ProvisioningState.UPDATING)
         save_changes(
             endpoint, principal, {**values, "provisioning_state": ProvisioningState.UPDATING}
         )
-        operation = operations.start(
+        return apply(endpoint)
+
+    def apply(endpoint: OnlineEndpoint) -> Operation:
+        return operations.start(
             OperationKind.CREATE_OR_UPDATE_ENDPOINT, resource=endpoint, principal=principal
         )
-        return endpoint, False, operation
+
+    return upsert(
+        _by_name(workspace, name),
+        check_preconditions,
+        principal,
+        normalize(data),
+        new=new,
+        fixed=(Fixed("location", data["location"], "location", SAYS_CURRENT),),
+        update=update,
+        on_create=apply,
+    )
 
 
 def patch(endpoint: OnlineEndpoint, data: dict, principal: str, check_preconditions) -> None:
     """PATCH: tags replace the whole map; identity replaces the identity. No work to run,
     so it answers synchronously."""
     with transaction.atomic():
-        endpoint = OnlineEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        check_preconditions(endpoint.etag)
+        endpoint = lock(endpoint, check_preconditions)
         # Tags and identity are metadata: they may change while an operation runs,
         # but not once the endpoint is going away.
         if endpoint.provisioning_state == ProvisioningState.DELETING:
@@ -116,8 +117,7 @@ def patch(endpoint: OnlineEndpoint, data: dict, principal: str, check_preconditi
 def delete(endpoint: OnlineEndpoint, principal: str, check_preconditions) -> Operation:
     """DELETE: the endpoint and all its deployments go to Deleting; a worker removes them."""
     with transaction.atomic():
-        endpoint = OnlineEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        check_preconditions(endpoint.etag)
+        endpoint = lock(endpoint, check_preconditions)
         if endpoint.provisioning_state == ProvisioningState.DELETING:
             running = operations.running_for(endpoint)
             if running is not None:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from controlplane.arm.errors import bad_request, conflict
+from controlplane.arm.errors import conflict
 from controlplane.core.models import Workspace
-from controlplane.core.services.rows import create_or_conflict, save_changes
+from controlplane.core.services.rows import Fixed, lock, save_changes, upsert
 
 WORKSPACE_FIELDS = ("tags", "kind", "identity", "sku", "friendly_name", "description", "settings")
 
 
-def find(subscription_id: str, resource_group: str, name: str, *, lock: bool = False):
-    queryset = Workspace.objects.select_for_update() if lock else Workspace.objects
-    return queryset.filter(
+def named(subscription_id: str, resource_group: str, name: str):
+    return Workspace.objects.filter(
         subscription_id__iexact=subscription_id,
         resource_group__iexact=resource_group,
         name__iexact=name,
-    ).first()
+    )
+
+
+def find(subscription_id: str, resource_group: str, name: str) -> Workspace | None:
+    return named(subscription_id, resource_group, name).first()
 
 
 def _values(data: dict) -> dict:
@@ -28,36 +31,29 @@ def _values(data: dict) -> dict:
 
 
 def create_or_update(
-    subscription_id: str, resource_group: str, name: str, data: dict, principal: str, check
-) -> tuple[Workspace, bool]:
-    """PUT: create, or replace the settings (location is fixed). Returns (workspace, created)."""
-    values = _values(data)
-    with transaction.atomic():
-        workspace = find(subscription_id, resource_group, name, lock=True)
-        check(workspace.etag if workspace else None)
-        if workspace is None:
-            workspace = create_or_conflict(
-                Workspace,
-                subscription_id=subscription_id,
-                resource_group=resource_group,
-                name=name,
-                location=data["location"],
-                created_by=principal,
-                modified_by=principal,
-                **values,
-            )
-            return workspace, True
-        if data["location"].lower() != workspace.location.lower():
-            raise bad_request("location cannot change after creation.", "location")
-        save_changes(workspace, principal, values)
-        return workspace, False
+    scope: tuple[str, str], name: str, data: dict, principal: str, check
+) -> tuple[Workspace, bool, None]:
+    """PUT in ``scope`` (subscription, resource group): create, or replace the settings
+    (location is fixed). Returns (workspace, created, None): nothing runs afterwards."""
+    subscription_id, resource_group = scope
+    return upsert(
+        named(subscription_id, resource_group, name),
+        check,
+        principal,
+        _values(data),
+        new=lambda: {
+            "subscription_id": subscription_id,
+            "resource_group": resource_group,
+            "name": name,
+        },
+        fixed=(Fixed("location", data["location"], "location"),),
+    )
 
 
-def patch(workspace: Workspace, data: dict, principal: str, check) -> Workspace:
+def patch(workspace: Workspace, data: dict, principal: str, check) -> None:
     """PATCH: tags replace the map; sku and properties merge."""
     with transaction.atomic():
-        workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
-        check(workspace.etag)
+        workspace = lock(workspace, check)
         if "tags" in data:
             workspace.tags = data["tags"] or {}
         if data.get("sku"):
@@ -68,14 +64,12 @@ def patch(workspace: Workspace, data: dict, principal: str, check) -> Workspace:
         if data.get("settings"):
             workspace.settings = {**workspace.settings, **data["settings"]}
         save_changes(workspace, principal)
-        return workspace
 
 
-def delete(workspace: Workspace, check) -> None:
+def delete(workspace: Workspace, principal: str, check) -> None:
     """DELETE: refused while the workspace holds online endpoints; assets go with it."""
     with transaction.atomic():
-        workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
-        check(workspace.etag)
+        workspace = lock(workspace, check)
         endpoints = sorted(workspace.online_endpoints.values_list("name", flat=True))
         if endpoints:
             raise conflict(

@@ -11,8 +11,8 @@ from controlplane import tasks
 from controlplane.arm.errors import ArmError
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
-from controlplane.arm.responses import accepted_response, put_response, resource_response
-from controlplane.arm.schema import ACCEPTED, ASYNC_DELETE, paged
+from controlplane.arm.resources import ArmListView, ArmResourceView
+from controlplane.arm.schema import paged
 from controlplane.arm.views import ArmView
 from controlplane.core import names
 from controlplane.core.choices import ContainerType
@@ -27,98 +27,56 @@ from controlplane.core.serializers.deployment import (
 )
 from controlplane.core.services import deployment as deployment_service
 from controlplane.core.services import logs
-from controlplane.core.views.lookups import get_deployment, get_endpoint, principal_name
+from controlplane.core.views.lookups import get_deployment, get_endpoint
 
 log = logging.getLogger(__name__)
 
 
-def _body(deployment) -> dict:
-    return OnlineDeploymentSerializer(deployment).data
+class OnlineDeploymentListView(ArmListView):
+    serializer_class = OnlineDeploymentSerializer
+    operation_id = "OnlineDeployments_List"
+    list_parameters = [
+        OpenApiParameter("$orderBy", str),
+        OpenApiParameter("$top", int),
+        OpenApiParameter("$skip", str),
+    ]
 
-
-class OnlineDeploymentListView(ArmView):
-    @extend_schema(
-        operation_id="OnlineDeployments_List",
-        parameters=[
-            OpenApiParameter("$orderBy", str),
-            OpenApiParameter("$top", int),
-            OpenApiParameter("$skip", str),
-        ],
-        responses=paged(OnlineDeploymentSerializer),
-    )
-    def get(self, request, **kwargs):
-        endpoint = get_endpoint(kwargs)
+    def rows(self):
+        query = self.request.query_params
+        endpoint = get_endpoint(self.kwargs)
         queryset = OnlineDeployment.objects.filter(endpoint=endpoint).select_related(
             "endpoint__workspace"
         )
-        queryset = filter_tags(queryset, request.query_params.get("tags"))
+        queryset = filter_tags(queryset, query.get("tags"))
         order = {
             "createdtime desc": "-created_at",
             "createdtime asc": "created_at",
             "createdat desc": "-created_at",
             "createdat asc": "created_at",
-        }.get(request.query_params.get("$orderBy", "").lower(), "created_at")
-        return Response(page(request, queryset.order_by(order, "name"), _body))
+        }.get(query.get("$orderBy", "").lower(), "created_at")
+        return queryset.order_by(order, "name")
 
 
-class OnlineDeploymentView(ArmView):
-    @extend_schema(operation_id="OnlineDeployments_Get", responses=OnlineDeploymentSerializer)
-    def get(self, request, **kwargs):
-        return resource_response(OnlineDeploymentSerializer, get_deployment(kwargs))
+class OnlineDeploymentView(ArmResourceView):
+    serializer_class = OnlineDeploymentSerializer
+    update_serializer_class = OnlineDeploymentUpdateSerializer
+    long_running = True
+    operation_group = "OnlineDeployments"
+    label = "Online deployment"
+    name_kwarg = "deploymentName"
+    service = deployment_service
 
-    @extend_schema(
-        operation_id="OnlineDeployments_CreateOrUpdate",
-        request=OnlineDeploymentSerializer,
-        responses={200: OnlineDeploymentSerializer, 201: OnlineDeploymentSerializer},
-    )
-    def put(self, request, **kwargs):
-        names.check_deployment_name(kwargs["deploymentName"])
-        endpoint = get_endpoint(kwargs)
-        serializer = OnlineDeploymentSerializer(
-            data=request.data, context={"workspace": endpoint.workspace}
-        )
-        serializer.is_valid(raise_exception=True)
-        existing = endpoint.deployments.filter(name__iexact=kwargs["deploymentName"]).first()
-        deployment, created, operation = deployment_service.create_or_update(
-            endpoint,
-            existing.name if existing else kwargs["deploymentName"],
-            serializer.validated_data,
-            principal_name(request),
-            self.check_preconditions,
-        )
-        return put_response(
-            request, _body(deployment), created=created, operation=operation, etag=deployment.etag
-        )
+    def check_name(self):
+        names.check_deployment_name(self.resource_name)
 
-    @extend_schema(
-        operation_id="OnlineDeployments_Update",
-        request=OnlineDeploymentUpdateSerializer,
-        responses={200: OnlineDeploymentSerializer, 202: ACCEPTED},
-    )
-    def patch(self, request, **kwargs):
-        deployment = get_deployment(kwargs)
-        serializer = OnlineDeploymentUpdateSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        operation = deployment_service.patch(
-            deployment, serializer.validated_data, principal_name(request), self.check_preconditions
-        )
-        if operation is not None:
-            return accepted_response(request, operation)
-        return resource_response(OnlineDeploymentSerializer, get_deployment(kwargs))
+    def parent(self):
+        return get_endpoint(self.kwargs)
 
-    @extend_schema(
-        operation_id="OnlineDeployments_Delete",
-        responses=ASYNC_DELETE,
-    )
-    def delete(self, request, **kwargs):
-        endpoint = get_endpoint(kwargs)
-        deployment = endpoint.deployments.filter(name__iexact=kwargs["deploymentName"]).first()
-        if deployment is None:
-            return Response(status=204)
-        operation = deployment_service.delete(
-            deployment, principal_name(request), self.check_preconditions
-        )
-        return accepted_response(request, operation)
+    def find(self, endpoint):
+        return deployment_service.find(endpoint, self.resource_name)
+
+    def serializer_context(self, endpoint) -> dict:
+        return {"workspace": endpoint.workspace}
 
 
 class GetLogsView(ArmView):
@@ -181,15 +139,13 @@ class SkusView(ArmView):
         return Response(page(request, skus, lambda sku: sku))
 
 
-class ScaleEventsView(ArmView):
+class ScaleEventsView(ArmListView):
     """The autoscaler's decisions on the deployment, newest first, with their inputs."""
 
-    @extend_schema(
-        operation_id="OnlineDeployments_ListScaleEvents",
-        parameters=[OpenApiParameter("$top", int), OpenApiParameter("$skip", str)],
-        responses=paged(ScaleEventSerializer),
-    )
-    def get(self, request, **kwargs):
-        deployment = get_deployment(kwargs)
-        events = deployment.scale_events.order_by("-decided_at", "-recorded_at")
-        return Response(page(request, events, lambda e: ScaleEventSerializer(e).data))
+    serializer_class = ScaleEventSerializer
+    operation_id = "OnlineDeployments_ListScaleEvents"
+    list_parameters = [OpenApiParameter("$top", int), OpenApiParameter("$skip", str)]
+
+    def rows(self):
+        deployment = get_deployment(self.kwargs)
+        return deployment.scale_events.order_by("-decided_at", "-recorded_at")

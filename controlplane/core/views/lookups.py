@@ -2,11 +2,9 @@
 
 from controlplane.arm.errors import not_found
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Workspace
+from controlplane.core.services import deployment as deployment_service
+from controlplane.core.services import endpoint as endpoint_service
 from controlplane.core.services import workspace as workspace_service
-
-
-def principal_name(request) -> str:
-    return request.user.get_username() if request.user else ""
 
 
 def get_workspace(kwargs) -> Workspace:
@@ -19,12 +17,7 @@ def get_workspace(kwargs) -> Workspace:
 
 
 def get_endpoint(kwargs, workspace: Workspace | None = None) -> OnlineEndpoint:
-    workspace = workspace or get_workspace(kwargs)
-    endpoint = (
-        OnlineEndpoint.objects.select_related("workspace")
-        .filter(workspace=workspace, name__iexact=kwargs["endpointName"])
-        .first()
-    )
+    endpoint = endpoint_service.find(workspace or get_workspace(kwargs), kwargs["endpointName"])
     if endpoint is None:
         raise not_found("Online endpoint", kwargs["endpointName"])
     return endpoint
@@ -32,11 +25,7 @@ def get_endpoint(kwargs, workspace: Workspace | None = None) -> OnlineEndpoint:
 
 def get_deployment(kwargs, endpoint: OnlineEndpoint | None = None) -> OnlineDeployment:
     endpoint = endpoint or get_endpoint(kwargs)
-    deployment = (
-        OnlineDeployment.objects.select_related("endpoint__workspace")
-        .filter(endpoint=endpoint, name__iexact=kwargs["deploymentName"])
-        .first()
-    )
+    deployment = deployment_service.find(endpoint, kwargs["deploymentName"])
     if deployment is None:
         raise not_found("Online deployment", kwargs["deploymentName"])
     return deployment

@@ -9,8 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework.response import Response
 
 from controlplane.arm.errors import not_found
-from controlplane.arm.pagination import page
-from controlplane.arm.schema import paged
+from controlplane.arm.resources import ArmListView
 from controlplane.arm.views import ArmView
 from controlplane.core.serializers.storage import (
     DatastoreSerializer,
@@ -50,15 +49,13 @@ def get_datastore(kwargs) -> Datastore:
     return Datastore(workspace, storage.account_for(workspace))
 
 
-class DatastoreListView(ArmView):
-    @extend_schema(
-        operation_id="Datastores_List",
-        parameters=[OpenApiParameter("$skip", str), OpenApiParameter("count", int)],
-        responses=paged(DatastoreSerializer),
-    )
-    def get(self, request, **kwargs):
-        datastores = [get_datastore(kwargs)]
-        return Response(page(request, datastores, lambda d: DatastoreSerializer(d).data))
+class DatastoreListView(ArmListView):
+    serializer_class = DatastoreSerializer
+    operation_id = "Datastores_List"
+    list_parameters = [OpenApiParameter("$skip", str), OpenApiParameter("count", int)]
+
+    def rows(self):
+        return [get_datastore(self.kwargs)]
 
 
 class DatastoreView(ArmView):
