@@ -7,7 +7,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,12 +25,6 @@ def ensure(*tools: str) -> None:
     missing = [PACKAGES[tool] for tool in tools if not shutil.which(tool)]
     if missing:
         subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_up(url: str, headers: dict | None = None, timeout: float = 60, body=b"{}") -> None:

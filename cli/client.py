@@ -10,9 +10,9 @@ import requests
 from cli.config import Config
 from cli.errors import CliError
 from cli.progress import Progress
+from contracts.arm import PROVIDER
 
 API_VERSION = "2024-04-01"
-PROVIDER = "providers/Microsoft.MachineLearningServices"
 POLL_SECONDS = 1.0
 WAIT_TIMEOUT = 3600.0
 
@@ -47,7 +47,7 @@ class Client:
             )
         return (
             f"/subscriptions/{self.config.subscription}/resourceGroups/{self.group}"
-            f"/{PROVIDER}/workspaces/{name}"
+            f"/providers/{PROVIDER}/workspaces/{name}"
         )
 
     def url(self, path: str) -> str:

@@ -57,6 +57,8 @@ def confirm(args, what: str) -> None:
 # ---- configure and workspaces -----------------------------------------------------------
 def configure(args):
     parser = config.read_file()
+    if args.token == "-":  # from standard input: a token on a command line is visible in ps
+        args.token = sys.stdin.readline().strip() or None
     for key in ("url", "token", "ca_bundle"):
         value = getattr(args, key)
         if value is not None:
@@ -368,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     configure_parser = groups.add_parser("configure", help="server, credentials and defaults")
     configure_parser.add_argument("--url", help="Weir's API, e.g. https://127.0.0.1:8443")
-    configure_parser.add_argument("--token", help="an API token (manage.py create_api_token)")
+    configure_parser.add_argument(
+        "--token", help="an API token (manage.py create_api_token); - reads it from stdin"
+    )
     configure_parser.add_argument("--ca-bundle", help="the server's certificate (self-signed)")
     configure_parser.add_argument(
         "--defaults", nargs="*", metavar="KEY=VALUE", help="group=, workspace=, subscription="

@@ -194,7 +194,9 @@ WEIR_LOG_DIR = Path(env("WEIR_LOG_DIR", default=str(DATA_DIR / "logs")))
 #
 # Blob store
 #
-WEIR_BLOB_BACKEND = env("WEIR_BLOB_BACKEND", default="controlplane.blobstore.backends.LocalBackend")
+WEIR_BLOB_BACKEND = env(
+    "WEIR_BLOB_BACKEND", default="controlplane.blobstore.backends.DiskBlobBackend"
+)
 WEIR_BLOB_ROOT = Path(env("WEIR_BLOB_ROOT", default=str(DATA_DIR / "blobs")))
 # The blob server's public base URL, used in the SAS URLs Weir hands out.
 WEIR_BLOB_URL = env("WEIR_BLOB_URL", default="https://localhost:8444")

@@ -9,18 +9,32 @@ handler (the router's) runs as a task per request, connections still answering i
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from urllib.parse import parse_qs
 
 import httptools
 
-from dataplane.inference.aml import AMLRequest, Headers
-
 REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
+class Headers(dict):
+    """Request headers, looked up without regard to case."""
+
+    def __init__(self, pairs):
+        super().__init__()
+        for name, value in pairs:
+            super().__setitem__(name.lower(), value)
+
+    def __getitem__(self, name):
+        return super().__getitem__(name.lower())
+
+    def get(self, name, default=None):
+        return super().get(name.lower(), default)
+
+    def __contains__(self, name):
+        return super().__contains__(name.lower())
 
 
 class Request:
@@ -40,24 +54,6 @@ class Request:
     def is_json(self) -> bool:
         mimetype = self.headers.get("content-type", "").split(";")[0].strip()
         return mimetype == "application/json" or mimetype.endswith("+json")
-
-    def query_fields(self) -> dict:
-        """Query parameters as JSON values (a repeated name becomes a list), as Azure does."""
-        fields = {}
-        for name, values in parse_qs(self.query, keep_blank_values=True).items():
-            parsed = [_json_or_text(value) for value in values]
-            fields[name] = parsed[0] if len(parsed) == 1 else parsed
-        return fields
-
-    def aml_request(self) -> AMLRequest:
-        return AMLRequest(self.method, self.path, self.query, self.headers, self.body)
-
-
-def _json_or_text(value: str):
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
 
 
 class Response:

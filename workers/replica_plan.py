@@ -11,8 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from controlplane.blobstore.backends import backend as blob_backend
-from controlplane.blobstore.backends import read_chunks
+from controlplane.blobstore.backends import blob_backend, read_chunks
 from controlplane.core import references
 from controlplane.core.durations import parse_seconds
 from controlplane.core.models import Blob

@@ -89,6 +89,8 @@ class TrackedResourceSerializer(ArmResourceSerializer):
 
 
 class ProvisioningStateMixin(serializers.Serializer):
-    """provisioningState: read-only in every serializer, written only by core.states."""
+    """provisioningState: read-only in every serializer. Requests never set it; services
+    move it along core.states' edges (check_edge before they save a row they hold locked),
+    workers by core.states.transition (a conditional UPDATE)."""
 
     provisioningState = serializers.CharField(source="provisioning_state", read_only=True)

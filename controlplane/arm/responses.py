@@ -7,7 +7,7 @@ from urllib.parse import quote
 from django.conf import settings
 from rest_framework.response import Response
 
-PROVIDER = "Microsoft.MachineLearningServices"
+from contracts.arm import PROVIDER
 
 
 def operation_url(request, operation, kind: str) -> str:

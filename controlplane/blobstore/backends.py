@@ -45,7 +45,7 @@ class BlobBackend(ABC):
     def exists(self, digest: str) -> bool: ...
 
 
-class LocalBackend(BlobBackend):
+class DiskBlobBackend(BlobBackend):
     """Content under ``{root}/sha256/ab/cdef...``; identical content is stored once."""
 
     def __init__(self, root: Path):
@@ -88,7 +88,7 @@ class LocalBackend(BlobBackend):
 
 
 @cache
-def backend() -> BlobBackend:
+def blob_backend() -> BlobBackend:
     return import_string(settings.WEIR_BLOB_BACKEND)(settings.WEIR_BLOB_ROOT)
 
 

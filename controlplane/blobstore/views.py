@@ -20,7 +20,7 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from controlplane.blobstore import sas
-from controlplane.blobstore.backends import TooLarge, backend, read_chunks
+from controlplane.blobstore.backends import TooLarge, blob_backend, read_chunks
 from controlplane.blobstore.paths import HOST_STYLE, UnsafePath, check_blob_name
 from controlplane.core.models import Blob, StagedBlock, StorageAccount
 from controlplane.core.models.blob import new_blob_etag
@@ -176,7 +176,7 @@ def _too_large(limit: int) -> BlobError:
 def _store_body(request, limit: int):
     length = _content_length(request, limit)
     try:
-        return backend().put(read_chunks(request, length), limit)
+        return blob_backend().put(read_chunks(request, length), limit)
     except TooLarge:
         raise _too_large(limit) from None
 
@@ -280,7 +280,7 @@ def put_block_list(request, account, container, name):
     total = sum(staged[block_id].size for block_id in wanted)
     if total > settings.WEIR_BLOB_MAX_SIZE:
         raise _too_large(settings.WEIR_BLOB_MAX_SIZE)
-    store = backend()
+    store = blob_backend()
 
     def chunks():
         for block_id in wanted:
@@ -358,7 +358,7 @@ def get_blob(request, account, container, name):
 
 
 def _stream(digest: str, start: int, length: int):
-    with backend().open(digest) as handle:
+    with blob_backend().open(digest) as handle:
         handle.seek(start)
         yield from read_chunks(handle, length)
 

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from contracts.arm import PROVIDER
 from controlplane.core.services.asset import CODE, ENVIRONMENT, MODEL
 from controlplane.core.views import (
     asset,
@@ -14,15 +15,15 @@ from controlplane.core.views import (
 )
 
 SUB = "subscriptions/<str:subscriptionId>"
-PROVIDER = "providers/Microsoft.MachineLearningServices"
+PROVIDERS = f"providers/{PROVIDER}"
 RG = f"{SUB}/resourceGroups/<str:resourceGroupName>"
-WS = f"{RG}/{PROVIDER}/workspaces/<str:workspaceName>"
+WS = f"{RG}/{PROVIDERS}/workspaces/<str:workspaceName>"
 EP = f"{WS}/onlineEndpoints/<str:endpointName>"
 DEP = f"{EP}/deployments/<str:deploymentName>"
 
 urlpatterns = [
-    path(f"{SUB}/{PROVIDER}/workspaces", workspace.SubscriptionWorkspaceListView.as_view()),
-    path(f"{RG}/{PROVIDER}/workspaces", workspace.WorkspaceListView.as_view()),
+    path(f"{SUB}/{PROVIDERS}/workspaces", workspace.SubscriptionWorkspaceListView.as_view()),
+    path(f"{RG}/{PROVIDERS}/workspaces", workspace.WorkspaceListView.as_view()),
     path(WS, workspace.WorkspaceView.as_view()),
     path(f"{WS}/computes", compute.ComputeListView.as_view()),
     path(f"{WS}/computes/<str:computeName>", compute.ComputeView.as_view()),
@@ -37,11 +38,11 @@ urlpatterns = [
     path(f"{DEP}/skus", deployment.SkusView.as_view()),
     path(f"{DEP}/scaleEvents", deployment.ScaleEventsView.as_view()),
     path(
-        f"{SUB}/{PROVIDER}/locations/<str:location>/mfeOperationsStatus/<str:operationId>",
+        f"{SUB}/{PROVIDERS}/locations/<str:location>/mfeOperationsStatus/<str:operationId>",
         operation.OperationStatusView.as_view(),
     ),
     path(
-        f"{SUB}/{PROVIDER}/locations/<str:location>/mfeOperationResults/<str:operationId>",
+        f"{SUB}/{PROVIDERS}/locations/<str:location>/mfeOperationResults/<str:operationId>",
         operation.OperationResultView.as_view(),
     ),
 ]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from dataplane.agent.spec import StateDir
-from dataplane.agent.supervisor import Supervisor
+from dataplane.agent.supervisor import ReplicaSupervisor
 
 TICK = 0.2
 HEARTBEAT = "heartbeat"
@@ -47,7 +47,7 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    supervisor = Supervisor(StateDir(state_dir()))
+    supervisor = ReplicaSupervisor(StateDir(state_dir()))
     log.info("agent supervising %s", supervisor.state.root)
     supervisor.state.root.mkdir(parents=True, exist_ok=True)
     heartbeat, beaten = supervisor.state.root / HEARTBEAT, 0.0

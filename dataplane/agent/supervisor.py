@@ -101,7 +101,7 @@ class Replica:
         }
 
 
-class Supervisor:
+class ReplicaSupervisor:
     def __init__(self, state: StateDir):
         self.state = state
         self.replicas: dict[str, list[Replica]] = {}

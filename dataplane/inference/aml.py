@@ -13,6 +13,8 @@ import json
 import sys
 from urllib.parse import parse_qs
 
+from dataplane.http import Headers
+
 # Set when the scoring script decorates run() with @rawhttp (as in Azure's server, a
 # process-wide flag: one process serves one script).
 raw_http_requested = False
@@ -25,26 +27,13 @@ def rawhttp(func):
     return func
 
 
-class Headers(dict):
-    """Request headers, looked up without regard to case."""
-
-    def __init__(self, pairs):
-        super().__init__()
-        for name, value in pairs:
-            super().__setitem__(name.lower(), value)
-
-    def __getitem__(self, name):
-        return super().__getitem__(name.lower())
-
-    def get(self, name, default=None):
-        return super().get(name.lower(), default)
-
-    def __contains__(self, name):
-        return super().__contains__(name.lower())
-
-
 class AMLRequest:
     """The request handed to a @rawhttp run(): the parts of a Flask request scripts use."""
+
+    @classmethod
+    def from_request(cls, request) -> AMLRequest:
+        """From the transport's request (a dataplane.http.Request)."""
+        return cls(request.method, request.path, request.query, request.headers, request.body)
 
     def __init__(self, method: str, path: str, query: str, headers: Headers, body: bytes):
         self.method = method

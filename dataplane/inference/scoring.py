@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from dataplane.inference import aml
 from dataplane.inference.errors import BadInput, ScriptError, UnsupportedInput
@@ -90,9 +91,9 @@ class UserScript:
     def arguments(self, request) -> dict:
         """The keyword arguments run() gets for ``request`` (a dataplane.http.Request)."""
         if self.mode == RAW:
-            return {self.input_name: request.aml_request()}
+            return {self.input_name: aml.AMLRequest.from_request(request)}
         if request.method == "GET":
-            fields = request.query_fields()
+            fields = query_fields(request.query)
             if self.mode == STRING:
                 return {self.input_name: json.dumps(fields)}
             return self._schema_arguments(fields)
@@ -126,3 +127,19 @@ class UserScript:
         if self.wants_headers:
             return self.run_function(**arguments, request_headers=headers)
         return self.run_function(**arguments)
+
+
+def query_fields(query: str) -> dict:
+    """Query parameters as JSON values (a repeated name becomes a list), as Azure does."""
+    fields = {}
+    for name, values in parse_qs(query, keep_blank_values=True).items():
+        parsed = [_json_or_text(value) for value in values]
+        fields[name] = parsed[0] if len(parsed) == 1 else parsed
+    return fields
+
+
+def _json_or_text(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

@@ -64,7 +64,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-class Supervisor:
+class RouterSupervisor:
     """Runs ``--processes`` serving processes on one port (SO_REUSEPORT), forked after the
     shared request counters are mapped; serves their merged /metrics; restarts one that
     dies (zeroing what it had counted); passes SIGTERM/SIGINT on and waits for them."""
@@ -165,7 +165,7 @@ def run(argv=None) -> None:
     # which the supervisor merges for /metrics.
     metrics_dir = tempfile.mkdtemp(prefix="weir-router-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    Supervisor(args, counters, metrics_dir).run()
+    RouterSupervisor(args, counters, metrics_dir).run()
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def code(uri: str) -> dict:
 
 
 def test_a_local_directory_is_copied_into_the_datastore(client, workspace, allowed):
-    from controlplane.blobstore.backends import backend
+    from controlplane.blobstore.backends import blob_backend
     from controlplane.core.models import Blob
 
     response = client.put(
@@ -121,7 +121,7 @@ def test_a_local_directory_is_copied_into_the_datastore(client, workspace, allow
     prefix = uri.split("/paths/", 1)[1]
     stored = {b.name.removeprefix(prefix): b for b in Blob.objects.filter(name__startswith=prefix)}
     assert sorted(stored) == ["pkg/util.py", "score.py"]
-    with backend().open(stored["score.py"].digest) as handle:
+    with blob_backend().open(stored["score.py"].digest) as handle:
         assert handle.read() == (allowed / "src" / "score.py").read_bytes()
 
 

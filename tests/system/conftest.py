@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,14 @@ import pytest
 import redis
 import requests
 
+from dataplane.agent.supervisor import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SCORE = b"def init():\n    pass\n\ndef run(raw_data):\n    return {'echo': raw_data}\n"
 CONDA = "name: minimal\ndependencies:\n  - pip\n"
 DATABASE = "weir_system_test"
 REDIS_DB = 14
 API = "api-version=2024-04-01"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 
 from controlplane.blobstore import sas
-from controlplane.blobstore.backends import backend, read_chunks
+from controlplane.blobstore.backends import blob_backend, read_chunks
 from controlplane.blobstore.paths import HOST_STYLE, UnsafePath, check_blob_name
 from controlplane.core.models import Blob, StorageAccount
 from controlplane.core.models.blob import new_blob_etag
@@ -146,7 +146,7 @@ def write_blob(
 ) -> Blob:
     """Store content under a blob name (replacing what was there) from the server side."""
     check_blob_name(name)
-    stored = backend().put(chunks, settings.WEIR_BLOB_MAX_SIZE)
+    stored = blob_backend().put(chunks, settings.WEIR_BLOB_MAX_SIZE)
     blob, _ = Blob.objects.update_or_create(
         account=account,
         container=container,

@@ -1,18 +1,23 @@
 """``manage.py configure_cli --url URL``: point this machine's ``weir`` CLI at this Weir.
 
 Run by ``bin/start``: when the CLI's config (``~/.weir/config``, or WEIR_CLI_CONFIG) has no
-API token yet, it issues one for the principal ``weir-cli`` and writes it there (readable by
-its owner only) with the server's URL and self-signed certificate. A config that already
-has a token is left as it is."""
+API token yet, it issues one for the principal ``weir-cli`` and hands it, with the server's
+URL and self-signed certificate, to ``weir configure`` (the token on its standard input). A
+config that already has a token is left as it is. The CLI owns its config file; this
+command only runs it."""
+
+import json
+import subprocess
+import sys
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from cli import config
 from controlplane.core.models import ApiToken
 
 PRINCIPAL = "weir-cli"
+CLI = [sys.executable, "-m", "cli", "configure", "-o", "json"]
 
 
 class Command(BaseCommand):
@@ -22,14 +27,22 @@ class Command(BaseCommand):
         parser.add_argument("--url", required=True, help="the control plane's URL")
 
     def handle(self, *args, url, **options):
-        parser = config.read_file()
-        if parser.get("server", "token", fallback=None):
-            self.stdout.write(f"weir CLI: using {config.path()}")
+        current = self._cli([])
+        if current.get("token"):
+            self.stdout.write(f"weir CLI: using {current['config']}")
             return
         user, _ = get_user_model().objects.get_or_create(username=PRINCIPAL)
         _, token = ApiToken.issue(user, "weir CLI on this machine", settings.WEIR_API_TOKEN_DAYS)
-        parser.set("server", "url", url)
-        parser.set("server", "token", token)
-        parser.set("server", "ca_bundle", str(settings.WEIR_TLS_CERT))
-        path = config.write_file(parser)
-        self.stdout.write(f"weir CLI: configured in {path} (API token for '{PRINCIPAL}')")
+        arguments = ["--url", url, "--token", "-", "--ca-bundle", str(settings.WEIR_TLS_CERT)]
+        written = self._cli(arguments, token)
+        self.stdout.write(
+            f"weir CLI: configured in {written['config']} (API token for '{PRINCIPAL}')"
+        )
+
+    def _cli(self, arguments: list[str], stdin: str = "") -> dict:
+        done = subprocess.run(
+            CLI + arguments, input=stdin, capture_output=True, text=True, cwd=settings.BASE_DIR
+        )
+        if done.returncode != 0:
+            raise CommandError(f"weir configure failed: {done.stderr.strip()}")
+        return json.loads(done.stdout)
