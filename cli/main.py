@@ -10,9 +10,10 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from cli import assets, config, specs
-from cli.client import PROVIDER, Client
+from cli.client import Client
 from cli.errors import CliError
 from cli.output import render
+from contracts.arm import PROVIDER
 
 ASSET_COLLECTIONS = {"model": "models", "environment": "environments", "code": "codes"}
 CONTAINER_TYPES = {
@@ -118,7 +119,7 @@ def workspace_list(args):
     client = client_for(args)
     path = (
         f"/subscriptions/{client.config.subscription}/resourceGroups/{client.group}"
-        f"/{PROVIDER}/workspaces"
+        f"/providers/{PROVIDER}/workspaces"
     )
     return [workspace_entity(w) for w in client.list(path)]
 
