@@ -60,8 +60,8 @@ DEFAULT_DEPLOYMENT = {
 
 @pytest.fixture
 def workspace(client, agent):
+    from controlplane.blobstore import storage
     from controlplane.core.models import Workspace
-    from controlplane.core.services import storage
 
     response = client.put(url(""), {"location": "local"}, format="json")
     assert response.status_code == 201, response.content

@@ -11,11 +11,11 @@ import re
 import shutil
 from pathlib import Path
 
+from controlplane.blobstore import storage
 from controlplane.blobstore.backends import blob_backend, read_chunks
+from controlplane.blobstore.models import Blob
 from controlplane.core import references
 from controlplane.core.durations import parse_seconds
-from controlplane.core.models import Blob
-from controlplane.core.services import storage
 from dataplane.agent.spec import Probe
 from workers.errors import PermanentError
 

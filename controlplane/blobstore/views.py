@@ -21,9 +21,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from controlplane.blobstore import sas
 from controlplane.blobstore.backends import TooLarge, blob_backend, read_chunks
+from controlplane.blobstore.models import Blob, StagedBlock, StorageAccount, new_blob_etag
 from controlplane.blobstore.paths import HOST_STYLE, UnsafePath, check_blob_name
-from controlplane.core.models import Blob, StagedBlock, StorageAccount
-from controlplane.core.models.blob import new_blob_etag
 
 log = logging.getLogger(__name__)
 

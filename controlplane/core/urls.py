@@ -3,6 +3,7 @@
 from django.urls import path
 
 from contracts.arm import PROVIDER
+from controlplane.blobstore import datastores
 from controlplane.core.services.asset import CODE, ENVIRONMENT, MODEL
 from controlplane.core.views import (
     asset,
@@ -10,7 +11,6 @@ from controlplane.core.views import (
     deployment,
     endpoint,
     operation,
-    storage,
     workspace,
 )
 
@@ -48,15 +48,15 @@ urlpatterns = [
 ]
 
 urlpatterns += [
-    path(f"{WS}/datastores", storage.DatastoreListView.as_view()),
-    path(f"{WS}/datastores/<str:name>", storage.DatastoreView.as_view()),
-    path(f"{WS}/datastores/<str:name>/listSecrets", storage.ListSecretsView.as_view()),
+    path(f"{WS}/datastores", datastores.DatastoreListView.as_view()),
+    path(f"{WS}/datastores/<str:name>", datastores.DatastoreView.as_view()),
+    path(f"{WS}/datastores/<str:name>/listSecrets", datastores.ListSecretsView.as_view()),
 ]
 for collection, label in (("codes", "Code"), ("models", "Model")):
     urlpatterns.append(
         path(
             f"{WS}/{collection}/<str:name>/versions/<str:version>/startPendingUpload",
-            storage.start_pending_upload_view(label).as_view(),
+            datastores.start_pending_upload_view(label).as_view(),
         )
     )
 

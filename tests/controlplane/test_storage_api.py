@@ -4,7 +4,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from controlplane.core.models import ModelVersion, StorageAccount
+from controlplane.blobstore.models import StorageAccount
+from controlplane.core.models import ModelVersion
 from tests.conftest import assert_arm_error, url
 
 
@@ -110,7 +111,7 @@ def code(uri: str) -> dict:
 
 def test_a_local_directory_is_copied_into_the_datastore(client, workspace, allowed):
     from controlplane.blobstore.backends import blob_backend
-    from controlplane.core.models import Blob
+    from controlplane.blobstore.models import Blob
 
     response = client.put(
         url("/codes/src/versions/1"), code(f"file://{allowed}/src"), format="json"
@@ -144,7 +145,8 @@ def test_local_paths_outside_the_roots_or_through_links_are_refused(
         (allowed / "src" / "secret").symlink_to(outside / "secret.txt")
     response = client.put(url("/codes/src/versions/1"), code(f"file://{target}"), format="json")
     assert_arm_error(response, 400, "ValidationError", "properties.codeUri")
-    from controlplane.core.models import Blob, CodeVersion
+    from controlplane.blobstore.models import Blob
+    from controlplane.core.models import CodeVersion
 
     assert not CodeVersion.objects.filter(container__name="src").exists()
     assert not Blob.objects.filter(name__startswith="LocalUpload/").exists()

@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from controlplane.core.services import storage
+from controlplane.blobstore import storage
 from dataplane.agent.spec import Probe
 from dataplane.inference.command import server_command
 from workers import replica_plan

@@ -9,7 +9,6 @@ from controlplane.core.models.asset import (
     ModelContainer,
     ModelVersion,
 )
-from controlplane.core.models.blob import Blob, StagedBlock, StorageAccount
 from controlplane.core.models.compute import Compute
 from controlplane.core.models.deployment import OnlineDeployment
 from controlplane.core.models.endpoint import OnlineEndpoint
@@ -20,7 +19,6 @@ from controlplane.core.models.workspace import Workspace
 
 __all__ = [
     "ApiToken",
-    "Blob",
     "CodeContainer",
     "CodeVersion",
     "Compute",
@@ -33,7 +31,5 @@ __all__ = [
     "Operation",
     "ScaleEvent",
     "SigningKey",
-    "StagedBlock",
-    "StorageAccount",
     "Workspace",
 ]

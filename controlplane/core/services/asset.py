@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from controlplane.arm.errors import ArmError, bad_request
+from controlplane.blobstore import storage
 from controlplane.core.models import (
     CodeContainer,
     CodeVersion,
@@ -16,7 +17,6 @@ from controlplane.core.models import (
     ModelVersion,
 )
 from controlplane.core.serializers import asset as s
-from controlplane.core.services import storage
 from controlplane.core.services.rows import create_or_conflict, lock, save_changes, upsert
 
 CONTAINER_FIELDS = ("description", "tags", "properties", "is_archived")

@@ -1,6 +1,6 @@
 """Blob storage: each workspace's storage account, its blobs and uncommitted blocks.
 
-Bytes live in the blob store backend (content-addressed, see controlplane.blobstore); these
+Bytes live in the blob store backend (content-addressed, see backends.py); these
 rows map Azure-style names (account/container/blob) to content digests and carry the
 properties and metadata the Blob REST API returns.
 """
@@ -27,6 +27,9 @@ class StorageAccount(models.Model):
     name = models.CharField(max_length=24, unique=True)
     key = EncryptedTextField(default=new_account_key)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "weir_storageaccount"  # the table it had in the core app
 
     def __str__(self) -> str:
         return self.name
@@ -56,6 +59,7 @@ class Blob(models.Model):
     modified_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "weir_blob"
         constraints = [
             models.UniqueConstraint("account", "container", "name", name="blob_unique_name")
         ]
@@ -77,6 +81,7 @@ class StagedBlock(models.Model):
     staged_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "weir_stagedblock"
         constraints = [
             models.UniqueConstraint(
                 "account", "container", "name", "block_id", name="staged_block_unique_id"

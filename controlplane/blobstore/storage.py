@@ -16,9 +16,8 @@ from django.db import IntegrityError, models, transaction
 
 from controlplane.blobstore import sas
 from controlplane.blobstore.backends import blob_backend, read_chunks
+from controlplane.blobstore.models import Blob, StorageAccount, new_blob_etag
 from controlplane.blobstore.paths import HOST_STYLE, UnsafePath, check_blob_name
-from controlplane.core.models import Blob, StorageAccount
-from controlplane.core.models.blob import new_blob_etag
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 UPLOAD_PREFIX = "LocalUpload"

@@ -11,13 +11,13 @@ from rest_framework.response import Response
 from controlplane.arm.errors import not_found
 from controlplane.arm.resources import ArmListView
 from controlplane.arm.views import ArmView
-from controlplane.core.serializers.storage import (
+from controlplane.blobstore import storage
+from controlplane.blobstore.serializers import (
     DatastoreSerializer,
     PendingUploadRequestSerializer,
     PendingUploadResponseSerializer,
     SasDatastoreSecretsSerializer,
 )
-from controlplane.core.services import storage
 from controlplane.core.views.lookups import get_workspace
 
 
