@@ -1,0 +1,271 @@
+"""The worker tasks, one step at a time: claiming an operation, the guards, turning failures
+into ARM errors, scaling, the reconciler and the autoscaler.
+
+These are unit tests of the task logic, so the replicas run in ``RecordingBackend``, an
+in-memory ``Backend`` that records the calls it takes and reports the plan it holds as
+ready at once. The real local backend and its agent are covered by tests/system and
+tests/dataplane; the task bodies are run in this process, as ``run_operations`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.db import OperationalError
+from django.test import override_settings
+from django.utils import timezone
+
+from contracts.routing import ROUTES, EndpointRoute
+from controlplane.core.models import OnlineDeployment, Operation
+from controlplane.core.services import routing
+from tests.conftest import put_deployment, put_endpoint, run_operations, url
+from workers import replica_plan
+from workers.backends import local_backend
+from workers.backends.base import Backend, BackendStatus
+from workers.errors import PermanentError
+from workers.tasks import base, deployment, endpoint
+
+DEP = "/onlineEndpoints/ep1/deployments/blue"
+WRITES = ("prepare", "apply", "scale", "delete")
+
+
+@dataclass
+class RecordedPlan:
+    deployment_id: str
+    revision: str
+    replicas: int
+
+
+class RecordingBackend(Backend):
+    """Replicas kept in memory: what ``apply`` or ``scale`` asked for is ready at once."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self.plans: dict[str, RecordedPlan] = {}
+        # Method name -> exception that call raises, e.g. {"prepare": PermanentError(...)}.
+        self.raises: dict[str, Exception] = {}
+        # Deployments whose status cannot be read (an unreachable cluster).
+        self.unreachable: set[str] = set()
+        # The host every replica listens on; change it and the replicas have moved.
+        self.host = "127.0.0.1"
+        # False: replicas start but never pass their readiness probe.
+        self.ready = True
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.raises:
+            raise self.raises[name]
+
+    def writes(self) -> list[str]:
+        return [call for call in self.calls if call in WRITES]
+
+    def prepare(self, deployment, assets, say):
+        self._call("prepare")
+        revision = replica_plan.revision(deployment, assets, "recorded-environment")
+        return RecordedPlan(str(deployment.id), revision, deployment.instance_count)
+
+    def apply(self, plan):
+        self._call("apply")
+        self.plans[plan.deployment_id] = plan
+
+    def scale(self, deployment_id, replicas):
+        self._call("scale")
+        plan = self.plans.get(deployment_id)
+        if plan is None:
+            return None
+        plan.replicas = replicas
+        return plan.revision
+
+    def status(self, deployment_id):
+        self._call("status")
+        if deployment_id in self.unreachable:
+            raise ConnectionError("the cluster does not answer")
+        plan = self.plans.get(deployment_id)
+        if plan is None:
+            return None
+        replicas = [
+            {
+                "name": f"r{i}",
+                "revision": plan.revision,
+                "state": "ready" if self.ready else "starting",
+                "address": f"{self.host}:{9 + i}",
+            }
+            for i in range(plan.replicas)
+        ]
+        ready = plan.replicas if self.ready else 0
+        return BackendStatus(plan.revision, plan.replicas, ready, replicas)
+
+    def logs(self, deployment_id, tail):
+        self._call("logs")
+        return ""
+
+    def delete(self, deployment_id):
+        self._call("delete")
+        self.plans.pop(deployment_id, None)
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    monkeypatch.setattr(deployment, "POLL", 0.01)
+    with override_settings(
+        WEIR_BACKEND="tests.workers.test_tasks.RecordingBackend", WEIR_READY_TIMEOUT=2
+    ):
+        local_backend.cache_clear()
+        yield local_backend()
+    local_backend.cache_clear()
+
+
+@pytest.fixture
+def agent(backend):
+    """Here the recording backend runs the replicas, not the real agent."""
+    return backend
+
+
+@pytest.fixture
+def blue(client, endpoint, backend):
+    """A deployment rolled out with two replicas; the backend's calls start empty."""
+    assert put_deployment(client, capacity=2).status_code == 201
+    run_operations()
+    backend.calls.clear()
+    return OnlineDeployment.objects.get(name="blue")
+
+
+def state_of(client, path: str = DEP) -> str:
+    return client.get(url(path)).json()["properties"]["provisioningState"]
+
+
+def operation_status(client, response) -> dict:
+    """What the Azure-AsyncOperation URL of a 201/202 ``response`` answers."""
+    return client.get(response["Azure-AsyncOperation"].removeprefix("http://testserver")).json()
+
+
+def published(endpoint_row) -> EndpointRoute:
+    """The endpoint's entry in the router's table, as the router reads it."""
+    raw = routing.client().hget(ROUTES, routing.host_of(endpoint_row))
+    return EndpointRoute.from_json(raw)
+
+
+def lapse(operation: Operation, **fields) -> None:
+    """The operation's worker stopped reporting: its lease ran out a minute ago."""
+    past = timezone.now() - timezone.timedelta(minutes=1)
+    Operation.objects.filter(pk=operation.pk).update(lease_expires_at=past, **fields)
+
+
+#
+# claim
+#
+def test_it_does_nothing_for_an_operation_that_already_finished(client, blue, backend):
+    (operation,) = Operation.objects.filter(deployment=blue)
+    assert operation.status == "Succeeded"
+
+    assert deployment.apply_deployment(operation_id=str(operation.pk)) is None
+
+    again = Operation.objects.get(pk=operation.pk)
+    assert (again.status, again.attempts, again.ended_at) == (
+        "Succeeded",
+        operation.attempts,
+        operation.ended_at,
+    )
+    assert backend.calls == []
+    assert state_of(client) == "Succeeded"
+
+
+def test_it_counts_attempts_and_extends_the_lease_when_claiming(client, endpoint):
+    response = put_deployment(client)
+    operation = Operation.objects.get(kind="CreateOrUpdateDeployment")
+    assert operation.attempts == 0
+    lapse(operation)
+
+    before = timezone.now()
+    claimed = base.claim(str(operation.pk))
+    base.claim(str(operation.pk))
+
+    row = Operation.objects.get(pk=operation.pk)
+    assert claimed.pk == operation.pk and row.attempts == 2
+    assert row.lease_expires_at > before + timezone.timedelta(seconds=250)
+    assert operation_status(client, response)["status"] == "InProgress"
+
+
+#
+# guards
+#
+def test_it_cancels_a_deployment_operation_whose_deployment_is_no_longer_applying(
+    client, endpoint, backend
+):
+    created = put_deployment(client)
+    # Deleted before any worker took the creation up.
+    assert client.delete(url(DEP)).status_code == 202
+
+    (operation,) = Operation.objects.filter(kind="CreateOrUpdateDeployment")
+    deployment.apply_deployment(operation_id=str(operation.pk))
+
+    status = operation_status(client, created)
+    assert status["status"] == "Canceled"
+    assert status["error"]["code"] == "Canceled"
+    assert backend.writes() == []
+    assert state_of(client) == "Deleting"
+
+
+def test_it_cancels_an_endpoint_operation_whose_endpoint_is_no_longer_applying(client, workspace):
+    created = put_endpoint(client)
+    assert client.delete(url("/onlineEndpoints/ep1")).status_code == 202
+
+    (operation,) = Operation.objects.filter(kind="CreateOrUpdateEndpoint")
+    endpoint.apply_endpoint(operation_id=str(operation.pk))
+
+    status = operation_status(client, created)
+    assert status["status"] == "Canceled"
+    assert status["error"]["code"] == "Canceled"
+    assert state_of(client, "/onlineEndpoints/ep1") == "Deleting"
+
+
+#
+# failures become ARM errors
+#
+def test_a_permanent_error_fails_the_operation_and_the_deployment_with_its_arm_error(
+    client, endpoint, backend
+):
+    backend.raises["prepare"] = PermanentError("ImageBuildFailed", "pip could not install x")
+    response = put_deployment(client)
+    run_operations()
+
+    error = {"code": "ImageBuildFailed", "message": "pip could not install x", "details": []}
+    assert Operation.objects.get(kind="CreateOrUpdateDeployment").error == error
+    status = operation_status(client, response)
+    assert status["status"] == "Failed"
+    assert {k: status["error"][k] for k in error} == error
+    assert state_of(client) == "Failed"
+    assert backend.writes() == ["prepare"]
+
+
+def test_an_unexpected_exception_becomes_an_internal_error_naming_it(client, endpoint, backend):
+    backend.raises["apply"] = RuntimeError("disk full")
+    response = put_deployment(client)
+    run_operations()
+
+    status = operation_status(client, response)
+    assert status["status"] == "Failed"
+    assert status["error"]["code"] == "InternalError"
+    assert status["error"]["message"] == "RuntimeError: disk full"
+    assert state_of(client) == "Failed"
+
+
+def test_a_transient_database_error_is_raised_for_a_retry_and_changes_no_state(
+    client, endpoint, backend
+):
+    backend.raises["prepare"] = OperationalError("server closed the connection unexpectedly")
+    response = put_deployment(client)
+    (operation,) = Operation.objects.filter(kind="CreateOrUpdateDeployment")
+
+    with pytest.raises(OperationalError):
+        deployment.apply_deployment(operation_id=str(operation.pk))
+
+    status = operation_status(client, response)
+    assert status["status"] == "InProgress" and "error" not in status
+    assert state_of(client) == "Creating"
+    # The retry finds the database back and finishes the operation.
+    del backend.raises["prepare"]
+    deployment.apply_deployment(operation_id=str(operation.pk))
+    assert operation_status(client, response)["status"] == "Succeeded"
+    assert Operation.objects.get(pk=operation.pk).attempts == 2
