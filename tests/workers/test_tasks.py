@@ -17,7 +17,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from contracts.routing import ROUTES, EndpointRoute
-from controlplane.core.models import OnlineDeployment, Operation
+from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation
 from controlplane.core.services import routing
 from tests.conftest import put_deployment, put_endpoint, run_operations, url
 from workers import replica_plan
@@ -269,3 +269,79 @@ def test_a_transient_database_error_is_raised_for_a_retry_and_changes_no_state(
     deployment.apply_deployment(operation_id=str(operation.pk))
     assert operation_status(client, response)["status"] == "Succeeded"
     assert Operation.objects.get(pk=operation.pk).attempts == 2
+
+
+#
+# scale
+#
+def test_a_scale_only_asks_the_backend_to_scale(client, blue, backend):
+    response = client.patch(url(DEP), {"sku": {"capacity": 3}}, format="json")
+    assert response.status_code == 202 and state_of(client) == "Scaling"
+    run_operations()
+
+    assert backend.writes() == ["scale"]
+    assert operation_status(client, response)["status"] == "Succeeded"
+    got = client.get(url(DEP)).json()
+    assert got["properties"]["provisioningState"] == "Succeeded" and got["sku"]["capacity"] == 3
+    route = routing.entry(blue.endpoint).deployments["blue"]
+    assert route.replicas == ("127.0.0.1:9", "127.0.0.1:10", "127.0.0.1:11")
+
+
+def test_a_scale_on_a_backend_that_runs_nothing_of_the_deployment_applies_it_in_full(
+    client, blue, backend
+):
+    backend.plans.clear()  # e.g. the cluster was rebuilt since the deployment rolled out
+    response = client.patch(url(DEP), {"sku": {"capacity": 3}}, format="json")
+    run_operations()
+
+    assert backend.writes() == ["scale", "prepare", "apply"]
+    assert operation_status(client, response)["status"] == "Succeeded"
+    assert len(routing.entry(blue.endpoint).deployments["blue"].replicas) == 3
+
+
+def test_a_replica_that_never_gets_ready_fails_the_operation_after_the_ready_timeout(
+    client, endpoint, backend
+):
+    backend.ready = False
+    response = put_deployment(client)
+    with override_settings(WEIR_READY_TIMEOUT=1):
+        run_operations()
+
+    status = operation_status(client, response)
+    assert status["status"] == "Failed" and status["error"]["code"] == "ReadinessTimeout"
+    assert state_of(client) == "Failed"
+
+
+#
+# endpoints
+#
+def test_traffic_takes_effect_only_when_the_endpoint_update_succeeds(client, blue):
+    assert put_deployment(client, name="green").status_code == 201
+    run_operations()
+    ep = OnlineEndpoint.objects.get()
+    response = put_endpoint(client, traffic={"blue": 100}, mirrorTraffic={"green": 10})
+    assert response.status_code == 200, response.content
+
+    # Updating: the router still has the weights it had.
+    before = routing.entry(ep)
+    assert (before.traffic, before.mirror_traffic) == ({}, {})
+    assert published(ep).traffic == {}
+
+    run_operations()
+
+    after = routing.entry(OnlineEndpoint.objects.get())
+    assert (after.traffic, after.mirror_traffic) == ({"blue": 100}, {"green": 10})
+    assert published(ep).traffic == {"blue": 100}
+    assert published(ep).mirror_traffic == {"green": 10}
+    assert state_of(client, "/onlineEndpoints/ep1") == "Succeeded"
+
+
+def test_traffic_of_an_endpoint_update_that_is_canceled_never_takes_effect(client, blue):
+    put_endpoint(client, traffic={"blue": 100})
+    (update,) = Operation.objects.filter(kind="CreateOrUpdateEndpoint", status="InProgress")
+    client.delete(url("/onlineEndpoints/ep1"))
+
+    endpoint.apply_endpoint(operation_id=str(update.pk))
+
+    assert Operation.objects.get(pk=update.pk).status == "Canceled"
+    assert routing.entry(OnlineEndpoint.objects.get()).traffic == {}
