@@ -17,14 +17,15 @@ from django.test import override_settings
 from django.utils import timezone
 
 from contracts.routing import ROUTES, EndpointRoute
-from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation
+from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation, ScaleEvent
 from controlplane.core.services import routing
 from tests.conftest import put_deployment, put_endpoint, run_operations, url
 from workers import replica_plan
 from workers.backends import local_backend
 from workers.backends.base import Backend, BackendStatus
 from workers.errors import PermanentError
-from workers.tasks import base, deployment, endpoint
+from workers.tasks import base, deployment, endpoint, reconcile
+from workers.tasks.autoscale import autoscale
 
 DEP = "/onlineEndpoints/ep1/deployments/blue"
 WRITES = ("prepare", "apply", "scale", "delete")
@@ -345,3 +346,209 @@ def test_traffic_of_an_endpoint_update_that_is_canceled_never_takes_effect(clien
 
     assert Operation.objects.get(pk=update.pk).status == "Canceled"
     assert routing.entry(OnlineEndpoint.objects.get()).traffic == {}
+
+
+#
+# the reconciler
+#
+@pytest.fixture
+def sent(monkeypatch):
+    """Tasks handed to the broker, as (name, kwargs)."""
+    from controlplane import tasks
+
+    messages = []
+    monkeypatch.setattr(tasks, "send", lambda name, **kwargs: messages.append((name, kwargs)))
+    return messages
+
+
+def test_an_operation_whose_lease_lapsed_is_enqueued_again_once(client, endpoint, sent):
+    put_deployment(client)
+    (operation,) = Operation.objects.filter(kind="CreateOrUpdateDeployment")
+    assert reconcile.reconcile_operations() == 0  # its lease runs: a worker has it
+
+    lapse(operation)
+    assert reconcile.reconcile_operations() == 1
+    assert reconcile.reconcile_operations() == 0  # the next tick: its lease was renewed
+
+    assert sent == [("weir.apply_deployment", {"operation_id": str(operation.pk)})]
+    assert Operation.objects.get(pk=operation.pk).lease_expires_at > timezone.now()
+    # The task it re-sent finishes the operation.
+    run_operations()
+    assert state_of(client) == "Succeeded"
+
+
+def test_two_reconcilers_that_see_the_same_lapse_enqueue_it_once(
+    client, endpoint, sent, monkeypatch
+):
+    put_deployment(client)
+    (operation,) = Operation.objects.filter(kind="CreateOrUpdateDeployment")
+    lapse(operation)
+    deadline = reconcile.lease_deadline
+
+    def rival_claims_first():
+        # Both runs have read the lapsed row; the other one claims it first.
+        monkeypatch.setattr(reconcile, "lease_deadline", deadline)
+        assert reconcile.reconcile_operations() == 1
+        return deadline()
+
+    monkeypatch.setattr(reconcile, "lease_deadline", rival_claims_first)
+    assert reconcile.reconcile_operations() == 0
+    assert sent == [("weir.apply_deployment", {"operation_id": str(operation.pk)})]
+
+
+def test_an_operation_past_the_attempt_limit_times_out_and_fails_its_resource(
+    client, endpoint, sent
+):
+    response = put_deployment(client)
+    (operation,) = Operation.objects.filter(kind="CreateOrUpdateDeployment")
+    lapse(operation, attempts=reconcile.MAX_ATTEMPTS)
+
+    assert reconcile.reconcile_operations() == 0
+
+    status = operation_status(client, response)
+    assert status["status"] == "Failed"
+    assert status["error"]["code"] == "OperationTimedOut"
+    assert state_of(client) == "Failed"
+    assert sent == []
+
+
+def test_one_operation_that_cannot_be_reconciled_does_not_stop_the_others(
+    client, endpoint, sent, monkeypatch
+):
+    put_deployment(client, name="blue")
+    put_deployment(client, name="green")
+    operations = list(Operation.objects.filter(kind="CreateOrUpdateDeployment"))
+    for operation in operations:
+        lapse(operation)
+    enqueue = reconcile.enqueue
+    failed = []
+
+    def enqueue_failing_once(operation):
+        if not failed:
+            failed.append(operation.pk)
+            raise RuntimeError("the row cannot be read")
+        enqueue(operation)
+
+    monkeypatch.setattr(reconcile, "enqueue", enqueue_failing_once)
+    assert reconcile.reconcile_operations() == 1
+
+    (other,) = [o for o in operations if o.pk not in failed]
+    assert sent == [("weir.apply_deployment", {"operation_id": str(other.pk)})]
+    # The bad row waits for its next lease to lapse instead of stalling every tick.
+    assert Operation.objects.get(pk=failed[0]).lease_expires_at > timezone.now()
+    assert reconcile.reconcile_operations() == 0
+
+
+#
+# publishing routes
+#
+def test_publishing_routes_records_where_the_ready_replicas_of_settled_deployments_are(
+    client, blue, backend
+):
+    assert routing.entry(blue.endpoint).deployments["blue"].replicas == (
+        "127.0.0.1:9",
+        "127.0.0.1:10",
+    )
+    backend.host = "127.0.0.2"  # the replicas moved
+
+    assert reconcile.publish_routes() == 1
+
+    moved = ("127.0.0.2:9", "127.0.0.2:10")
+    assert routing.entry(blue.endpoint).deployments["blue"].replicas == moved
+    assert published(blue.endpoint).deployments["blue"].replicas == moved
+
+
+def test_publishing_routes_keeps_the_stored_route_when_the_backend_cannot_be_read(
+    client, blue, backend
+):
+    assert put_deployment(client, name="green").status_code == 201
+    run_operations()
+    backend.unreachable.add(str(blue.pk))
+    backend.host = "127.0.0.2"
+
+    assert reconcile.publish_routes() == 1
+
+    deployments = published(blue.endpoint).deployments
+    assert deployments["blue"].replicas == ("127.0.0.1:9", "127.0.0.1:10")
+    assert deployments["green"].replicas == ("127.0.0.2:9",)
+
+
+def test_publishing_routes_leaves_deployments_with_an_operation_running_alone(
+    client, blue, backend
+):
+    client.patch(url(DEP), {"sku": {"capacity": 3}}, format="json")
+    assert state_of(client) == "Scaling"
+    backend.host = "127.0.0.2"
+
+    reconcile.publish_routes()
+
+    assert published(blue.endpoint).deployments["blue"].replicas == (
+        "127.0.0.1:9",
+        "127.0.0.1:10",
+    )
+    assert "status" not in backend.calls
+
+
+#
+# the autoscaler
+#
+AUTOSCALED = {
+    "scaleType": "TargetUtilization",
+    "minInstances": 1,
+    "maxInstances": 3,
+    "targetUtilizationPercentage": 60,
+}
+
+
+def decision(action: str, before: int, after: int) -> dict:
+    return {
+        "action": action,
+        "fromInstances": before,
+        "toInstances": after,
+        "utilizationPercentage": 10.0,
+        "targetUtilizationPercentage": 60,
+        "busyReplicas": 0.3,
+        "queuedRequests": 0.0,
+        "readyReplicas": before,
+        "minInstances": 1,
+        "maxInstances": 3,
+        "reason": "utilization 10% against a target of 60%",
+        "decidedAt": timezone.now().timestamp(),
+    }
+
+
+@pytest.fixture
+def autoscaled(client, endpoint, backend):
+    assert put_deployment(client, capacity=3, scaleSettings=AUTOSCALED).status_code == 201
+    run_operations()
+    backend.calls.clear()
+    return OnlineDeployment.objects.get()
+
+
+def test_a_scale_down_that_applies_is_recorded_and_scaled_in_the_same_task(
+    client, autoscaled, backend
+):
+    autoscale(deployment_id=str(autoscaled.pk), decision=decision("ScaleDown", 3, 2))
+
+    got = client.get(url(DEP)).json()
+    assert got["properties"]["provisioningState"] == "Succeeded" and got["sku"]["capacity"] == 2
+    (event,) = ScaleEvent.objects.all()
+    assert event.outcome == "Applied."
+    operation = event.operation
+    assert (operation.status, operation.created_by) == ("Succeeded", "weir-autoscaler")
+    assert backend.writes() == ["scale"]
+    assert len(routing.entry(autoscaled.endpoint).deployments["blue"].replicas) == 2
+    assert run_operations() == 0  # nothing was left for another worker
+
+
+def test_a_decision_that_no_longer_applies_is_recorded_with_no_operation(
+    client, autoscaled, backend
+):
+    autoscale(deployment_id=str(autoscaled.pk), decision=decision("ScaleDown", 2, 1))
+
+    (event,) = ScaleEvent.objects.all()
+    assert event.outcome == "Not applied: the instance count is 3 now."
+    assert event.operation is None
+    assert not Operation.objects.filter(kind="ScaleDeployment").exists()
+    assert backend.writes() == []
+    assert client.get(url(DEP)).json()["sku"]["capacity"] == 3
