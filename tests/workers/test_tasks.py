@@ -386,6 +386,34 @@ def test_traffic_of_an_endpoint_update_that_is_canceled_never_takes_effect(clien
 
 
 #
+# deletes
+#
+def test_deleting_a_deployment_stops_its_replicas_and_removes_it(client, blue, backend):
+    response = client.delete(url(DEP))
+    assert response.status_code == 202
+    (operation,) = Operation.objects.filter(kind="DeleteDeployment")
+    run_operations()
+
+    assert backend.writes() == ["delete"] and backend.plans == {}
+    assert client.get(url(DEP)).status_code == 404
+    assert operation_status(client, response)["status"] == "Succeeded"
+    assert "blue" not in published(blue.endpoint).deployments
+    # Delivered again, the task finds its work done.
+    deployment.delete_deployment(operation_id=str(operation.pk))
+    assert backend.writes() == ["delete"]
+
+
+def test_deleting_an_endpoint_stops_the_replicas_of_its_deployments(client, blue, backend):
+    response = client.delete(url("/onlineEndpoints/ep1"))
+    run_operations()
+
+    assert backend.writes() == ["delete"] and backend.plans == {}
+    assert client.get(url("/onlineEndpoints/ep1")).status_code == 404
+    assert not OnlineDeployment.objects.exists()
+    assert operation_status(client, response)["status"] == "Succeeded"
+
+
+#
 # the reconciler
 #
 @pytest.fixture
