@@ -272,12 +272,6 @@ def test_a_transient_database_error_is_raised_for_a_retry_and_changes_no_state(
     assert Operation.objects.get(pk=operation.pk).attempts == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fail_operation and _finish move the deployment whatever operation it is under: "
-    "a worker whose operation was finished by a re-drive fails or settles the next one's "
-    "deployment, and that operation is then canceled",
-)
 @pytest.mark.parametrize("stale_build", ["fails", "succeeds"])
 def test_a_worker_whose_operation_was_finished_elsewhere_leaves_the_next_change_alone(
     client, endpoint, backend, stale_build

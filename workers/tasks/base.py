@@ -52,12 +52,37 @@ def cancel(operation: Operation, reason: str) -> None:
     )
 
 
+class Superseded(Exception):
+    """This worker's operation was finished elsewhere (its lease lapsed and a re-drive ran
+    it): whatever it was doing must touch neither the resource nor the backend."""
+
+
+def still_running(operation: Operation) -> bool:
+    """Lock the operation's row for the surrounding transaction and say whether it is still
+    InProgress. A worker checks this before it changes a resource's state, so a worker whose
+    lease lapsed cannot settle or fail a resource that a later operation now owns."""
+    return (
+        Operation.objects.select_for_update()
+        .filter(pk=operation.pk, status=OperationStatus.IN_PROGRESS)
+        .exists()
+    )
+
+
+def ensure_running(operation: Operation) -> None:
+    """Raise Superseded unless the operation is still InProgress (before backend writes)."""
+    if not Operation.objects.filter(pk=operation.pk, status=OperationStatus.IN_PROGRESS).exists():
+        raise Superseded(str(operation.pk))
+
+
 @contextmanager
 def failing_to(operation: Operation, model, pk):
     """Run an operation step; a PermanentError or unexpected exception ends both the
-    operation and the resource Failed with an ARM error, instead of leaving them running."""
+    operation and the resource Failed with an ARM error, instead of leaving them running.
+    A superseded step ends quietly: its operation was finished by another worker."""
     try:
         yield
+    except Superseded:
+        log.warning("operation %s was finished elsewhere; this run stops", operation.pk)
     except PermanentError as exc:
         fail_operation(
             operation, model, pk, {"code": exc.code, "message": exc.message, "details": exc.details}
@@ -75,8 +100,12 @@ def failing_to(operation: Operation, model, pk):
 
 
 def fail_operation(operation: Operation, model, pk, error: dict) -> None:
-    """End the operation Failed with ``error`` and move its resource (if any) to Failed."""
+    """End the operation Failed with ``error`` and move its resource (if any) to Failed;
+    nothing when the operation was finished elsewhere."""
     with transaction.atomic():
+        if not still_running(operation):
+            log.warning("operation %s was finished elsewhere; not failing it", operation.pk)
+            return
         if pk is not None:
             states.transition(model, pk, "Failed")
         states.finish_operation(operation.pk, OperationStatus.FAILED, error=error)

@@ -19,7 +19,16 @@ from workers import replica_plan
 from workers.backends import Backend, BackendStatus, backend_for
 from workers.decorators import build_task, provisioning_task, query_task
 from workers.errors import PermanentError, last_error
-from workers.tasks.base import cancel, claim, failing_to, progress, refresh_lease
+from workers.tasks.base import (
+    Superseded,
+    cancel,
+    claim,
+    ensure_running,
+    failing_to,
+    progress,
+    refresh_lease,
+    still_running,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +78,7 @@ def run_scale(operation: Operation, deployment: OnlineDeployment) -> None:
         backend = backend_for(deployment)
         say(f"{operation.kind} {deployment.arm_id} (operation {operation.pk})")
         say(f"scaling to {deployment.instance_count} replica(s)")
+        ensure_running(operation)
         revision = backend.scale(str(deployment.id), deployment.instance_count)
         if revision is None:
             say("the backend runs nothing of this deployment yet: applying it in full")
@@ -110,6 +120,7 @@ def _apply(operation: Operation, deployment: OnlineDeployment, backend: Backend,
     plan = backend.prepare(deployment, assets, say)
     progress(operation, 50.0)
     say(f"revision {plan.revision}: {plan.replicas} replica(s)")
+    ensure_running(operation)  # a build can outlive its lease: never apply a stale plan
     backend.apply(plan)
     progress(operation, 60.0)
     return plan.revision
@@ -121,6 +132,8 @@ def _finish(operation: Operation, deployment: OnlineDeployment, revision: str, s
     backend = backend_for(deployment)
     status = wait_until_ready(operation, deployment, backend, revision, say)
     with transaction.atomic():
+        if not still_running(operation):
+            raise Superseded(str(operation.pk))
         done = states.transition(
             OnlineDeployment, deployment.pk, State.SUCCEEDED, expected=APPLYING
         )

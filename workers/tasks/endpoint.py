@@ -13,7 +13,7 @@ from controlplane.core.choices import ProvisioningState as State
 from controlplane.core.models import OnlineEndpoint
 from controlplane.core.services import routing
 from workers.decorators import provisioning_task
-from workers.tasks.base import cancel, claim, failing_to, progress
+from workers.tasks.base import Superseded, cancel, claim, failing_to, progress, still_running
 from workers.tasks.deployment import remove_replicas
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ def apply_endpoint(self, *, operation_id: str) -> None:
     with failing_to(operation, OnlineEndpoint, endpoint.pk):
         progress(operation, 50.0)
         with transaction.atomic():
+            if not still_running(operation):
+                raise Superseded(str(operation.pk))
             done = states.transition(
                 OnlineEndpoint,
                 endpoint.pk,
