@@ -26,6 +26,7 @@ import loadgen
 import redis
 
 from contracts.routing import ROUTES
+from dataplane.agent.supervisor import free_port
 
 ROOT = loadgen.ROOT
 EXAMPLES = ROOT / "examples" / "online"
@@ -109,14 +110,14 @@ def measure(server: Server, url: str, lua: Path, seconds: int, wait_headers: dic
 def weir(model_dir: Path, seconds: int, tmp: Path, body: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = Server("Weir")
-    replicas = [loadgen.free_port() for _ in range(2)]
+    replicas = [free_port() for _ in range(2)]
     for port in replicas:
         server.start(loadgen.replica_command(model_dir, port), env=env)
     feed_url = loadgen.FEED_URL
     entry = loadgen.route("sklearn", [f"127.0.0.1:{port}" for port in replicas], 8)
     feed = redis.Redis.from_url(feed_url)
     feed.hset(ROUTES, HOST, entry)
-    router = loadgen.free_port()
+    router = free_port()
     server.start(
         [
             sys.executable,
@@ -142,7 +143,7 @@ def weir(model_dir: Path, seconds: int, tmp: Path, body: str) -> dict:
 def azmlinfsrv(model_dir: Path, seconds: int, tmp: Path, body: str) -> dict:
     venv = loadgen.venv("azml", AZML_PACKAGES, "azmlinfsrv")
     server = Server("azmlinfsrv")
-    port = loadgen.free_port()
+    port = free_port()
     server.start(
         [
             str(venv / "bin" / "azmlinfsrv"),
@@ -165,7 +166,7 @@ def ray_serve(model_dir: Path, seconds: int, tmp: Path, body: str) -> dict:
     app = tmp / "ray_app.py"
     app.write_text(RAY_APP)
     server = Server("Ray Serve")
-    port = loadgen.free_port()
+    port = free_port()
     env = {
         **os.environ,
         "AZUREML_MODEL_DIR": str(model_dir),

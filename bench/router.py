@@ -32,6 +32,7 @@ import loadgen
 import redis
 
 from contracts.routing import ROUTES
+from dataplane.agent.supervisor import free_port
 
 ROOT = loadgen.ROOT
 EXAMPLES = ROOT / "examples" / "online"
@@ -86,8 +87,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         try:
-            fixed, replicas = loadgen.free_port(), [loadgen.free_port() for _ in range(2)]
-            router, nginx_fixed, nginx_model = (loadgen.free_port() for _ in range(3))
+            fixed, replicas = free_port(), [free_port() for _ in range(2)]
+            router, nginx_fixed, nginx_model = (free_port() for _ in range(3))
             upstream = (
                 f"server {{ listen 127.0.0.1:{fixed}; default_type application/json;\n"
                 "  location / { return 200 '{\"ok\": true}'; } }"
@@ -109,7 +110,7 @@ def main() -> None:
                     "--port",
                     str(router),
                     "--metrics-port",
-                    str(loadgen.free_port()),
+                    str(free_port()),
                     "--redis-url",
                     feed_url,
                     "--access-log",
