@@ -13,6 +13,7 @@ from controlplane.core.services import routing
 from controlplane.core.services.operations import enqueue, lease_deadline
 from workers.backends import backend_for
 from workers.decorators import periodic_task
+from workers.errors import PermanentError
 from workers.tasks.base import fail_operation
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ def publish_routes() -> int:
         try:
             status = backend_for(deployment).status(str(deployment.id))
             routing.record_route(deployment, status.ready_addresses() if status else [])
+        except PermanentError:
+            continue  # no backend can run it (a Kubernetes deployment with no compute)
         except Exception as exc:
             # One unreachable cluster must not stall the others: its routes stay as they
             # were last seen.
