@@ -16,7 +16,7 @@ serving process per core, key auth, traffic split, metrics and the access log on
     proxy to the two replicas; p50 and p99.
 
 It installs wrk, hey and nginx (apt) when missing, feeds the router from a Redis db of its
-own (15, or WEIR_BENCH_REDIS), and writes its tables into README.md.
+own (9, or WEIR_BENCH_REDIS), and writes its tables into README.md.
 """
 
 from __future__ import annotations
