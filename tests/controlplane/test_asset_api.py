@@ -72,6 +72,14 @@ class TestCodeVersionResource(VersionTests):
     body = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/c/"}}
 
 
+def test_a_model_without_flavors_answers_an_empty_map(client, workspace):
+    # Azure answers {} and its SDK iterates flavors (Model._from_rest_object).
+    created = client.put(url("/models/plain/versions/1"), MODEL, format="json").json()
+    assert created["properties"]["flavors"] == {}
+    got = client.get(url("/models/plain/versions/1")).json()
+    assert got["properties"]["flavors"] == {}
+
+
 def test_a_version_creates_its_container(client, workspace):
     response = client.put(url("/models/sk/versions/1"), MODEL, format="json")
     assert response.status_code == 201

@@ -72,6 +72,29 @@ def test_probe_and_request_settings_get_azure_defaults(client, endpoint):
     }
 
 
+def test_settings_left_out_are_answered_with_the_server_side_defaults(client, endpoint):
+    # Azure's SDK builds its entities from these and fails on null (OnlineScaleSettings).
+    put_deployment(client)
+    for props in (
+        client.get(url(DEP)).json()["properties"],
+        client.get(url("/onlineEndpoints/ep1/deployments")).json()["value"][0]["properties"],
+    ):
+        assert props["scaleSettings"] == {"scaleType": "Default"}
+        assert props["requestSettings"] == {
+            "maxConcurrentRequestsPerInstance": 1,
+            "requestTimeout": "PT5S",
+            "maxQueueWait": "PT0.5S",
+        }
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert props[probe] == {
+                "failureThreshold": 30,
+                "successThreshold": 1,
+                "timeout": "PT2S",
+                "period": "PT10S",
+                "initialDelay": None,
+            }
+
+
 @pytest.mark.parametrize(
     "properties, target",
     [

@@ -93,6 +93,14 @@ def test_code_versions_are_found_by_content_hash(client, workspace):
     found = client.get(url("/codes/src/versions", "hash=abc123&hashVersion=202208")).json()
     assert [v["name"] for v in found["value"]] == ["1"]
     assert client.get(url("/codes/src/versions", "hash=other")).json()["value"] == []
+    # Azure's SDK asks under a fresh name it made up: the same version answers, by its id.
+    fresh = "/codes/7f1c2f0e-6f3b-4f0a-9a77-1b2c3d4e5f60/versions"
+    found = client.get(url(fresh, "hash=abc123&hashVersion=202208"))
+    assert found.status_code == 200
+    assert [v["id"].rsplit("/codes/", 1)[1] for v in found.json()["value"]] == ["src/versions/1"]
+    assert client.get(url(fresh, "hash=other")).json()["value"] == []
+    # Without a hash, an unknown name is still 404.
+    assert client.get(url(fresh)).status_code == 404
 
 
 @pytest.fixture

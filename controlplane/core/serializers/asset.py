@@ -38,6 +38,13 @@ class ModelVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
     jobName = serializers.CharField(source="job_name", required=False, allow_null=True)
     stage = serializers.CharField(required=False, allow_null=True)
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # Azure answers {} for a model without flavors; its SDK iterates them.
+        if data.get("flavors") is None:
+            data["flavors"] = {}
+        return data
+
 
 class BuildContextSerializer(JsonDocumentSerializer):
     contextUri = serializers.CharField(min_length=1)

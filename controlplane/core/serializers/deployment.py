@@ -84,6 +84,27 @@ class ContainerResourceRequirementsSerializer(JsonDocumentSerializer):
     containerResourceLimits = ResourceQuantitySerializer(required=False, allow_null=True)
 
 
+# What the service uses when a PUT leaves these settings out (the swagger's defaults), shown
+# on every answer as Azure shows its server-side defaults: Azure's SDK builds its entities
+# from them and does not accept null.
+SERVER_DEFAULTS = {
+    "livenessProbe": {
+        "failureThreshold": 30,
+        "successThreshold": 1,
+        "timeout": "PT2S",
+        "period": "PT10S",
+        "initialDelay": None,
+    },
+    "requestSettings": {
+        "maxConcurrentRequestsPerInstance": 1,
+        "requestTimeout": "PT5S",
+        "maxQueueWait": "PT0.5S",
+    },
+    "scaleSettings": {"scaleType": "Default"},
+}
+SERVER_DEFAULTS["readinessProbe"] = SERVER_DEFAULTS["livenessProbe"]
+
+
 class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
     endpointComputeType = serializers.ChoiceField(
         source="endpoint_compute_type", choices=EndpointComputeType.choices
@@ -126,6 +147,13 @@ class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
     containerResourceRequirements = ContainerResourceRequirementsSerializer(
         source="container_resource_requirements", required=False, allow_null=True
     )
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for field, default in SERVER_DEFAULTS.items():
+            if data.get(field) is None:
+                data[field] = dict(default)
+        return data
 
     def _resolve(self, value, kind):
         if value is None:

@@ -64,19 +64,23 @@ class AssetVersionListView(ArmListView):
     def rows(self):
         query = self.request.query_params
         workspace = get_workspace(self.kwargs)
-        container = asset_service.find_container(self.kind, workspace, self.kwargs["name"])
-        if container is None:
-            raise not_found(self.kind.label, self.kwargs["name"])
-        queryset = self.kind.version_model.objects.filter(container=container).select_related(
-            "container__workspace"
-        )
-        if version := query.get("version"):
-            queryset = queryset.filter(name__iexact=version)
-        # Azure's SDK looks a code directory up by its content hash before uploading it.
+        versions = self.kind.version_model.objects.select_related("container__workspace")
         if content_hash := query.get("hash"):
-            queryset = queryset.filter(properties__hash_sha256=content_hash)
+            # Azure's SDK looks a code directory up by its content hash before uploading it,
+            # under a new name: as on Azure, the versions with that hash anywhere in the
+            # workspace answer (the SDK takes name and version from their ids), or none.
+            queryset = versions.filter(
+                container__workspace=workspace, properties__hash_sha256=content_hash
+            )
             if hash_version := query.get("hashVersion"):
                 queryset = queryset.filter(properties__hash_version=hash_version)
+        else:
+            container = asset_service.find_container(self.kind, workspace, self.kwargs["name"])
+            if container is None:
+                raise not_found(self.kind.label, self.kwargs["name"])
+            queryset = versions.filter(container=container)
+        if version := query.get("version"):
+            queryset = queryset.filter(name__iexact=version)
         queryset = filter_tags(_by_view_type(queryset, self.request), query.get("tags"))
         order = query.get("$orderBy", "createdtime desc").lower()
         return queryset.order_by("created_at" if order.endswith("asc") else "-created_at")
