@@ -51,3 +51,46 @@ def test_the_hash_covers_what_changes_the_environment():
         EnvironmentSpec(base.python, base.image, ("numpy==1.27.*", "joblib")),
     ):
         assert changed.content_hash() != base.content_hash()
+
+
+SHIM = '#!/bin/sh\necho "pyenv: $(basename $0): command not found" >&2\nexit 127\n'
+
+
+def test_an_interpreter_that_cannot_run_is_passed_over(tmp_path, monkeypatch):
+    import sys
+
+    from workers.builds.environment import interpreter
+
+    # A pyenv shim for a version pyenv lacks, first on PATH, as on the machine that failed.
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / f"python{version}"
+    shim.write_text(SHIM)
+    shim.chmod(0o755)
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / f"python{version}").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", f"{shims}:{real}")
+    for variable in ("PYENV_ROOT", "ASDF_DATA_DIR", "UV_PYTHON_INSTALL_DIR"):
+        monkeypatch.setenv(variable, str(tmp_path / "none"))
+    assert interpreter(version) == str(real / f"python{version}")
+
+
+def test_a_missing_version_names_the_ones_there_are(tmp_path, monkeypatch):
+    import sys
+
+    from workers.builds.environment import interpreter
+
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    real = tmp_path / "bin"
+    real.mkdir()
+    (real / f"python{version}").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(real))
+    for variable in ("PYENV_ROOT", "ASDF_DATA_DIR", "UV_PYTHON_INSTALL_DIR"):
+        monkeypatch.setenv(variable, str(tmp_path / "none"))
+    with pytest.raises(PermanentError) as failure:
+        interpreter("3.2")
+    assert failure.value.code == "PythonVersionNotAvailable"
+    assert f"it has {version})" in failure.value.message
+    assert "uv python install 3.2" in failure.value.message

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from workers.errors import PermanentError
 # requirements.txt).
 SERVER_PACKAGES = ("httptools==0.9.0", "uvloop==0.23.0")
 READY_MARKER = ".weir-environment"
+PYTHON_NAME = re.compile(r"^python(3\.\d+)$")
 # Conda packages that are system libraries or toolchains, with nothing to install from pip.
 CONDA_ONLY = frozenset(
     {
@@ -131,13 +133,54 @@ def parse_conda(text: str, default_python: str) -> tuple[str, list[str]]:
 
 
 def interpreter(python: str) -> str:
-    found = shutil.which(f"python{python}")
-    if found is None:
-        raise PermanentError(
-            "PythonVersionNotAvailable",
-            f"the environment asks for Python {python}, which this machine does not have",
-        )
+    """A ``pythonX.Y`` on this machine that really runs and can make a venv: found on PATH
+    (skipping shims that cannot run it, such as pyenv's for a version it lacks) or among
+    pyenv, asdf and uv installs. PermanentError naming the versions there are otherwise."""
+    for candidate in _candidates(f"python{python}"):
+        if _runs(candidate, python):
+            return str(candidate)
+    available = sorted(
+        {m.group(1) for c in _candidates("python3.*") if (m := PYTHON_NAME.match(c.name))},
+        key=lambda v: tuple(int(p) for p in v.split(".")),
+    )
+    usable = [v for v in available if any(_runs(c, v) for c in _candidates(f"python{v}"))]
+    raise PermanentError(
+        "PythonVersionNotAvailable",
+        f"the environment asks for Python {python}, which this machine does not have "
+        f"(it has {', '.join(usable) or 'none'}); install it (e.g. `uv python install "
+        f"{python}` or `pyenv install {python}`) or ask for one of those in the conda file",
+    )
+
+
+def _candidates(pattern: str) -> list[Path]:
+    """Executables named ``pattern`` on PATH, then in pyenv, asdf and uv installs."""
+    home = Path.home()
+    places = [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    for root in (
+        Path(os.environ.get("PYENV_ROOT", home / ".pyenv")) / "versions",
+        Path(os.environ.get("ASDF_DATA_DIR", home / ".asdf")) / "installs" / "python",
+        Path(os.environ.get("UV_PYTHON_INSTALL_DIR", home / ".local/share/uv/python")),
+    ):
+        places += sorted(root.glob("*/bin"))
+    found, seen = [], set()
+    for place in places:
+        for path in sorted(place.glob(pattern)):
+            if path.is_file() and os.access(path, os.X_OK) and path not in seen:
+                seen.add(path)
+                found.append(path)
     return found
+
+
+def _runs(candidate: Path, python: str) -> bool:
+    """Whether ``candidate`` starts, is Python ``python`` and has venv with pip (ensurepip)."""
+    check = "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"
+    try:
+        done = subprocess.run(
+            [str(candidate), "-c", check], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and done.stdout.strip() == python
 
 
 def ensure(spec: EnvironmentSpec, say: Callable[[str], None]) -> Path:
