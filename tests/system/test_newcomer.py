@@ -21,7 +21,7 @@ from tests.system.conftest import ROOT, free_port
 pytestmark = pytest.mark.system
 
 DATABASE = "weir_newcomer"
-REDIS_DB = 12
+REDIS_DB = 13
 
 
 def readme_commands() -> list[str]:
