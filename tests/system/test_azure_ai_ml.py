@@ -74,7 +74,12 @@ def test_the_sdk_v2_walks_the_safe_rollout(stack, workspace, models, tmp_path):
         text=True,
         timeout=1800,
     )
-    steps = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"step"')]
+    # One JSON line per step; the SDK's progress dots may come before it on the line.
+    steps = [
+        json.loads(line[line.index('{"step"') :])
+        for line in done.stdout.splitlines()
+        if '{"step"' in line
+    ]
     failed = next((step for step in steps if not step["ok"]), None)
     assert failed is None, f"step {failed['step']} failed:\n{failed['detail']}"
     assert [step["step"] for step in steps] == STEPS, (
