@@ -81,3 +81,34 @@ ensure_virtualenv() {  # ensure_virtualenv REQUIREMENTS_FILE
     # Weir itself, editable: puts the `weir` command in .venv/bin.
     .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 }
+
+ensure_client_venv() {  # ensure_client_venv NAME REQUIREMENTS_FILE; prints the venv's python
+    # An Azure client the acceptance tests run unchanged, in a virtualenv of its own outside
+    # the clone, keyed by the requirements file's content: built once per pinned set (with
+    # uv, from .venv), then reused. It is built in a temporary directory and renamed into
+    # place, so an interrupted build leaves no half-made virtualenv behind.
+    local name=$1 requirements=$2 cache hash venv tmp
+    cache=${WEIR_CLIENT_CACHE:-$HOME/.cache/weir/clients}
+    hash=$(sha256sum "$requirements" | cut -c1-12)
+    venv="$cache/$name-$hash"
+    if [ ! -x "$venv/bin/python" ]; then
+        say "building the $name client virtualenv in $venv"
+        mkdir -p "$cache"
+        # What a build killed outright (SIGKILL) left behind.
+        find "$cache" -maxdepth 1 -name ".$name-*" -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+        tmp=$(mktemp -d "$cache/.$name-$hash.XXXXXX") && chmod 755 "$tmp"
+        (
+            trap 'rm -rf "$tmp"' EXIT
+            trap 'exit 1' INT TERM HUP
+            # uv reads neither pip's certificate nor pip's index settings.
+            export SSL_CERT_FILE=${SSL_CERT_FILE:-${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}}
+            [ -z "${PIP_INDEX_URL:-}" ] || export UV_DEFAULT_INDEX=${UV_DEFAULT_INDEX:-$PIP_INDEX_URL}
+            # Chained, not left to `set -e`: bash drops it inside $(...).
+            uv venv --quiet --relocatable --python python3 --no-python-downloads "$tmp" >&2 &&
+                uv pip install --quiet --python "$tmp/bin/python" -r "$requirements" >&2 &&
+                # Another run may have finished the same virtualenv meanwhile: keep that one.
+                { mv -T "$tmp" "$venv" 2>/dev/null || [ -x "$venv/bin/python" ]; }
+        ) || { say "could not build the $name client virtualenv"; return 1; }
+    fi
+    printf '%s\n' "$venv/bin/python"
+}

@@ -24,8 +24,10 @@ from dataplane.agent.supervisor import free_port
 ROOT = Path(__file__).resolve().parents[2]
 SCORE = b"def init():\n    pass\n\ndef run(raw_data):\n    return {'echo': raw_data}\n"
 CONDA = "name: minimal\ndependencies:\n  - pip\n"
-DATABASE = "weir_system_test"
-REDIS_DB = 14
+# Overridable, so two suites on one machine do not drop each other's database or flush each
+# other's Redis db.
+DATABASE = os.environ.get("WEIR_SYSTEM_TEST_DATABASE", "weir_system_test")
+REDIS_DB = int(os.environ.get("WEIR_SYSTEM_TEST_REDIS_DB", "14"))
 API = "api-version=2024-04-01"
 
 
