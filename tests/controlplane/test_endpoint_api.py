@@ -214,6 +214,11 @@ def test_list_and_regenerate_keys(client, endpoint):
         client.post(url("/onlineEndpoints/ep1/listKeys")).json()["secondaryKey"]
         == "my-own-secondary-key"
     )
+    # Azure's SDK regenerates by sending the key it just read: that gives a new key.
+    body = {"keyType": "Secondary", "keyValue": "my-own-secondary-key"}
+    client.post(url("/onlineEndpoints/ep1/regenerateKeys"), body, format="json")
+    regenerated = client.post(url("/onlineEndpoints/ep1/listKeys")).json()["secondaryKey"]
+    assert regenerated not in ("my-own-secondary-key", "") and len(regenerated) >= 32
 
 
 def test_regenerate_keys_validates_key_type(client, endpoint):

@@ -149,6 +149,10 @@ def regenerate_key(endpoint: OnlineEndpoint, key_type: str, key_value: str | Non
     field = "primary_key" if key_type == KeyType.PRIMARY else "secondary_key"
     with transaction.atomic():
         locked = OnlineEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        # Azure's SDK sends the key it read back as keyValue and expects a new one: only a
+        # value other than the current key is taken as the new key.
+        if key_value == getattr(locked, field):
+            key_value = None
         setattr(locked, field, key_value or keys.generate_key())
         locked.etag = new_etag()
         locked.save(update_fields=[field, "etag", "modified_at"])

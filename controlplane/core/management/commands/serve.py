@@ -38,6 +38,8 @@ def _write_certificate(cert_path: Path, key_path: Path) -> None:
     alt_names = [
         x509.DNSName("localhost"),
         x509.DNSName("*.localhost"),
+        # Azure's SDKs address a storage account as {account}.blob.{storage suffix}.
+        x509.DNSName("*.blob.localhost"),
         x509.DNSName(hostname),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("::1")),
