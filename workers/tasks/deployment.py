@@ -52,11 +52,11 @@ def apply_deployment(self, *, operation_id: str) -> None:
     operation, deployment = _start(operation_id)
     if operation is None:
         return
-    say = _logger(operation, deployment)
     with failing_to(operation, OnlineDeployment, deployment.pk):
-        say(f"{operation.kind} {deployment.arm_id} (operation {operation.pk})")
-        revision = _apply(operation, deployment, backend_for(deployment), say)
-        _finish(operation, deployment, revision, say)
+        say = _logger(operation, deployment)
+        backend = backend_for(deployment)
+        revision = _apply(operation, deployment, backend, say)
+        _finish(operation, deployment, backend, revision, say)
 
 
 @provisioning_task("weir.scale_deployment")
@@ -73,17 +73,16 @@ def scale_deployment(self, *, operation_id: str) -> None:
 
 def run_scale(operation: Operation, deployment: OnlineDeployment) -> None:
     """The body of a scale operation (also run inline by an autoscale decision)."""
-    say = _logger(operation, deployment)
     with failing_to(operation, OnlineDeployment, deployment.pk):
+        say = _logger(operation, deployment)
         backend = backend_for(deployment)
-        say(f"{operation.kind} {deployment.arm_id} (operation {operation.pk})")
         say(f"scaling to {deployment.instance_count} replica(s)")
         ensure_running(operation)
         revision = backend.scale(str(deployment.id), deployment.instance_count)
         if revision is None:
             say("the backend runs nothing of this deployment yet: applying it in full")
             revision = _apply(operation, deployment, backend, say)
-        _finish(operation, deployment, revision, say)
+        _finish(operation, deployment, backend, revision, say)
 
 
 def _start(operation_id: str) -> tuple[Operation | None, OnlineDeployment | None]:
@@ -98,6 +97,8 @@ def _start(operation_id: str) -> tuple[Operation | None, OnlineDeployment | None
 
 
 def _logger(operation: Operation, deployment: OnlineDeployment) -> Callable[[str], None]:
+    """The step logger of one operation run: its lines go to the deployment's
+    StorageInitializer log, the first naming the operation."""
     lease_refreshed = [time.monotonic()]
 
     def say(line: str) -> None:
@@ -108,6 +109,7 @@ def _logger(operation: Operation, deployment: OnlineDeployment) -> Callable[[str
             refresh_lease(operation)
             lease_refreshed[0] = time.monotonic()
 
+    say(f"{operation.kind} {deployment.arm_id} (operation {operation.pk})")
     return say
 
 
@@ -126,10 +128,11 @@ def _apply(operation: Operation, deployment: OnlineDeployment, backend: Backend,
     return plan.revision
 
 
-def _finish(operation: Operation, deployment: OnlineDeployment, revision: str, say) -> None:
+def _finish(
+    operation: Operation, deployment: OnlineDeployment, backend: Backend, revision: str, say
+) -> None:
     """Wait for the rollout; then, in one transaction, Succeeded and the route the router
     is to serve (settings as applied, addresses as observed); then publish it."""
-    backend = backend_for(deployment)
     status = wait_until_ready(operation, deployment, backend, revision, say)
     with transaction.atomic():
         if not still_running(operation):
