@@ -22,11 +22,10 @@ from kubernetes.client.rest import ApiException
 
 from controlplane.blobstore import storage
 from dataplane.agent.spec import Probe
-from dataplane.inference.command import server_command
 from workers import replica_plan
 from workers.backends.base import Backend, BackendStatus, Say
 from workers.builds import environment, image
-from workers.builds.image import APP_DIR, SERVER_PORT
+from workers.builds.image import APP_DIR, SERVER_PORT, replica_command
 
 MANAGER = "weir"
 LABEL_PREFIX = "ml.weir.dev"
@@ -112,12 +111,7 @@ def manifests(plan: KubernetesPlan) -> list[dict]:
     container = {
         "name": "inference-server",
         "image": plan.image,
-        "args": server_command(
-            entry_script=f"{APP_DIR}/code/{plan.scoring_script}",
-            model_dir=f"{APP_DIR}/azureml-models",
-            host="0.0.0.0",
-            port=SERVER_PORT,
-        ),
+        "args": replica_command(plan.scoring_script),
         "ports": [{"name": "http", "containerPort": SERVER_PORT}],
         "env": environment,
         "livenessProbe": probe_manifest(plan.liveness),

@@ -40,6 +40,17 @@ APP_DIR = "/var/azureml-app"
 SERVER_PORT = 5001
 BUILD_CA = "/run/weir-build-ca.crt"
 
+
+def replica_command(scoring_script: str) -> list[str]:
+    """How a container of an environment image serves ``scoring_script`` from APP_DIR."""
+    return server_command(
+        entry_script=f"{APP_DIR}/code/{scoring_script}",
+        model_dir=f"{APP_DIR}/azureml-models",
+        host="0.0.0.0",
+        port=SERVER_PORT,
+    )
+
+
 # PIP_CERT, when given, names CA certificates mounted for the build (WEIR_BUILD_CA_BUNDLE).
 DOCKERFILE = """\
 FROM {base}
@@ -118,14 +129,7 @@ def write_context(spec: EnvironmentSpec, context: Path) -> None:
             python=spec.python,
             app=APP_DIR,
             port=SERVER_PORT,
-            command=json.dumps(
-                server_command(
-                    entry_script=f"{APP_DIR}/code/score.py",
-                    model_dir=f"{APP_DIR}/azureml-models",
-                    host="0.0.0.0",
-                    port=SERVER_PORT,
-                )
-            ),
+            command=json.dumps(replica_command("score.py")),
         )
     )
     (context / "requirements.txt").write_text("\n".join([*SERVER_PACKAGES, *spec.packages]) + "\n")
