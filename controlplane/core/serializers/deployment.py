@@ -84,25 +84,23 @@ class ContainerResourceRequirementsSerializer(JsonDocumentSerializer):
     containerResourceLimits = ResourceQuantitySerializer(required=False, allow_null=True)
 
 
-# What the service uses when a PUT leaves these settings out (the swagger's defaults), shown
-# on every answer as Azure shows its server-side defaults: Azure's SDK builds its entities
-# from them and does not accept null.
+def _left_out(serializer_class, **given) -> dict:
+    """The settings a PUT that leaves them out gets: what ``given`` (empty but for a required
+    field) validates to with the serializer's defaults, as answered."""
+    serializer = serializer_class(data=given)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer_class(serializer.validated_data).data)
+
+
+# Settings a PUT left out are answered with the defaults the service uses (the swagger's),
+# as Azure answers its server-side defaults: Azure's SDK builds its entities from them and
+# does not accept null.
 SERVER_DEFAULTS = {
-    "livenessProbe": {
-        "failureThreshold": 30,
-        "successThreshold": 1,
-        "timeout": "PT2S",
-        "period": "PT10S",
-        "initialDelay": None,
-    },
-    "requestSettings": {
-        "maxConcurrentRequestsPerInstance": 1,
-        "requestTimeout": "PT5S",
-        "maxQueueWait": "PT0.5S",
-    },
-    "scaleSettings": {"scaleType": "Default"},
+    "livenessProbe": _left_out(ProbeSettingsSerializer),
+    "readinessProbe": _left_out(ProbeSettingsSerializer),
+    "requestSettings": _left_out(OnlineRequestSettingsSerializer),
+    "scaleSettings": _left_out(OnlineScaleSettingsSerializer, scaleType="Default"),
 }
-SERVER_DEFAULTS["readinessProbe"] = SERVER_DEFAULTS["livenessProbe"]
 
 
 class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
