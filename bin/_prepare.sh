@@ -55,6 +55,19 @@ ensure_system_packages() {  # ensure_system_packages DEBIAN_PACKAGE...
     fi
 }
 
+ensure_local_names() {
+    # Azure's SDKs reach Weir at names under localhost: blob accounts as
+    # {account}.blob.localhost, scoring URIs as {endpoint}.{workspace}.localhost. glibc resolves
+    # them with nss-myhostname; a stock Debian has no such module.
+    local probe=weir-check.blob.localhost
+    getent hosts "$probe" >/dev/null && return 0
+    ensure_system_packages libnss-myhostname || true
+    getent hosts "$probe" >/dev/null && return 0
+    say "WARNING: $probe does not resolve, so Azure's SDKs cannot reach Weir's blob store" \
+        "or scoring URIs. Fix: install libnss-myhostname, or add 'myhostname' to the" \
+        "'hosts:' line of /etc/nsswitch.conf"
+}
+
 ensure_database() {
     local user
     user=$(whoami)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from cli import assets, config, specs
+from cli import assets, config, sdk, specs
 from cli.client import Client
 from cli.errors import CliError
 from cli.output import render
@@ -84,6 +84,17 @@ def configure(args):
         "ca_bundle": parser.get("server", "ca_bundle", fallback=None),
         "defaults": dict(parser.items("defaults")),
     }
+
+
+def ml_client(args):
+    """Print Python that connects azure-ai-ml's MLClient to this Weir."""
+    settings = config.load()
+    if args.subscription:
+        settings.subscription = args.subscription
+    try:
+        print(sdk.ml_client_snippet(settings, args.resource_group, args.workspace_name), end="")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def workspace_entity(resource: dict) -> dict:
@@ -381,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     configure_parser.add_argument("-o", "--output", default="json")
     configure_parser.add_argument("--query")
     configure_parser.set_defaults(handler=configure)
+
+    text = "Print Python that connects Azure's ML SDK v2 (azure-ai-ml MLClient) to this Weir."
+    p = groups.add_parser("ml-client", help=text, description=text)
+    p.add_argument("-g", "--resource-group", help="the resource group [defaults.group]")
+    p.add_argument("-w", "--workspace-name", help="the workspace [defaults.workspace]")
+    p.add_argument("--subscription", help="the subscription id [defaults.subscription]")
+    p.set_defaults(handler=ml_client, output="none", query=None)
 
     workspace = groups.add_parser("workspace", help="workspaces").add_subparsers(
         dest="command", required=True

@@ -112,6 +112,8 @@ SPECTACULAR_SETTINGS = {
     # Docstrings describe the code to its maintainers; API descriptions are written for users.
     "DISABLE_DOCSTRING_DESCRIPTIONS": True,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Operations are tagged by the path segment after the subscription.
+    "SCHEMA_PATH_PREFIX": r"/subscriptions/\{subscriptionId\}/",
     "ENUM_NAME_OVERRIDES": {
         "ProvisioningStateEnum": "controlplane.core.choices.ProvisioningState",
         "DeploymentProvisioningStateEnum": "controlplane.core.choices.DeploymentProvisioningState",

@@ -3,6 +3,8 @@
 from django.http import JsonResponse
 from django.urls import include, path
 
+from controlplane.arm.metadata import CloudMetadataView
+
 
 def healthz(request):
     return JsonResponse({"status": "ok"})
@@ -10,6 +12,7 @@ def healthz(request):
 
 urlpatterns = [
     path("healthz", healthz),
+    path("metadata/endpoints", CloudMetadataView.as_view()),
     path("", include("controlplane.core.urls")),
 ]
 

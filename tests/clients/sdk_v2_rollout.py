@@ -5,7 +5,7 @@ Runs in the client's own virtualenv (tests/clients/azure-ai-ml.txt), nothing of 
 imported. Prints one JSON line per step, ``{"step", "ok", "detail"}``, and stops at the
 first failure with the exception and its traceback in ``detail``.
 
-Configuration (environment): WEIR_URL, WEIR_BLOB_URL, WEIR_TOKEN, WEIR_SUBSCRIPTION,
+Configuration (environment): ARM_CLOUD_METADATA_URL, WEIR_TOKEN, WEIR_SUBSCRIPTION,
 WEIR_GROUP, WEIR_WORKSPACE, WEIR_EXAMPLES (examples/online), WEIR_EXPECTED (a JSON file:
 model folder name -> the predictions for model-1/sample-request.json), and
 REQUESTS_CA_BUNDLE (Weir's certificate) as the README says.
@@ -20,7 +20,6 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import (
@@ -33,7 +32,6 @@ from azure.ai.ml.entities import (
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ResourceNotFoundError
 
-URL = os.environ["WEIR_URL"].rstrip("/")
 EXAMPLES = Path(os.environ["WEIR_EXAMPLES"])
 REQUEST = EXAMPLES / "model-1" / "sample-request.json"
 EXPECTED = json.loads(Path(os.environ["WEIR_EXPECTED"]).read_text())
@@ -51,29 +49,14 @@ class WeirCredential:
         return AccessToken(self.token, int(time.time()) + 3600)
 
 
-def weir_cloud() -> dict:
-    """Weir as a cloud, in the shape MLClient takes for any cloud it does not know
-    (``cloud=`` and ``cloud_metadata=``, azure.ai.ml._azure_environments).
-    The storage suffix is what the SDK builds blob account URLs from:
-    ``https://{account}.blob.{storage_endpoint}``."""
-    return {
-        "azure_portal": f"{URL}/",
-        "resource_manager": f"{URL}/",
-        "active_directory": f"{URL}/",
-        "aml_resource_id": f"{URL}/",
-        "storage_endpoint": urlsplit(os.environ["WEIR_BLOB_URL"]).netloc,
-        "registry_discovery_endpoint": f"{URL}/",
-    }
-
-
 def ml_client() -> MLClient:
+    # Weir is the cloud ARM_CLOUD_METADATA_URL names (set in the environment, as the README
+    # says): the SDK reads Weir's resource manager and storage suffix from it.
     return MLClient(
         WeirCredential(os.environ["WEIR_TOKEN"]),
         subscription_id=os.environ["WEIR_SUBSCRIPTION"],
         resource_group_name=os.environ["WEIR_GROUP"],
         workspace_name=os.environ["WEIR_WORKSPACE"],
-        cloud="Weir",
-        cloud_metadata=weir_cloud(),
         show_progress=False,
         enable_telemetry=False,
     )
@@ -290,7 +273,7 @@ def main() -> None:
 
     def connect():
         clients.append(ml_client())
-        return {"base_url": clients[0]._base_url}
+        return {"base_url": clients[0]._base_url, "cloud": clients[0]._cloud}
 
     step("ml_client", connect)
     run_steps(clients[0])

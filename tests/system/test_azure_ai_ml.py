@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -49,14 +50,58 @@ pytestmark = [
 ]
 
 
+def client_env() -> dict:
+    """The environment for the client's python: nothing of this project's virtualenv."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
+def test_the_snippet_weir_prints_connects_the_sdk(stack, workspace, tmp_path):
+    """`weir ml-client` prints Python that, pasted as is, gives a working MLClient: the cloud
+    comes from Weir's metadata document and the token from the CLI's configuration."""
+    config = tmp_path / "weir-config"
+    env = {**stack.env, "WEIR_CLI_CONFIG": str(config)}
+    for variable in ("WEIR_URL", "WEIR_TOKEN", "WEIR_CA_BUNDLE", "WEIR_GROUP", "WEIR_WORKSPACE"):
+        env.pop(variable, None)
+    weir = [sys.executable, "-m", "cli"]
+    subprocess.run(
+        [*weir, "configure", "--url", stack.base_url, "--ca-bundle", stack.ca_bundle]
+        + ["--token", "-", "--defaults", "group=rg1", f"workspace={stack.workspace_name}"]
+        + [f"subscription={stack.subscription}"],
+        input=stack.token + "\n",
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    snippet = subprocess.run(
+        [*weir, "ml-client"], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    assert stack.token not in snippet
+    script = tmp_path / "connect.py"
+    script.write_text(
+        snippet
+        + "workspace = ml_client.workspaces.get()\n"
+        + "print(ml_client._cloud, workspace.name, workspace.resource_group)\n"
+    )
+    done = subprocess.run(
+        [CLIENT_PYTHON, str(script)],
+        env={**client_env(), "WEIR_CLI_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["Weir", stack.workspace_name, "rg1"]
+
+
 def test_the_sdk_v2_walks_the_safe_rollout(stack, workspace, models, tmp_path):
     expected = tmp_path / "expected.json"
     expected.write_text(json.dumps({name: predictions(path) for name, path in models.items()}))
     # Nothing of this project's virtualenv leaks into the client's.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = client_env()
     env.update(
-        WEIR_URL=stack.base_url,
-        WEIR_BLOB_URL=stack.blob_url,
+        # The one line that points the SDK at Weir (README, "Azure ML SDK v2").
+        ARM_CLOUD_METADATA_URL=f"{stack.base_url}/metadata/endpoints?api-version=2019-05-01",
         WEIR_TOKEN=stack.token,
         WEIR_SUBSCRIPTION=stack.subscription,
         WEIR_GROUP="rg1",

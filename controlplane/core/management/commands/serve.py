@@ -7,6 +7,7 @@ import ipaddress
 import os
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,13 +34,14 @@ def ensure_certificate(cert_path: Path, key_path: Path) -> bool:
 def _write_certificate(cert_path: Path, key_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     hostname = socket.gethostname()
+    blob_host = urlsplit(settings.WEIR_BLOB_URL).hostname or "localhost"
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
     alt_names = [
         x509.DNSName("localhost"),
         x509.DNSName("*.localhost"),
         # Azure's SDKs address a storage account as {account}.blob.{storage suffix}.
-        x509.DNSName("*.blob.localhost"),
+        *{x509.DNSName(f"*.blob.{host}") for host in ("localhost", blob_host) if _is_name(host)},
         x509.DNSName(hostname),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("::1")),
@@ -66,6 +68,14 @@ def _write_certificate(cert_path: Path, key_path: Path) -> None:
             )
         )
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def _is_name(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
 
 
 class Command(BaseCommand):
