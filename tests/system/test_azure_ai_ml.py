@@ -131,3 +131,62 @@ def test_the_sdk_v2_walks_the_safe_rollout(stack, workspace, models, tmp_path):
         f"exit {done.returncode}; stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_what_the_service_fills_in_reads_back_through_the_sdk(stack, workspace, tmp_path):
+    """Resources made with the smallest REST bodies the API takes read back through the SDK's
+    entities (get, list, YAML dump) with Azure's server-side defaults, not None."""
+    runtime = stack.register_runtime(workspace)
+    model_uri = stack.upload(workspace, {"model.txt": b"weights"}, "models")
+    model = {"properties": {"modelUri": model_uri}}
+    assert stack.call("PUT", f"{workspace}/models/minimal/versions/1", model).status_code == 201
+    endpoint = {"location": "local", "properties": {"authMode": "Key"}}
+    response = stack.call("PUT", f"{workspace}/onlineEndpoints/bare", endpoint)
+    assert response.status_code == 201, response.text
+    stack.wait_for_status(response.headers["Azure-AsyncOperation"])
+    deployment = {
+        "location": "local",
+        "properties": {"endpointComputeType": "Managed", "model": "azureml:minimal:1", **runtime},
+    }
+    response = stack.call("PUT", f"{workspace}/onlineEndpoints/bare/deployments/blue", deployment)
+    assert response.status_code == 201, response.text
+    env = client_env()
+    env.update(
+        ARM_CLOUD_METADATA_URL=f"{stack.base_url}/metadata/endpoints?api-version=2019-05-01",
+        REQUESTS_CA_BUNDLE=stack.ca_bundle,
+        WEIR_TOKEN=stack.token,
+        WEIR_SUBSCRIPTION=stack.subscription,
+        WEIR_GROUP="rg1",
+        WEIR_WORKSPACE=stack.workspace_name,
+        WEIR_ENDPOINT="bare",
+        WEIR_DEPLOYMENT="blue",
+    )
+    done = subprocess.run(
+        [CLIENT_PYTHON, str(ROOT / "tests" / "clients" / "sdk_v2_read_back.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    read = json.loads(done.stdout)
+    [endpoint] = read["endpoint"]
+    assert endpoint["auth_mode"] == "key"
+    assert endpoint["scoring_uri"].endswith("/score")
+    assert endpoint["public_network_access"] == "enabled"
+    assert endpoint["mirror_traffic"] == {}
+    [deployment] = read["deployment"]
+    assert deployment["scale_settings"] == {"type": "default"}
+    assert deployment["request_settings"]["request_timeout_ms"] == 5000
+    assert deployment["instance_count"] == 1
+    assert deployment["readiness_probe"]["failure_threshold"] == 30
+    assert deployment["egress_public_network_access"] == "enabled"
+    [model] = read["model"]
+    assert model["name"] == "minimal" and model["version"] == "1"
+    assert model["type"] == "custom_model"
+    [environment] = read["environment"]
+    assert environment["image"] == "python:3.11-slim"
+    assert environment["os_type"] == "linux"
+    [code] = read["code"]
+    assert code["path"].startswith(f"{stack.blob_url}/")
+    assert [item["name"] for item in read["model_versions"]] == ["minimal"]
