@@ -3,7 +3,7 @@ Azure's SDK v2 does (``get``, ``list`` and the entity's YAML dump), and prints w
 as one JSON document. The resources are made beforehand with the smallest REST bodies the
 API takes, so every property the service fills in is the service's default.
 
-Runs in the client's own virtualenv; configuration as for sdk_v2_rollout.py, plus
+Runs in the client's own virtualenv; configuration as weir_sdk.py reads it, plus
 WEIR_ENDPOINT and WEIR_DEPLOYMENT (names to read).
 """
 
@@ -11,25 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
-from azure.ai.ml import MLClient
-from azure.core.credentials import AccessToken
-
-
-class WeirCredential:
-    def get_token(self, *scopes, **kwargs) -> AccessToken:
-        return AccessToken(os.environ["WEIR_TOKEN"], int(time.time()) + 3600)
+from weir_sdk import ml_client
 
 
 def main() -> None:
-    ml = MLClient(
-        WeirCredential(),
-        subscription_id=os.environ["WEIR_SUBSCRIPTION"],
-        resource_group_name=os.environ["WEIR_GROUP"],
-        workspace_name=os.environ["WEIR_WORKSPACE"],
-        enable_telemetry=False,
-    )
+    ml = ml_client()
     endpoint = os.environ["WEIR_ENDPOINT"]
     entities = {
         "workspace": ml.workspaces.get(),

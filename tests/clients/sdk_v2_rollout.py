@@ -17,7 +17,6 @@ import json
 import math
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -29,37 +28,14 @@ from azure.ai.ml.entities import (
     ManagedOnlineEndpoint,
     Model,
 )
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import ResourceNotFoundError
+from weir_sdk import ml_client
 
 EXAMPLES = Path(os.environ["WEIR_EXAMPLES"])
 REQUEST = EXAMPLES / "model-1" / "sample-request.json"
 EXPECTED = json.loads(Path(os.environ["WEIR_EXPECTED"]).read_text())
 ENDPOINT = "sdk-endpoint"
 IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
-
-
-class WeirCredential:
-    """A TokenCredential whose token is a Weir API token (as a user would write one)."""
-
-    def __init__(self, token: str):
-        self.token = token
-
-    def get_token(self, *scopes, **kwargs) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
-
-
-def ml_client() -> MLClient:
-    # Weir is the cloud ARM_CLOUD_METADATA_URL names (set in the environment, as the README
-    # says): the SDK reads Weir's resource manager and storage suffix from it.
-    return MLClient(
-        WeirCredential(os.environ["WEIR_TOKEN"]),
-        subscription_id=os.environ["WEIR_SUBSCRIPTION"],
-        resource_group_name=os.environ["WEIR_GROUP"],
-        workspace_name=os.environ["WEIR_WORKSPACE"],
-        show_progress=False,
-        enable_telemetry=False,
-    )
 
 
 def same_predictions(answer: str, model: str) -> list:

@@ -190,3 +190,73 @@ def test_what_the_service_fills_in_reads_back_through_the_sdk(stack, workspace, 
     [code] = read["code"]
     assert code["path"].startswith(f"{stack.blob_url}/")
     assert [item["name"] for item in read["model_versions"]] == ["minimal"]
+
+
+def test_bad_input_through_the_sdk_raises_weirs_message_and_changes_nothing(stack, workspace):
+    """A name with spaces, traffic summing to 90, an unknown model...: the SDK raises its usual
+    exception carrying Weir's ARM error message, and the server holds what it held."""
+    runtime = stack.register_runtime(workspace)
+    endpoint_path = f"{workspace}/onlineEndpoints/careful"
+    response = stack.call(
+        "PUT", endpoint_path, {"location": "local", "properties": {"authMode": "Key"}}
+    )
+    stack.wait_for_status(response.headers["Azure-AsyncOperation"])
+    deployment = {"location": "local", "properties": {"endpointComputeType": "Managed", **runtime}}
+    response = stack.call("PUT", f"{endpoint_path}/deployments/blue", deployment)
+    assert response.status_code == 201, response.text
+    stack.wait_for_status(response.headers["Azure-AsyncOperation"], timeout=300)
+    before = {
+        "endpoints": stack.call("GET", f"{workspace}/onlineEndpoints").json(),
+        "blue": stack.call("GET", f"{endpoint_path}/deployments/blue").json(),
+        "models": stack.call("GET", f"{workspace}/models").json(),
+    }
+    env = client_env()
+    env.update(
+        ARM_CLOUD_METADATA_URL=f"{stack.base_url}/metadata/endpoints?api-version=2019-05-01",
+        REQUESTS_CA_BUNDLE=stack.ca_bundle,
+        WEIR_TOKEN=stack.token,
+        WEIR_SUBSCRIPTION=stack.subscription,
+        WEIR_GROUP="rg1",
+        WEIR_WORKSPACE=stack.workspace_name,
+        WEIR_ENDPOINT="careful",
+        WEIR_DEPLOYMENT="blue",
+    )
+    done = subprocess.run(
+        [CLIENT_PYTHON, str(ROOT / "tests" / "clients" / "sdk_v2_bad_input.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    cases = {line["case"]: line for line in map(json.loads, done.stdout.splitlines())}
+    # The SDK checks an endpoint name itself before it calls; Weir refuses it too (REST tests).
+    assert cases["name_with_spaces"]["raised"] == "MlException"
+    assert "name for an endpoint" in cases["name_with_spaces"]["message"]
+    expected = {
+        "traffic_summing_to_90": (
+            "HttpResponseError",
+            "traffic values must sum to 0 or 100, not 90",
+        ),
+        "unknown_model": (
+            "HttpResponseError",
+            "model 'no-such-model' does not exist in this workspace",
+        ),
+        "unknown_deployment_in_traffic": (
+            "HttpResponseError",
+            "deployment 'no-such-deployment' does not exist on this endpoint",
+        ),
+        "deployment_on_a_missing_endpoint": (
+            "ResourceNotFoundError",
+            "Online endpoint 'no-such-endpoint' was not found.",
+        ),
+    }
+    for case, (raised, message) in expected.items():
+        assert cases[case]["raised"] == raised, cases[case]
+        assert f"Message: {message}" in cases[case]["message"], cases[case]
+    after = {
+        "endpoints": stack.call("GET", f"{workspace}/onlineEndpoints").json(),
+        "blue": stack.call("GET", f"{endpoint_path}/deployments/blue").json(),
+        "models": stack.call("GET", f"{workspace}/models").json(),
+    }
+    assert after == before

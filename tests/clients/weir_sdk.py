@@ -1,0 +1,36 @@
+"""The MLClient every azure-ai-ml script here uses, built as the README tells users to:
+Weir is the cloud ARM_CLOUD_METADATA_URL names (from the environment), and the credential
+returns a Weir API token. Imports nothing of Weir: it runs in the client's own virtualenv.
+
+Configuration (environment): ARM_CLOUD_METADATA_URL, REQUESTS_CA_BUNDLE, WEIR_TOKEN,
+WEIR_SUBSCRIPTION, WEIR_GROUP, WEIR_WORKSPACE.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from azure.ai.ml import MLClient
+from azure.core.credentials import AccessToken
+
+
+class WeirCredential:
+    """A TokenCredential whose token is a Weir API token (as a user would write one)."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def get_token(self, *scopes, **kwargs) -> AccessToken:
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+def ml_client() -> MLClient:
+    return MLClient(
+        WeirCredential(os.environ["WEIR_TOKEN"]),
+        subscription_id=os.environ["WEIR_SUBSCRIPTION"],
+        resource_group_name=os.environ["WEIR_GROUP"],
+        workspace_name=os.environ["WEIR_WORKSPACE"],
+        show_progress=False,
+        enable_telemetry=False,
+    )
