@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from controlplane.core.models.asset import latest_of
-
 ARM_ASSET = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
     r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)/(?P<kind>models|environments|codes)"
@@ -72,7 +70,7 @@ def resolve(workspace, value: str, kind: str):
     container = container_model.objects.filter(workspace=workspace, name__iexact=ref.name).first()
     if container is None:
         raise ValueError(f"{kind[:-1]} '{ref.name}' does not exist in this workspace")
-    version = ref.version or latest_of(container.version_names())
+    version = ref.version or container.latest_version
     found = container.versions.filter(name__iexact=version).first() if version else None
     if found is None:
         raise ValueError(f"{kind[:-1]} '{ref.name}' has no version '{ref.version or 'latest'}'")

@@ -112,10 +112,16 @@ def test_versions_are_immutable_but_metadata_changes(client, workspace):
 
 
 def test_latest_version_compares_numbers_as_numbers(client, workspace):
-    for version in ("2", "10", "9"):
+    for version in ("2", "10", "beta", "9"):
         client.put(url(f"/models/sk/versions/{version}"), MODEL, format="json")
+    for version in ("alpha", "beta", "Gamma"):
+        client.put(url(f"/models/named/versions/{version}"), MODEL, format="json")
     container = client.get(url("/models/sk")).json()["properties"]
     assert container["latestVersion"] == "10" and container["nextVersion"] == "11"
+    listed = {m["name"]: m["properties"] for m in client.get(url("/models")).json()["value"]}
+    assert (listed["sk"]["latestVersion"], listed["sk"]["nextVersion"]) == ("10", "11")
+    # Without numbers the highest name wins, compared by code point as Python does.
+    assert (listed["named"]["latestVersion"], listed["named"]["nextVersion"]) == ("beta", "1")
 
 
 def test_list_view_type_filters_archived(client, workspace):

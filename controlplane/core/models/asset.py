@@ -1,13 +1,38 @@
 """Versioned assets: model, environment and code containers with their versions."""
 
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models import Case, DecimalField, F, OuterRef, Subquery, When
+from django.db.models.functions import Cast, Collate, Lower
 
 from controlplane.core.models.base import ArmResource
+
+# A version name that is a number ranks by its value, above every other name.
+NUMERIC_VERSION = Case(
+    When(
+        name__regex=r"^[0-9]+$",
+        then=Cast("name", DecimalField(max_digits=1000, decimal_places=0)),
+    )
+)
+
+
+class AssetContainerQuerySet(models.QuerySet):
+    def with_version_summary(self):
+        """Annotate each container with its latest version and highest numeric version, in
+        the same query (a list page costs the same whatever its length)."""
+        versions = self.model.versions.rel.related_model.objects.filter(container=OuterRef("pk"))
+        ranked = versions.annotate(number=NUMERIC_VERSION).order_by(
+            F("number").desc(nulls_last=True), Collate("name", "C").desc()
+        )
+        return self.annotate(
+            latest_version_name=Subquery(ranked.values("name")[:1]),
+            highest_number=Subquery(ranked.values("number")[:1]),
+        )
 
 
 class AssetContainer(ArmResource):
     """A named asset in a workspace; its versions hold the content."""
+
+    objects = AssetContainerQuerySet.as_manager()
 
     # The URL segment of this kind of asset: "models", "environments" or "codes".
     collection = ""
@@ -28,24 +53,22 @@ class AssetContainer(ArmResource):
     def arm_id(self) -> str:
         return f"{self.workspace.arm_id}/{self.collection}/{self.name}"
 
-    def version_names(self) -> list[str]:
-        return list(self.versions.values_list("name", flat=True))
+    def _summary(self):
+        if not hasattr(self, "latest_version_name"):
+            summary = type(self).objects.filter(pk=self.pk).with_version_summary().get()
+            self.latest_version_name = summary.latest_version_name
+            self.highest_number = summary.highest_number
+        return self.latest_version_name, self.highest_number
 
     @property
     def latest_version(self) -> str | None:
-        return latest_of(self.version_names())
+        """The highest version: numeric versions compare as numbers and rank above others."""
+        return self._summary()[0]
 
     @property
     def next_version(self) -> str:
-        numeric = [int(v) for v in self.version_names() if v.isdigit()]
-        return str(max(numeric, default=0) + 1)
-
-
-def latest_of(versions: list[str]) -> str | None:
-    """The highest version: numeric versions compare as numbers and rank above others."""
-    if not versions:
-        return None
-    return max(versions, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0, v))
+        highest = self._summary()[1]
+        return str(int(highest or 0) + 1)
 
 
 class AssetVersion(ArmResource):

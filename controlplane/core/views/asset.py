@@ -32,9 +32,8 @@ class AssetContainerListView(ArmListView):
 
     def rows(self):
         workspace = get_workspace(self.kwargs)
-        queryset = self.kind.container_model.objects.filter(workspace=workspace).select_related(
-            "workspace"
-        )
+        containers = self.kind.container_model.objects.filter(workspace=workspace)
+        queryset = containers.select_related("workspace").with_version_summary()
         return _by_view_type(queryset, self.request).order_by("name")
 
 
