@@ -23,7 +23,8 @@ def _int_param(request, name: str, minimum: int) -> int | None:
 
 
 def page(request, queryset, serialize) -> dict:
-    """Serialize one page of ``queryset``; ``nextLink`` is an absolute URL to the next one.
+    """Serialize one page of ``queryset`` (``serialize`` takes the page's rows and returns
+    their JSON values); ``nextLink`` is an absolute URL to the next one.
 
     ``$skip`` is the continuation token (an offset); ``$top`` or ``count`` is the page size.
     """
@@ -39,4 +40,4 @@ def page(request, queryset, serialize) -> dict:
         next_link = (
             request.build_absolute_uri(request.path) + "?" + urlencode(params, doseq=True, safe="$")
         )
-    return {"value": [serialize(row) for row in rows], "nextLink": next_link}
+    return {"value": serialize(rows), "nextLink": next_link}

@@ -151,4 +151,5 @@ class ArmListView(ArmView):
 
     def get(self, request, **kwargs):
         serializer = self.serializer_class
-        return Response(page(request, self.rows(), lambda row: serializer(row).data))
+        # One serializer for the page: its fields are built once, not once per row.
+        return Response(page(request, self.rows(), lambda rows: serializer(rows, many=True).data))

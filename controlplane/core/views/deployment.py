@@ -136,7 +136,7 @@ class SkusView(ArmView):
                 },
             }
         ]
-        return Response(page(request, skus, lambda sku: sku))
+        return Response(page(request, skus, list))
 
 
 class ScaleEventsView(ArmListView):
