@@ -112,6 +112,9 @@ SPECTACULAR_SETTINGS = {
     # Docstrings describe the code to its maintainers; API descriptions are written for users.
     "DISABLE_DOCSTRING_DESCRIPTIONS": True,
     "COMPONENT_SPLIT_REQUEST": True,
+    # As in Azure's swagger: read-only properties (id, systemData, identity's principalId...)
+    # are not listed as required, since a response may leave some out.
+    "COMPONENT_NO_READ_ONLY_REQUIRED": True,
     # Operations are tagged by the path segment after the subscription.
     "SCHEMA_PATH_PREFIX": r"/subscriptions/\{subscriptionId\}/",
     "ENUM_NAME_OVERRIDES": {
