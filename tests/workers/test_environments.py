@@ -4,6 +4,7 @@ builds themselves: with uv, pip's settings carried over, or with pip."""
 import base64
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -235,6 +236,8 @@ def build(tmp_path, monkeypatch):
     yield build
     for path in built:
         shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(path.with_name(f"{path.name}.building"), ignore_errors=True)
+        path.with_name(f"{path.name}.lock").unlink(missing_ok=True)
 
 
 def run_in(environment: Path, code: str) -> str:
@@ -270,6 +273,20 @@ def test_a_package_no_index_has_is_named(build):
     assert failure.value.code == "EnvironmentBuildFailed"
     assert failure.value.message == "no such package: weir-no-such-package-4242"
     assert not list(Path(settings.WEIR_ENVIRONMENT_DIR).glob("*.building"))
+
+
+def test_the_index_pip_is_given_is_the_one_uv_seeds_the_venv_from(build, tmp_path, monkeypatch):
+    for variable in [name for name in os.environ if name.startswith("PIP_")]:
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # pip reads no configuration file
+    empty = tmp_path / "simple"
+    empty.mkdir()
+    monkeypatch.setenv("PIP_INDEX_URL", empty.as_uri())
+    with pytest.raises(PermanentError) as failure:
+        build("uv", ())
+    assert failure.value.message.startswith("uv failed: ")
+    assert "seed packages" in failure.value.message
+    assert "pip was not found in the package registry" in json.dumps(failure.value.details)
 
 
 def test_uv_reads_which_requirement_was_missing():

@@ -25,7 +25,7 @@ import yaml
 from django.conf import settings
 
 from workers.builds import installers
-from workers.errors import PermanentError
+from workers.errors import PermanentError, last_error
 
 # What every replica environment needs to run dataplane.inference (pinned as in
 # requirements.txt).
@@ -243,6 +243,8 @@ def run_step(
         say(line.rstrip())
     if process.wait() == 0:
         return None
+    output = "\n".join(lines)
     if check:
-        raise PermanentError("EnvironmentBuildFailed", f"{command[0]} failed", details=lines[-20:])
-    return "\n".join(lines)
+        message = f"{Path(command[0]).name} failed: {last_error(output)}"
+        raise PermanentError("EnvironmentBuildFailed", message, details=lines[-20:])
+    return output
