@@ -218,6 +218,14 @@ WEIR_LOCAL_ASSET_ROOTS = env.list("WEIR_LOCAL_ASSET_ROOTS", default=[])
 WEIR_BACKEND = env("WEIR_BACKEND", default="workers.backends.local.LocalBackend")
 # Built Python environments, one directory per content hash.
 WEIR_ENVIRONMENT_DIR = Path(env("WEIR_ENVIRONMENT_DIR", default=str(DATA_DIR / "envs")))
+# What makes them: "uv" (uv venv + uv pip install, pip's index settings carried over) or
+# "pip" (python -m venv + pip install, as before uv).
+WEIR_ENVIRONMENT_INSTALLER = env("WEIR_ENVIRONMENT_INSTALLER", default="uv")
+if WEIR_ENVIRONMENT_INSTALLER not in ("uv", "pip"):
+    raise ImproperlyConfigured("WEIR_ENVIRONMENT_INSTALLER must be 'uv' or 'pip'")
+# uv's download and unpack cache. Environments are hard links into it, so it belongs on the
+# filesystem of WEIR_ENVIRONMENT_DIR (on another one uv copies, with a warning).
+WEIR_UV_CACHE_DIR = Path(env("WEIR_UV_CACHE_DIR", default=str(DATA_DIR / "uv-cache")))
 # The image pipeline (Kubernetes compute): images are pushed to WEIR_REGISTRY and looked up
 # there, then in WEIR_SHARED_REGISTRY (host:port each; http for the ones listed in
 # WEIR_INSECURE_REGISTRIES). WEIR_IMAGE_BASE, when set, replaces every environment's own

@@ -203,7 +203,8 @@ def test_an_unknown_pip_package_fails_the_deployment_naming_it(stack, workspace)
     deployment_path = f"{new_endpoint(stack, workspace, 'nopkg')}/deployments/blue"
     status = put_and_wait(stack, deployment_path, one_replica(runtime))
     assert status["status"] == "Failed"
-    assert "weir-no-such-package-4242" in status["error"]["message"]
+    assert status["error"]["code"] == "EnvironmentBuildFailed"
+    assert "no such package: weir-no-such-package-4242" in status["error"]["message"]
 
 
 def test_a_worker_killed_mid_provision_still_ends_in_a_terminal_state(stack, workspace):

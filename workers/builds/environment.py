@@ -24,7 +24,8 @@ from pathlib import Path
 import yaml
 from django.conf import settings
 
-from workers.errors import PermanentError
+from workers.builds import installers
+from workers.errors import PermanentError, last_error
 
 # What every replica environment needs to run dataplane.inference (pinned as in
 # requirements.txt).
@@ -172,8 +173,11 @@ def _candidates(pattern: str) -> list[Path]:
 
 
 def _runs(candidate: Path, python: str) -> bool:
-    """Whether ``candidate`` starts, is Python ``python`` and has venv with pip (ensurepip)."""
-    check = "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"
+    """Whether ``candidate`` starts and is Python ``python``; for the pip installer, also
+    whether it has venv and ensurepip, which ``python -m venv`` needs (Debian ships them
+    apart, in python3-venv) and uv does without."""
+    modules = "sys, venv, ensurepip" if settings.WEIR_ENVIRONMENT_INSTALLER == "pip" else "sys"
+    check = f"import {modules}; print('%d.%d' % sys.version_info[:2])"
     try:
         done = subprocess.run(
             [str(candidate), "-c", check], capture_output=True, text=True, timeout=20
@@ -207,31 +211,40 @@ def _build(spec: EnvironmentSpec, target: Path, say: Callable[[str], None]) -> N
     say(
         f"building environment {target.name[:12]} (python {spec.python}, image {spec.image or '-'})"
     )
-    run_step([interpreter(spec.python), "-m", "venv", str(building)], say)
+    installer = installers.for_build(say)
+    run_step(installer.venv(interpreter(spec.python), building), say, env=installer.env)
     requirements = [*SERVER_PACKAGES, *spec.packages]
-    pip = [str(building / "bin" / "pip"), "install", "--disable-pip-version-check", "--no-input"]
-    output = run_step([*pip, *requirements], say, check=False)
+    command = installer.install(building, requirements)
+    output = run_step(command, say, check=False, env=installer.env)
     if output is not None:
         shutil.rmtree(building, ignore_errors=True)
-        missing = re.findall(r"No matching distribution found for (\S+)", output)
-        detail = f"no such package: {', '.join(missing)}" if missing else "pip install failed"
-        raise PermanentError("EnvironmentBuildFailed", detail, details=output.splitlines()[-20:])
-    (building / READY_MARKER).write_text(json.dumps({"packages": requirements}))
+        raise PermanentError(
+            "EnvironmentBuildFailed", installer.failure(output), details=output.splitlines()[-20:]
+        )
+    marker = {"packages": requirements, "installer": installer.name}
+    (building / READY_MARKER).write_text(json.dumps(marker))
     shutil.rmtree(target, ignore_errors=True)
     building.rename(target)
     say(f"environment {target.name[:12]} is ready")
 
 
-def run_step(command: list[str], say: Callable[[str], None], check: bool = True) -> str | None:
-    """Run a build step, streaming its output to the log. Returns None on success, or the
-    output when ``check`` is False and the step failed."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def run_step(
+    command: list[str], say: Callable[[str], None], check: bool = True, env: dict | None = None
+) -> str | None:
+    """Run a build step (in ``env``, else the worker's environment), streaming its output to
+    the log. Returns None on success, or the output when ``check`` is False and the step
+    failed."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     lines = []
     for line in process.stdout:
         lines.append(line.rstrip())
         say(line.rstrip())
     if process.wait() == 0:
         return None
+    output = "\n".join(lines)
     if check:
-        raise PermanentError("EnvironmentBuildFailed", f"{command[0]} failed", details=lines[-20:])
-    return "\n".join(lines)
+        message = f"{Path(command[0]).name} failed: {last_error(output)}"
+        raise PermanentError("EnvironmentBuildFailed", message, details=lines[-20:])
+    return output
