@@ -34,6 +34,12 @@ class ManagedServiceIdentitySerializer(serializers.Serializer):
         child=serializers.DictField(), required=False, allow_null=True
     )
 
+    def validate(self, attrs):
+        # Required even in a PATCH (partial): an identity is replaced whole, never merged.
+        if "type" not in attrs:
+            raise serializers.ValidationError({"type": ["This field is required."]})
+        return attrs
+
     def to_representation(self, instance):
         return instance  # stored as the validated JSON document
 

@@ -48,6 +48,14 @@ def error_body(code: str, message: str, target: str | None = None, details=None)
     }
 
 
+class Gone(ArmError):
+    """The resource was deleted by another request between this request's read and its
+    write: a 404 for a write, and for a DELETE the 204 of a resource that is not there."""
+
+    def __init__(self, name: str):
+        super().__init__(404, "ResourceNotFound", f"'{name}' was deleted by another request.")
+
+
 def bad_request(message: str, target: str | None = None) -> ArmError:
     return ArmError(400, "ValidationError", message, target)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.response import Response
 
-from controlplane.arm.errors import not_found
+from controlplane.arm.errors import Gone, not_found
 from controlplane.arm.pagination import page
 from controlplane.arm.responses import accepted_response, put_response, resource_response
 from controlplane.arm.schema import ACCEPTED, ASYNC_DELETE, DELETED, paged
@@ -124,7 +124,10 @@ class ArmResourceView(ArmView):
         row = self.find(self.parent())
         if row is None:
             return Response(status=204)
-        operation = self.service.delete(row, principal_name(request), self.check_preconditions)
+        try:
+            operation = self.service.delete(row, principal_name(request), self.check_preconditions)
+        except Gone:
+            return Response(status=204)
         if self.long_running:
             return accepted_response(request, operation)
         return Response(status=200)

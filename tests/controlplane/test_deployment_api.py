@@ -248,3 +248,16 @@ def test_a_failing_step_ends_the_deployment_failed_with_an_arm_error(client, end
     assert put_deployment(client).json()["properties"]["provisioningState"] == "Updating"
     run_operations()
     assert client.get(url(DEP)).json()["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_a_deployment_deleted_by_another_request_meanwhile_is_gone_not_an_error(blue):
+    """Two DELETEs (or a PATCH and a DELETE) of one deployment at once: the one that locks the
+    row second finds it gone, which is a 404 for a write and a 204 for a DELETE, not a 500."""
+    from controlplane.arm.errors import Gone
+    from controlplane.core.services import deployment as service
+
+    read_by_the_second_request = OnlineDeployment.objects.get(name="blue")
+    OnlineDeployment.objects.filter(pk=read_by_the_second_request.pk).delete()
+    with pytest.raises(Gone) as gone:
+        service.delete(read_by_the_second_request, "alice", lambda etag: None)
+    assert gone.value.status_code == 404

@@ -139,6 +139,13 @@ def test_patch_replaces_tags(client, endpoint):
     assert response.json()["tags"] == {"owner": "b"}
 
 
+def test_patch_refuses_an_identity_without_a_type(client, endpoint):
+    before = client.get(url("/onlineEndpoints/ep1")).json()
+    response = client.patch(url("/onlineEndpoints/ep1"), {"identity": {}}, format="json")
+    assert_arm_error(response, 400, "ValidationError", "identity.type")
+    assert client.get(url("/onlineEndpoints/ep1")).json() == before
+
+
 def test_list_pages_with_next_links_that_work(client, workspace):
     for index in range(5):
         assert put_endpoint(client, name=f"ep{index}").status_code == 201

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
 
-from controlplane.arm.errors import bad_request, conflict
+from controlplane.arm.errors import Gone, bad_request, conflict
 from controlplane.core.models.base import new_etag
 
 
@@ -76,9 +76,11 @@ def _same(current, wanted) -> bool:
 
 def lock(row, check):
     """``row`` read again under a row lock, once the request's preconditions hold."""
-    row = type(row).objects.select_for_update().get(pk=row.pk)
-    check(row.etag)
-    return row
+    locked = type(row).objects.select_for_update().filter(pk=row.pk).first()
+    if locked is None:
+        raise Gone(row.name)
+    check(locked.etag)
+    return locked
 
 
 def create_or_conflict(model_class, /, **fields):
