@@ -9,6 +9,8 @@ ENDPOINT_NAME = re.compile(r"^[a-zA-Z](?:[a-zA-Z0-9]|-(?=[a-zA-Z0-9])){2,31}$")
 WORKSPACE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$")
 ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,254}$")
 ASSET_VERSION = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,99}$")
+# Azure ML computes: begins with a letter, 2-16 characters, letters, digits and dashes.
+COMPUTE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,15}$")
 RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
 
 ENDPOINT_RULE = (
@@ -44,6 +46,16 @@ def check_workspace_name(value: str, resource_group: str) -> None:
         "Resource group",
         "resourceGroupName",
         "1 to 90 characters: letters, digits, '-', '_', '.', '(' and ')'",
+    )
+
+
+def check_compute_name(value: str) -> None:
+    check(
+        COMPUTE_NAME,
+        value,
+        "Compute",
+        "computeName",
+        "2 to 16 characters: letters, digits and '-', starting with a letter",
     )
 
 

@@ -20,6 +20,8 @@ class TestComputeResource(ArmResourceTests):
     resource_type = "Microsoft.MachineLearningServices/workspaces/computes"
     body = KUBERNETES
     update = {**KUBERNETES, "properties": {**KUBERNETES["properties"], "description": "d"}}
+    bad_name = "9-starts-with-a-digit"
+    bad_name_target = "computeName"
 
     @pytest.fixture
     def parent(self, workspace):

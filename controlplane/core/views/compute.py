@@ -3,6 +3,7 @@
 from drf_spectacular.utils import OpenApiParameter
 
 from controlplane.arm.resources import ArmListView, ArmResourceView
+from controlplane.core import names
 from controlplane.core.models import Compute
 from controlplane.core.serializers.compute import ComputeResourceSerializer
 from controlplane.core.services import compute as compute_service
@@ -27,6 +28,9 @@ class ComputeView(ArmResourceView):
     label = "Compute"
     name_kwarg = "computeName"
     service = compute_service
+
+    def check_name(self) -> None:
+        names.check_compute_name(self.resource_name)
 
     def parent(self):
         return get_workspace(self.kwargs)
