@@ -15,7 +15,7 @@ runs. The OpenAPI operations (``{group}_Get``, ``_CreateOrUpdate``, ``_Update``,
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.response import Response
 
 from controlplane.arm.errors import Gone, not_found
@@ -33,6 +33,9 @@ class ArmResourceView(ArmView):
     delete_parameters: list = []
     label: str  # names the resource in a 404: f"{label} '{name}' was not found."
     name_kwarg: str  # the URL kwarg holding the resource's name
+    # Rules a PUT checks its URL's names against (objects with ``parameter``, ``pattern`` and
+    # ``check(value)``); the PUT's OpenAPI operation states their patterns.
+    name_rules: tuple = ()
     service: object
 
     def __init_subclass__(cls, **kwargs):
@@ -44,6 +47,13 @@ class ArmResourceView(ArmView):
             "get": extend_schema(operation_id=f"{group}_Get", responses=body),
             "put": extend_schema(
                 operation_id=f"{group}_CreateOrUpdate",
+                parameters=[
+                    OpenApiParameter(
+                        rule.parameter, str, OpenApiParameter.PATH, pattern=rule.pattern
+                    )
+                    for rule in cls.name_rules
+                ]
+                or None,
                 request=body,
                 responses={200: body, 201: body},
             ),
@@ -69,6 +79,8 @@ class ArmResourceView(ArmView):
 
     def check_name(self) -> None:
         """Refuse a name a new resource may not have (a 400 naming the URL parameter)."""
+        for rule in self.name_rules:
+            rule.check(self.kwargs[rule.parameter])
 
     def parent(self):
         """What the resource lives under (404 when it is missing)."""

@@ -42,8 +42,7 @@ class AssetContainerView(ArmResourceView):
     name_kwarg = "name"
     service = asset_service
 
-    def check_name(self):
-        names.check_asset_name(self.resource_name)
+    name_rules = (names.ASSET,)
 
     def parent(self):
         return get_workspace(self.kwargs)
@@ -92,9 +91,7 @@ class AssetVersionView(ArmResourceView):
     name_kwarg = "version"
     service = asset_service
 
-    def check_name(self):
-        names.check_asset_name(self.kwargs["name"])
-        names.check_asset_version(self.resource_name)
+    name_rules = (names.ASSET, names.ASSET_VERSION)
 
     def parent(self):
         return get_workspace(self.kwargs)

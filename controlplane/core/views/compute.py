@@ -29,8 +29,7 @@ class ComputeView(ArmResourceView):
     name_kwarg = "computeName"
     service = compute_service
 
-    def check_name(self) -> None:
-        names.check_compute_name(self.resource_name)
+    name_rules = (names.COMPUTE,)
 
     def parent(self):
         return get_workspace(self.kwargs)

@@ -66,8 +66,7 @@ class OnlineDeploymentView(ArmResourceView):
     name_kwarg = "deploymentName"
     service = deployment_service
 
-    def check_name(self):
-        names.check_deployment_name(self.resource_name)
+    name_rules = (names.DEPLOYMENT,)
 
     def parent(self):
         return get_endpoint(self.kwargs)

@@ -67,8 +67,7 @@ class OnlineEndpointView(ArmResourceView):
     name_kwarg = "endpointName"
     service = endpoint_service
 
-    def check_name(self):
-        names.check_endpoint_name(self.resource_name)
+    name_rules = (names.ENDPOINT,)
 
     def parent(self):
         return get_workspace(self.kwargs)

@@ -30,8 +30,7 @@ class WorkspaceView(ArmResourceView):
     name_kwarg = "workspaceName"
     service = workspace_service
 
-    def check_name(self):
-        names.check_workspace_name(self.resource_name, self.kwargs["resourceGroupName"])
+    name_rules = (names.WORKSPACE, names.RESOURCE_GROUP)
 
     def parent(self) -> tuple[str, str]:
         return self.kwargs["subscriptionId"], self.kwargs["resourceGroupName"]
