@@ -5,8 +5,18 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter
 
 from controlplane.arm.errors import bad_request
+
+# The paging parameters as openapi.yaml states them: what page() accepts.
+SKIP = OpenApiParameter(
+    "$skip",
+    {"type": "string", "pattern": "^[0-9]+$"},
+    description="Where the page starts: the continuation token of the previous nextLink.",
+)
+TOP = OpenApiParameter("$top", {"type": "integer", "minimum": 1}, description="The page size.")
+COUNT = OpenApiParameter("count", {"type": "integer", "minimum": 1}, description="The page size.")
 
 
 def _int_param(request, name: str, minimum: int) -> int | None:

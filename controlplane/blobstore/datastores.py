@@ -5,9 +5,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.response import Response
 
+from controlplane.arm import pagination
 from controlplane.arm.errors import not_found
 from controlplane.arm.resources import ArmListView
 from controlplane.arm.views import ArmView
@@ -52,7 +53,7 @@ def get_datastore(kwargs) -> Datastore:
 class DatastoreListView(ArmListView):
     serializer_class = DatastoreSerializer
     operation_id = "Datastores_List"
-    list_parameters = [OpenApiParameter("$skip", str), OpenApiParameter("count", int)]
+    list_parameters = [pagination.SKIP, pagination.COUNT]
 
     def rows(self):
         return [get_datastore(self.kwargs)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter
 
+from controlplane.arm import pagination
 from controlplane.arm.errors import bad_request, not_found
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.resources import ArmListView, ArmResourceView
@@ -137,8 +138,8 @@ def views_for(kind: AssetKind) -> dict[str, type]:
             serializer_class=kind.container_serializer,
             operation_id=f"{containers}_List",
             list_parameters=[
-                OpenApiParameter("$skip", str),
-                OpenApiParameter("count", int),
+                pagination.SKIP,
+                pagination.COUNT,
                 OpenApiParameter("listViewType", str, enum=ListViewType.values),
             ],
         ),
@@ -156,8 +157,8 @@ def views_for(kind: AssetKind) -> dict[str, type]:
             operation_id=f"{versions}_List",
             list_parameters=[
                 OpenApiParameter("$orderBy", str),
-                OpenApiParameter("$top", int),
-                OpenApiParameter("$skip", str),
+                pagination.TOP,
+                pagination.SKIP,
                 OpenApiParameter("version", str),
                 OpenApiParameter("tags", str),
                 OpenApiParameter("hash", str),

@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import OpenApiParameter
 
+from controlplane.arm import pagination
 from controlplane.arm.resources import ArmListView, ArmResourceView
 from controlplane.core import names
 from controlplane.core.models import Compute
@@ -13,7 +14,7 @@ from controlplane.core.views.lookups import get_workspace
 class ComputeListView(ArmListView):
     serializer_class = ComputeResourceSerializer
     operation_id = "Compute_List"
-    list_parameters = [OpenApiParameter("$skip", str)]
+    list_parameters = [pagination.SKIP]
 
     def rows(self):
         workspace = get_workspace(self.kwargs)

@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from controlplane import tasks
+from controlplane.arm import pagination
 from controlplane.arm.errors import ArmError
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.pagination import page
@@ -37,8 +38,8 @@ class OnlineDeploymentListView(ArmListView):
     operation_id = "OnlineDeployments_List"
     list_parameters = [
         OpenApiParameter("$orderBy", str),
-        OpenApiParameter("$top", int),
-        OpenApiParameter("$skip", str),
+        pagination.TOP,
+        pagination.SKIP,
     ]
 
     def rows(self):
@@ -118,7 +119,7 @@ class GetLogsView(ArmView):
 class SkusView(ArmView):
     @extend_schema(
         operation_id="OnlineDeployments_ListSkus",
-        parameters=[OpenApiParameter("count", int), OpenApiParameter("$skip", str)],
+        parameters=[pagination.COUNT, pagination.SKIP],
         responses=paged(SkuResourceSerializer),
     )
     def get(self, request, **kwargs):
@@ -143,7 +144,7 @@ class ScaleEventsView(ArmListView):
 
     serializer_class = ScaleEventSerializer
     operation_id = "OnlineDeployments_ListScaleEvents"
-    list_parameters = [OpenApiParameter("$top", int), OpenApiParameter("$skip", str)]
+    list_parameters = [pagination.TOP, pagination.SKIP]
 
     def rows(self):
         deployment = get_deployment(self.kwargs)

@@ -3,6 +3,7 @@
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
+from controlplane.arm import pagination
 from controlplane.arm.errors import ArmError
 from controlplane.arm.filters import filter_tags
 from controlplane.arm.resources import ArmListView, ArmResourceView
@@ -28,8 +29,8 @@ class OnlineEndpointListView(ArmListView):
     list_parameters = [
         OpenApiParameter("name", str),
         OpenApiParameter("computeType", str),
-        OpenApiParameter("count", int),
-        OpenApiParameter("$skip", str),
+        pagination.COUNT,
+        pagination.SKIP,
         OpenApiParameter("tags", str),
         OpenApiParameter(
             "orderBy",
