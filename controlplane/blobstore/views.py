@@ -99,9 +99,9 @@ def _forbidden() -> BlobError:
     )
 
 
-def _authorize(request, account, container, target, needed: str) -> None:
+def _authorize(request, account, container, target, needed: str) -> sas.Grant:
     try:
-        sas.verify(account.key, request.GET, account.name, container, target, needed)
+        return sas.verify(account.key, request.GET, account.name, container, target, needed)
     except sas.SasError as exc:
         log.info("blob request refused: %s", exc)  # the reason, never the signature
         raise _forbidden() from None
@@ -114,8 +114,8 @@ def _dispatch(request, account, container, blob):
             raise BlobError(400, "InvalidQueryParameterValue", "restype=container is required.")
         if comp == "list" and method == "GET":
             prefix = request.GET.get("prefix") or None
-            _authorize(request, account, container, prefix, "l")
-            return list_blobs(request, account, container)
+            grant = _authorize(request, account, container, prefix, "l")
+            return list_blobs(request, account, container, grant)
         if comp is None and method in ("GET", "HEAD"):
             _authorize(request, account, container, None, "r")
             return _with_common_headers(HttpResponse(status=200), etag=None)
@@ -376,7 +376,7 @@ def _with_common_headers(response, etag: str | None, blob: Blob | None = None):
 # --------------------------------------------------------------------------------------------
 
 
-def list_blobs(request, account, container):
+def list_blobs(request, account, container, grant: sas.Grant):
     prefix = request.GET.get("prefix", "")
     marker = request.GET.get("marker", "")
     delimiter = request.GET.get("delimiter", "")
@@ -385,7 +385,9 @@ def list_blobs(request, account, container):
         page_size = min(int(request.GET.get("maxresults", "5000")), 5000)
     except ValueError:
         raise BlobError(400, "InvalidQueryParameterValue", "maxresults is not a number.") from None
-    queryset = Blob.objects.filter(account=account, container=container, name__startswith=prefix)
+    queryset = grant.visible(
+        Blob.objects.filter(account=account, container=container, name__startswith=prefix)
+    )
     if marker:
         queryset = queryset.filter(name__gt=marker)
     root = ElementTree.Element(
