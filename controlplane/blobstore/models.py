@@ -1,4 +1,5 @@
-"""Blob storage: each workspace's storage account, its blobs and uncommitted blocks.
+"""Blob storage: each workspace's storage account, its blobs, uncommitted blocks and the
+upload directories issued to asset versions.
 
 Bytes live in the blob store backend (content-addressed, see backends.py); these
 rows map Azure-style names (account/container/blob) to content digests and carry the
@@ -90,3 +91,19 @@ class StagedBlock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.container}/{self.name}#{self.block_id}"
+
+
+class PendingUpload(models.Model):
+    """An upload directory (``LocalUpload/{id}``) issued by startPendingUpload to one asset
+    version. The id is Weir's, never the client's: asking again with it re-issues a SAS for
+    the same directory, and only for the asset version it was issued to."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey("weir.Workspace", on_delete=models.CASCADE, related_name="+")
+    collection = models.CharField(max_length=16)  # the URL segment: "codes" or "models"
+    name = models.CharField(max_length=255)
+    version = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.collection}/{self.name}/versions/{self.version}#{self.id}"
