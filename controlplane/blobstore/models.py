@@ -48,12 +48,19 @@ def new_blob_etag() -> str:
 class Blob(models.Model):
     account = models.ForeignKey(StorageAccount, on_delete=models.CASCADE, related_name="blobs")
     container = models.CharField(max_length=63)
-    name = models.CharField(max_length=1024)
+    # Compared and ordered by code point, as Azure lists blobs, whatever the database's locale.
+    name = models.CharField(max_length=1024, db_collation="C")
     digest = models.CharField(max_length=64)
     size = models.BigIntegerField()
     content_type = models.CharField(max_length=255, default="application/octet-stream")
-    # Base64 MD5 of the content, as Azure reports it in Content-MD5.
+    # Base64 MD5 of the content, as Azure reports it in Content-MD5: computed for Put Blob,
+    # only what the client sent for a blob committed from blocks ("" for none).
     content_md5 = models.CharField(max_length=32, default="")
+    # The other content settings the client sets and reads back (x-ms-blob-content-*).
+    content_encoding = models.CharField(max_length=255, default="")
+    content_language = models.CharField(max_length=255, default="")
+    content_disposition = models.CharField(max_length=1024, default="")
+    cache_control = models.CharField(max_length=255, default="")
     metadata = models.JSONField(default=dict)
     etag = models.CharField(max_length=32, default=new_blob_etag)
     created_at = models.DateTimeField(auto_now_add=True)
