@@ -125,3 +125,29 @@ ensure_client_venv() {  # ensure_client_venv NAME REQUIREMENTS_FILE; prints the 
     fi
     printf '%s\n' "$venv/bin/python"
 }
+
+ensure_node_client() {  # ensure_node_client NAME PACKAGE_DIR; prints its node_modules/.bin
+    # A Node.js program the tests run (Azurite), installed by npm outside the clone from
+    # PACKAGE_DIR's package.json and package-lock.json, keyed by their content: installed
+    # once per pinned set, then reused. Built in a temporary directory and renamed into
+    # place, as ensure_client_venv does, so an interrupted install leaves nothing half-made.
+    local name=$1 package=$2 cache hash target tmp
+    cache=${WEIR_CLIENT_CACHE:-$HOME/.cache/weir/clients}
+    hash=$(cat "$package/package.json" "$package/package-lock.json" | sha256sum | cut -c1-12)
+    target="$cache/$name-$hash"
+    if [ ! -d "$target/node_modules/.bin" ]; then
+        say "installing $name with npm in $target"
+        mkdir -p "$cache"
+        find "$cache" -maxdepth 1 -name ".$name-*" -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+        tmp=$(mktemp -d "$cache/.$name-$hash.XXXXXX") && chmod 755 "$tmp"
+        (
+            trap 'rm -rf "$tmp"' EXIT
+            trap 'exit 1' INT TERM HUP
+            cp "$package/package.json" "$package/package-lock.json" "$tmp/" &&
+                npm ci --prefix "$tmp" --omit=dev --ignore-scripts --no-audit --no-fund \
+                    --loglevel=error >&2 &&
+                { mv -T "$tmp" "$target" 2>/dev/null || [ -d "$target/node_modules/.bin" ]; }
+        ) || { say "could not install $name"; return 1; }
+    fi
+    printf '%s\n' "$target/node_modules/.bin"
+}

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.response import Response
 
 from controlplane.arm import pagination
-from controlplane.arm.errors import not_found
+from controlplane.arm.errors import bad_request, not_found
 from controlplane.arm.resources import ArmListView
 from controlplane.arm.views import ArmView
 from controlplane.blobstore import storage
@@ -77,23 +77,37 @@ class ListSecretsView(ArmView):
 
 
 class StartPendingUploadView(ArmView):
+    collection = ""  # the URL segment of the asset kind: "codes" or "models"
+
     @extend_schema(
         request=PendingUploadRequestSerializer, responses=PendingUploadResponseSerializer
     )
     def post(self, request, **kwargs):
-        """A new upload directory and a SAS to write into it, for a code or model version."""
+        """An upload directory and a SAS to write into it, for a code or model version: a new
+        one, or again the one whose ``pendingUploadId`` Weir issued for this version."""
         workspace = get_workspace(kwargs)
         serializer = PendingUploadRequestSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
-        upload_id = serializer.validated_data.get("pendingUploadId")
-        return Response(
-            storage.start_pending_upload(workspace, str(upload_id) if upload_id else None)
-        )
+        try:
+            pending = storage.start_pending_upload(
+                workspace,
+                self.collection,
+                kwargs["name"],
+                kwargs["version"],
+                serializer.validated_data.get("pendingUploadId"),
+            )
+        except storage.UnknownPendingUpload as exc:
+            raise bad_request(str(exc), "pendingUploadId") from None
+        return Response(pending)
 
 
-def start_pending_upload_view(label: str) -> type:
+def start_pending_upload_view(collection: str, label: str) -> type:
     """The startPendingUpload view of code or model versions, with Azure's operation id."""
     operation = extend_schema(operation_id=f"{label}Versions_CreateOrGetStartPendingUpload")
     return extend_schema_view(post=operation)(
-        type(f"{label}StartPendingUploadView", (StartPendingUploadView,), {"__module__": __name__})
+        type(
+            f"{label}StartPendingUploadView",
+            (StartPendingUploadView,),
+            {"__module__": __name__, "collection": collection},
+        )
     )

@@ -46,6 +46,16 @@ class Grant:
             return target == self.path
         return (target + "/").startswith(self.path + "/")
 
+    def visible(self, blobs):
+        """Narrow a queryset of the container's blobs to those in the scope. A listing's
+        prefix is a string, not a path: a directory SAS for ``a/b`` that covers the prefix
+        ``a/b`` must still not list ``a/b-sibling/...``."""
+        if self.resource == "d":
+            return blobs.filter(name__startswith=self.path + "/")
+        if self.resource == "b":
+            return blobs.filter(name=self.path)
+        return blobs
+
 
 def _format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

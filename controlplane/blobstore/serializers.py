@@ -35,8 +35,19 @@ class SasDatastoreSecretsSerializer(serializers.Serializer):
     sasToken = serializers.CharField()
 
 
+class IssuedIdField(serializers.UUIDField):
+    """A UUID sent as a string. DRF's UUIDField also takes integers (and so ``false``, the
+    all-zero UUID); an id Weir issued is always a string."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class PendingUploadRequestSerializer(serializers.Serializer):
-    pendingUploadId = serializers.UUIDField(required=False, allow_null=True, format="hex_verbose")
+    # Weir issues the id; a client sends one only to ask again for an upload it was given.
+    pendingUploadId = IssuedIdField(required=False, allow_null=True, format="hex_verbose")
     pendingUploadType = serializers.ChoiceField(
         choices=["None", "TemporaryBlobReference"], default="TemporaryBlobReference"
     )

@@ -16,7 +16,7 @@ from django.db import IntegrityError, models, transaction
 
 from controlplane.blobstore import sas
 from controlplane.blobstore.backends import blob_backend, read_chunks
-from controlplane.blobstore.models import Blob, StorageAccount, new_blob_etag
+from controlplane.blobstore.models import Blob, PendingUpload, StorageAccount, new_blob_etag
 from controlplane.blobstore.paths import HOST_STYLE, UnsafePath, check_blob_name
 
 DEFAULT_DATASTORE = "workspaceblobstore"
@@ -68,12 +68,34 @@ def sas_token(
     return sas.issue(account.key, grant)
 
 
-def start_pending_upload(workspace, pending_upload_id: str | None = None) -> dict:
-    """A fresh directory in the workspace's default container and a SAS to write into it
-    (PendingUploadResponseDto)."""
+class UnknownPendingUpload(ValueError):
+    """The pendingUploadId was not issued by Weir for this asset version."""
+
+
+def start_pending_upload(
+    workspace, collection: str, name: str, version: str, pending_upload_id: uuid.UUID | None
+) -> dict:
+    """An upload directory in the workspace's default container for one asset version, and a
+    SAS to write into it (PendingUploadResponseDto).
+
+    Without an id, a new directory with an id Weir chose. With one, the same directory
+    again, if Weir issued that id for this very asset version; otherwise UnknownPendingUpload,
+    so no client can name (or guess) a directory and be handed a SAS to it.
+    """
+    asset = {"workspace": workspace, "collection": collection}
+    if pending_upload_id is None:
+        upload = PendingUpload.objects.create(**asset, name=name, version=version)
+    else:
+        upload = PendingUpload.objects.filter(
+            **asset, id=pending_upload_id, name__iexact=name, version__iexact=version
+        ).first()
+        if upload is None:
+            raise UnknownPendingUpload(
+                f"pendingUploadId '{pending_upload_id}' was not issued for "
+                f"{collection}/{name}/versions/{version}; leave it out to start a new upload."
+            )
     account = account_for(workspace)
-    upload_id = pending_upload_id or str(uuid.uuid4())
-    directory = f"{UPLOAD_PREFIX}/{upload_id}"
+    directory = f"{UPLOAD_PREFIX}/{upload.id}"
     container = account.default_container
     token = sas_token(account, container, directory, "racwdl", "d")
     return {
@@ -85,7 +107,7 @@ def start_pending_upload(workspace, pending_upload_id: str | None = None) -> dic
                 "sasUri": f"{blob_url(account, container, directory)}?{token}",
             },
         },
-        "pendingUploadId": upload_id,
+        "pendingUploadId": str(upload.id),
         "pendingUploadType": "TemporaryBlobReference",
     }
 

@@ -56,7 +56,7 @@ for collection, label in (("codes", "Code"), ("models", "Model")):
     urlpatterns.append(
         path(
             f"{WS}/{collection}/<str:name>/versions/<str:version>/startPendingUpload",
-            datastores.start_pending_upload_view(label).as_view(),
+            datastores.start_pending_upload_view(collection, label).as_view(),
         )
     )
 

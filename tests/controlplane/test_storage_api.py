@@ -4,9 +4,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from controlplane.blobstore.models import StorageAccount
+from controlplane.blobstore.models import PendingUpload, StorageAccount
 from controlplane.core.models import ModelVersion
-from tests.conftest import assert_arm_error, url
+from tests.conftest import WS, assert_arm_error, url
 
 
 def model(uri: str) -> dict:
@@ -53,6 +53,69 @@ def test_start_pending_upload_gives_a_directory_to_write_into(client, workspace)
 def test_start_pending_upload_is_there_for_models_too(client, workspace):
     response = client.post(url("/models/m/versions/1/startPendingUpload"), {}, format="json")
     assert response.status_code == 200
+
+
+def start(client, path="/codes/src/versions/1", **body):
+    return client.post(url(f"{path}/startPendingUpload"), body, format="json")
+
+
+def test_pending_upload_ids_are_issued_by_the_server(client, workspace):
+    first = start(client, pendingUploadType="TemporaryBlobReference").json()
+    second = start(client, pendingUploadId=None).json()
+    # What azure-ai-ml sends: no id; every call is a new directory.
+    assert first["pendingUploadId"] != second["pendingUploadId"]
+    assert PendingUpload.objects.filter(collection="codes", name="src", version="1").count() == 2
+
+    # Asking again with an id Weir issued for this version gives the same directory.
+    again = start(client, pendingUploadId=first["pendingUploadId"])
+    assert again.status_code == 200, again.content
+    assert again.json()["pendingUploadId"] == first["pendingUploadId"]
+    blob_uri = again.json()["blobReferenceForConsumption"]["blobUri"]
+    assert blob_uri == first["blobReferenceForConsumption"]["blobUri"]
+    assert PendingUpload.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/codes/src/versions/2",  # another version
+        "/codes/other/versions/1",  # another name
+        "/models/src/versions/1",  # another kind of asset
+    ],
+)
+def test_an_id_issued_for_another_asset_is_refused(client, workspace, path):
+    issued = start(client).json()["pendingUploadId"]
+    response = start(client, path, pendingUploadId=issued)
+    error = assert_arm_error(response, 400, "ValidationError", "pendingUploadId")
+    assert issued in error["message"]
+
+
+def test_an_id_issued_in_another_workspace_is_refused(client, workspace):
+    issued = start(client).json()["pendingUploadId"]
+    other = WS.rsplit("/", 1)[0] + "/elsewhere"
+    assert client.put(url(other), {"location": "local"}, format="json").status_code == 201
+    response = start(client, f"{other}/codes/src/versions/1", pendingUploadId=issued)
+    assert_arm_error(response, 400, "ValidationError", "pendingUploadId")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "00000000-0000-0000-0000-000000000000",  # well formed, never issued
+        "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+        False,  # read as the integer 0, the all-zero UUID, by a lenient parser
+        0,
+        1.5,
+        ["3f2504e0-4f89-11d3-9a0c-0305e82c3301"],
+        {"id": "x"},
+        "../../etc",
+        "",
+    ],
+)
+def test_a_client_chosen_or_badly_typed_id_is_refused(client, workspace, value):
+    response = start(client, pendingUploadId=value)
+    assert_arm_error(response, 400, "ValidationError", "pendingUploadId")
+    assert not PendingUpload.objects.exists()
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,29 @@ def test_expired_tampered_and_out_of_scope_sas_are_refused(stack, workspace):
     assert refused.value.status_code == 403
 
 
+def test_a_directory_sas_lists_only_its_own_directory(stack, workspace):
+    """A sibling whose name starts with the directory's (``{dir}-sibling/``) is outside the
+    directory SAS: listing does not show it, whatever prefix the client asks for."""
+    sas_uri = pending_upload(stack, workspace)["blobReferenceForConsumption"]["credential"][
+        "sasUri"
+    ]
+    client, directory = directory_client(stack, sas_uri)
+    client.upload_blob(f"{directory}/mine.txt", b"mine")
+    secrets = stack.call("POST", f"{workspace}/datastores/workspaceblobstore/listSecrets").json()
+    account, container = urlsplit(sas_uri).path.lstrip("/").split("/")[:2]
+    whole = stack.container_client(f"{stack.blob_url}/{account}/{container}?{secrets['sasToken']}")
+    whole.upload_blob(f"{directory}-sibling/secret.txt", b"theirs", metadata={"owner": "other"})
+    whole.upload_blob(f"{directory}0", b"theirs too")
+
+    for prefix in (directory, f"{directory}/", f"{directory}/m"):
+        listed = [b.name for b in client.list_blobs(name_starts_with=prefix, include=["metadata"])]
+        assert listed == [f"{directory}/mine.txt"], prefix
+    walked = [b.name for b in client.walk_blobs(name_starts_with=directory, delimiter="/")]
+    assert walked == [f"{directory}/"]
+    # The container SAS still sees everything.
+    assert len(list(whole.list_blobs(name_starts_with=directory))) == 3
+
+
 @pytest.mark.parametrize("path", ["a/../b.txt", "../escape.txt", "a/./b.txt", "a//b.txt"])
 def test_unsafe_blob_paths_are_refused(stack, workspace, path):
     sas_uri = pending_upload(stack, workspace)["blobReferenceForConsumption"]["credential"][
