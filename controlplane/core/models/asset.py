@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.db.models import Case, DecimalField, F, OuterRef, Subquery, When
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Collate, Lower
 
 from controlplane.core.models.base import ArmResource
@@ -99,11 +100,22 @@ def _version_constraint(name: str):
     return [models.UniqueConstraint("container", Lower("name"), name=name)]
 
 
+def _container_indexes(prefix: str):
+    """A workspace's containers in list order (by name)."""
+    return [models.Index(fields=["workspace", "name"], name=f"{prefix}_list")]
+
+
+def _version_indexes(prefix: str):
+    """A container's versions in list order (by creation)."""
+    return [models.Index(fields=["container", "created_at"], name=f"{prefix}_list")]
+
+
 class ModelContainer(AssetContainer):
     collection = "models"
 
     class Meta:
         constraints = _container_constraint("model_container_unique_name")
+        indexes = _container_indexes("model_container")
 
 
 class ModelVersion(AssetVersion):
@@ -116,6 +128,7 @@ class ModelVersion(AssetVersion):
 
     class Meta:
         constraints = _version_constraint("model_version_unique_name")
+        indexes = _version_indexes("model_version")
 
 
 class EnvironmentContainer(AssetContainer):
@@ -123,6 +136,7 @@ class EnvironmentContainer(AssetContainer):
 
     class Meta:
         constraints = _container_constraint("environment_container_unique_name")
+        indexes = _container_indexes("env_container")
 
 
 class EnvironmentVersion(AssetVersion):
@@ -139,6 +153,7 @@ class EnvironmentVersion(AssetVersion):
 
     class Meta:
         constraints = _version_constraint("environment_version_unique_name")
+        indexes = _version_indexes("env_version")
 
 
 class CodeContainer(AssetContainer):
@@ -146,6 +161,7 @@ class CodeContainer(AssetContainer):
 
     class Meta:
         constraints = _container_constraint("code_container_unique_name")
+        indexes = _container_indexes("code_container")
 
 
 class CodeVersion(AssetVersion):
@@ -154,3 +170,8 @@ class CodeVersion(AssetVersion):
 
     class Meta:
         constraints = _version_constraint("code_version_unique_name")
+        indexes = [
+            *_version_indexes("code_version"),
+            # Azure's SDK looks code up by content hash before every upload.
+            models.Index(KeyTransform("hash_sha256", "properties"), name="code_version_hash"),
+        ]

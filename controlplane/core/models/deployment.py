@@ -51,6 +51,8 @@ class OnlineDeployment(TrackedResource):
         constraints = [
             models.UniqueConstraint("endpoint", Lower("name"), name="online_deployment_unique_name")
         ]
+        # In list order, so a deep page does not sort the whole collection.
+        indexes = [models.Index(fields=["endpoint", "created_at", "name"], name="deployment_list")]
 
     def __str__(self) -> str:
         return self.name

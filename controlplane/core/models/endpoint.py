@@ -40,6 +40,8 @@ class OnlineEndpoint(TrackedResource):
         constraints = [
             models.UniqueConstraint("workspace", Lower("name"), name="online_endpoint_unique_name")
         ]
+        # In list order, so a deep page does not sort the whole collection.
+        indexes = [models.Index(fields=["workspace", "created_at", "name"], name="endpoint_list")]
 
     def __str__(self) -> str:
         return self.name
