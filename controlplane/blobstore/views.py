@@ -38,11 +38,16 @@ class BlobError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def error_response(status: int, code: str, message: str, head: bool = False) -> HttpResponse:
-    body = (
+def error_xml(code: str, message: str) -> str:
+    """Azure Storage's error body (also what nginx answers with in front of this server)."""
+    return (
         '<?xml version="1.0" encoding="utf-8"?>'
         f"<Error><Code>{code}</Code><Message>{_xml_text(message)}</Message></Error>"
     )
+
+
+def error_response(status: int, code: str, message: str, head: bool = False) -> HttpResponse:
+    body = error_xml(code, message)
     response = HttpResponse(b"" if head else body, status=status, content_type="application/xml")
     response["x-ms-error-code"] = code
     response["x-ms-version"] = API_VERSION
