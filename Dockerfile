@@ -1,4 +1,7 @@
 FROM python:3.11-slim
+# nginx holds the clients' connections in front of gunicorn (manage.py serve).
+RUN apt-get update && apt-get install -y --no-install-recommends nginx \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt

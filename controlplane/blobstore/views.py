@@ -43,13 +43,18 @@ class BlobError(Exception):
         self.headers = headers or {}
 
 
-def error_response(
-    status: int, code: str, message: str, head: bool = False, headers: dict | None = None
-) -> HttpResponse:
-    body = (
+def error_xml(code: str, message: str) -> str:
+    """Azure Storage's error body (also what nginx answers with in front of this server)."""
+    return (
         '<?xml version="1.0" encoding="utf-8"?>'
         f"<Error><Code>{code}</Code><Message>{_xml_text(message)}</Message></Error>"
     )
+
+
+def error_response(
+    status: int, code: str, message: str, head: bool = False, headers: dict | None = None
+) -> HttpResponse:
+    body = error_xml(code, message)
     if head or status == 304:  # no body: a HEAD's is never sent, a 304 has none
         body = ""
     response = HttpResponse(body, status=status, content_type="application/xml")

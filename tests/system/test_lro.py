@@ -17,11 +17,6 @@ def deployment_body(runtime: dict, capacity=1):
     }
 
 
-def test_it_refuses_plain_http(stack):
-    with pytest.raises(requests.ConnectionError):
-        requests.get(stack.base_url.replace("https://", "http://") + "/healthz", timeout=5)
-
-
 def test_endpoint_and_deployment_lifecycle(stack, workspace):
     endpoint = f"{workspace}/onlineEndpoints/ep1"
     created = stack.call("PUT", endpoint, {"location": "local", "properties": {"authMode": "Key"}})

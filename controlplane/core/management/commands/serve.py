@@ -1,11 +1,21 @@
-"""``manage.py serve``: the control plane over HTTPS (gunicorn), with a self-signed
-certificate made on first start unless WEIR_TLS_CERT/WEIR_TLS_KEY name the operator's."""
+"""``manage.py serve``: the control plane (or, with ``--blob``, the blob store) over HTTPS.
+
+nginx holds the clients' connections (TLS, keep-alive, deadlines for slow clients) and hands
+each request, read whole, to gunicorn's sync workers over a unix socket; this command runs
+both and stops both. The certificate is self-signed, made on first start, unless
+WEIR_TLS_CERT/WEIR_TLS_KEY name the operator's.
+"""
 
 import datetime
 import fcntl
+import grp
 import ipaddress
 import os
+import pwd
+import shutil
 import socket
+import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,7 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from controlplane.core.management import nginx, serving
 
 
 def ensure_certificate(cert_path: Path, key_path: Path) -> bool:
@@ -89,6 +101,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, bind, workers, blob, **options):
+        if not shutil.which("nginx"):
+            raise CommandError(
+                "nginx is not installed: bin/start installs it (Debian package nginx)"
+            )
+        server = "blob" if blob else "api"
         if blob:
             bind = bind or os.environ.get("WEIR_BLOB_BIND", "127.0.0.1:8444")
             os.environ["WEIR_URLCONF"] = "controlplane.blobstore.urls"
@@ -97,28 +114,85 @@ class Command(BaseCommand):
         cert, key = Path(settings.WEIR_TLS_CERT), Path(settings.WEIR_TLS_KEY)
         if ensure_certificate(cert, key):
             self.stdout.write(f"created a self-signed certificate: {cert}")
-        self.stdout.write(f"serving https://{bind} (trust it with REQUESTS_CA_BUNDLE={cert})")
-        args = [
-            "gunicorn",
-            "controlplane.wsgi:application",
-            "--bind",
-            bind,
-            "--workers",
-            str(workers),
-            "--certfile",
-            str(cert),
-            "--keyfile",
-            str(key),
-            "--access-logfile",
-            "-",
-            "--access-logformat",
-            # The path without its query string: a SAS signature must never reach a log.
-            '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
-            "--timeout",
-            "300" if blob else "60",
-        ]
+        state = settings.DATA_DIR / "serve" / f"{server}-{bind.rsplit(':', 1)[-1]}"
+        state.mkdir(parents=True, exist_ok=True)
+        # gunicorn's socket goes in a private directory of its own (removed on exit): a unix
+        # socket's path is limited to 107 bytes, which a deep data directory could pass.
+        private = Path(tempfile.mkdtemp(prefix="weir-serve-"))
         if blob:
-            # Azure metadata names (x-ms-meta-upload_status) have underscores, which gunicorn
-            # drops by default; the blob views read only x-ms-meta-* names from them.
-            args += ["--header-map", "dangerous"]
-        os.execvp(args[0], args)
+            max_body = settings.WEIR_BLOB_MAX_UPLOAD
+        else:
+            # Django refuses a larger API body anyway; nginx does it first, in ARM's shape.
+            max_body = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+        site = nginx.Site(
+            server=server,
+            listen=bind,
+            socket=private / "gunicorn.sock",
+            state=state,
+            certificate=cert,
+            key=key,
+            max_body=max_body,
+            upstream_timeout=300 if blob else 60,
+            blob=blob,
+            user=_user_and_group() if os.geteuid() == 0 else None,
+        )
+        config = state / "nginx.conf"
+        config.write_text(nginx.render(site))
+        self.stdout.flush()
+        # What runs from here on needs no Django: a small process in place of this one (run
+        # by its path, so that it needs nothing on sys.path either).
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                str(Path(serving.__file__)),
+                "--socket",
+                str(site.socket),
+                "--nginx-config",
+                str(config),
+                "--banner",
+                f"serving https://{bind} (trust it with REQUESTS_CA_BUNDLE={cert})",
+                "--",
+                *_gunicorn_command(site, workers),
+            ],
+        )
+
+
+def _gunicorn_command(site: nginx.Site, workers: int) -> list[str]:
+    command = [
+        "gunicorn",
+        "controlplane.wsgi:application",
+        "--bind",
+        f"unix:{site.socket}",
+        "--workers",
+        str(workers),
+        "--timeout",
+        str(site.upstream_timeout),
+        # nginx writes the access log (it knows the client and sees what it refuses) and
+        # bounds the request line and headers; gunicorn's own limits would only refuse, in
+        # plain text, what nginx let through.
+        "--limit-request-line",
+        "0",
+        "--limit-request-field_size",
+        "0",
+        "--limit-request-fields",
+        "32768",
+        # gunicorn trusts its unix socket's peer (nginx) for X-Forwarded-Proto; nothing else
+        # a client could send may set the WSGI environment (SCRIPT_NAME, PATH_INFO).
+        "--forwarder-headers",
+        "",
+        # gunicorn's control socket is one path per user: the API's and the blob store's
+        # would take it from each other. Weir does not use it.
+        "--no-control-socket",
+    ]
+    if site.blob:
+        # Azure metadata names (x-ms-meta-upload_status) have underscores, which gunicorn
+        # drops by default; the blob views read only x-ms-meta-* names from them.
+        command += ["--header-map", "dangerous"]
+    return command
+
+
+def _user_and_group() -> str:
+    # nginx started as root runs its workers as "nobody" unless told: they write request
+    # bodies into the data directory and connect to gunicorn's socket, as this user does.
+    return f"{pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name}"
