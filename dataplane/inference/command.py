@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The scoring script of MLflow models deployed without one, relative to the directory that
+# holds the ``dataplane`` package (the clone on this machine, the server's copy in an image).
+MLFLOW_SCRIPT = "dataplane/inference/scripts/mlflow_score.py"
+
 
 def server_command(
     *,

@@ -68,6 +68,8 @@ class InferenceApp:
         started = time.perf_counter()
         try:
             output = self.script.run(arguments, request.headers)
+        except InferenceError as exc:  # the built-in scripts say what is wrong with the input
+            return _json(exc.status, {"message": str(exc)}, [("x-ms-run-function-failed", "False")])
         except Exception as exc:
             log.error("run() raised\n%s", traceback.format_exc())
             message = f"An unexpected error occurred in scoring script: {exc!r}"

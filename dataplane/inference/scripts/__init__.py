@@ -1,0 +1,1 @@
+"""Scoring scripts shipped with the inference server, for deployments that bring none."""
