@@ -17,9 +17,13 @@ from controlplane.blobstore.models import Blob
 from controlplane.core import references
 from controlplane.core.durations import parse_seconds
 from dataplane.agent.spec import Probe
+from workers.builds import environment
 from workers.errors import PermanentError
 
 PLACED_MARKER = ".weir-placed"
+MLMODEL = "MLmodel"
+# What an MLflow model folder says about the environment it needs.
+MLFLOW_FILES = (MLMODEL, "conda.yaml", "python_env.yaml", "requirements.txt")
 QUANTITY = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>Ki|Mi|Gi|Ti|K|M|G|T)?$")
 UNITS = {
     None: 1,
@@ -35,11 +39,24 @@ UNITS = {
 
 
 class Assets:
-    """The registered versions a deployment runs."""
+    """The registered versions a deployment runs. An MLflow model deployed with neither code
+    nor environment (Azure's no-code deployment) has neither: the inference server's
+    built-in MLflow script runs it, in an environment made from the model's own files."""
 
     def __init__(self, deployment):
-        workspace = deployment.endpoint.workspace
+        self.workspace = workspace = deployment.endpoint.workspace
         code = deployment.code_configuration or {}
+        self.model = _resolve(workspace, deployment.model, "models") if deployment.model else None
+        self.no_code = (
+            self.model is not None
+            and self.model.is_mlflow
+            and not deployment.environment_id
+            and not code.get("codeId")
+        )
+        self.environment = self.code = self.scoring_script = None
+        if self.no_code:
+            return
+        # The API refuses these; rows written before it did still reach here.
         if not deployment.environment_id:
             raise PermanentError(
                 "EnvironmentRequired", "the deployment names no environment (environmentId)"
@@ -48,27 +65,73 @@ class Assets:
             raise PermanentError(
                 "CodeRequired", "the deployment names no code (codeConfiguration.codeId)"
             )
-        try:
-            self.environment = references.resolve(
-                workspace, deployment.environment_id, "environments"
-            )
-            self.code = references.resolve(workspace, code["codeId"], "codes")
-            self.model = (
-                references.resolve(workspace, deployment.model, "models")
-                if deployment.model
-                else None
-            )
-        except ValueError as exc:
-            raise PermanentError("AssetNotFound", str(exc)) from None
+        self.environment = _resolve(workspace, deployment.environment_id, "environments")
+        self.code = _resolve(workspace, code["codeId"], "codes")
         self.scoring_script = code["scoringScript"]
-        self.workspace = workspace
+
+    def __str__(self) -> str:
+        if self.no_code:
+            return f"model {self.model} (MLflow, no-code: built-in scoring script and environment)"
+        return f"code: {self.code}; environment: {self.environment}"
+
+
+def _resolve(workspace, value: str, kind: str):
+    try:
+        return references.resolve(workspace, value, kind)
+    except ValueError as exc:
+        raise PermanentError("AssetNotFound", str(exc)) from None
+
+
+def environment_spec(assets: Assets, say) -> environment.EnvironmentSpec:
+    """What the deployment's environment is built from: the registered environment, or an
+    MLflow model's own files (MLmodel, conda.yaml, python_env.yaml, requirements.txt)."""
+    if not assets.no_code:
+        return environment.spec_for(assets.environment)
+    files = mlflow_files(assets.workspace, assets.model.model_uri)
+    say(f"environment from the MLflow model's {', '.join(sorted(files))}")
+    return environment.spec_for_mlflow_model(files)
+
+
+def mlflow_files(workspace, uri: str) -> dict[str, str]:
+    """The environment files of the MLflow model stored at ``uri``: name -> text, read from
+    the blob store, from the folder holding its MLmodel file (the top-most one)."""
+    try:
+        location = storage.resolve(workspace, uri)
+    except ValueError as exc:
+        raise PermanentError("AssetNotFound", str(exc)) from None
+    blobs = Blob.objects.filter(account=location.account, container=location.container)
+    path = location.path.rstrip("/")
+    prefix = f"{path}/" if path else ""
+    names = blobs.filter(name__startswith=prefix, name__endswith=MLMODEL).values_list(
+        "name", flat=True
+    )
+    candidates = [name for name in names if name.rsplit("/", 1)[-1] == MLMODEL]
+    if not candidates:
+        raise PermanentError(
+            "MLflowModelInvalid",
+            f"the model at '{uri}' has no {MLMODEL} file: a model of type mlflow_model is a "
+            "folder saved by MLflow (mlflow.<flavor>.save_model)",
+        )
+    folder = min(candidates, key=lambda name: (name.count("/"), name))[: -len(MLMODEL)]
+    found = {}
+    store = blob_backend()
+    for blob in blobs.filter(name__in=[folder + name for name in MLFLOW_FILES]):
+        with store.open(blob.digest) as source:
+            content = b"".join(read_chunks(source))
+        try:
+            found[blob.name[len(folder) :]] = content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PermanentError(
+                "MLflowModelInvalid", f"the model's {blob.name[len(folder) :]} is not UTF-8 text"
+            ) from None
+    return found
 
 
 def revision(deployment, assets: Assets, environment_hash: str) -> str:
     """Identifies what replicas run: any change here rolls them; instance count does not."""
     document = {
         "model": assets.model.arm_id if assets.model else None,
-        "code": assets.code.arm_id,
+        "code": assets.code.arm_id if assets.code else None,
         "environment": environment_hash,
         "script": assets.scoring_script,
         "variables": deployment.environment_variables,
@@ -81,7 +144,8 @@ def revision(deployment, assets: Assets, environment_hash: str) -> str:
 
 
 def place(assets: Assets, directory: Path, say) -> tuple[Path, Path]:
-    """Fetch the model and code files from the blob store into ``directory`` (once)."""
+    """Fetch the model and code files from the blob store into ``directory`` (once). A
+    no-code deployment's code directory stays empty."""
     model_dir, code_dir = directory / "model", directory / "code"
     if (directory / PLACED_MARKER).exists():
         say("model and code files are in place")
@@ -91,13 +155,15 @@ def place(assets: Assets, directory: Path, say) -> tuple[Path, Path]:
         count = _download(assets.workspace, assets.model.model_uri, model_dir, keep_name=True)
         say(f"placed {count} model file(s) from {assets.model.model_uri}")
     model_dir.mkdir(parents=True, exist_ok=True)
-    count = _download(assets.workspace, assets.code.code_uri, code_dir, keep_name=False)
-    say(f"placed {count} code file(s) from {assets.code.code_uri}")
-    if not (code_dir / assets.scoring_script).is_file():
-        raise PermanentError(
-            "ScoringScriptNotFound",
-            f"the code has no scoring script '{assets.scoring_script}'",
-        )
+    code_dir.mkdir(parents=True, exist_ok=True)
+    if assets.code is not None:
+        count = _download(assets.workspace, assets.code.code_uri, code_dir, keep_name=False)
+        say(f"placed {count} code file(s) from {assets.code.code_uri}")
+        if not (code_dir / assets.scoring_script).is_file():
+            raise PermanentError(
+                "ScoringScriptNotFound",
+                f"the code has no scoring script '{assets.scoring_script}'",
+            )
     (directory / PLACED_MARKER).write_text("")
     return model_dir, code_dir
 
@@ -152,7 +218,7 @@ def probe(settings_: dict | None, path: str) -> Probe:
 def probes(deployment, assets: Assets) -> tuple[Probe, Probe]:
     """Liveness and readiness from the deployment's ProbeSettings, on the routes the
     environment's inferenceConfig names (or the inference server's own)."""
-    inference = assets.environment.inference_config or {}
+    inference = (assets.environment.inference_config if assets.environment else None) or {}
     liveness_path = (inference.get("livenessRoute") or {}).get("path") or "/"
     readiness_path = (inference.get("readinessRoute") or {}).get("path") or "/readiness"
     return (

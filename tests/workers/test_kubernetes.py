@@ -54,6 +54,20 @@ def test_manifests_validate_against_the_kubernetes_schemas():
     assert service["spec"]["selector"] == {ID_LABEL: plan().deployment_id}
 
 
+def test_an_mlflow_model_without_a_scoring_script_runs_the_servers_mlflow_script():
+    version = kubernetes_validate.latest_version()
+    deployment, _ = manifests(plan(scoring_script=None, code_uri=None))
+    kubernetes_validate.validate(deployment, version, strict=True)
+    pod = deployment["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    entry_script = args[args.index("--entry-script") + 1]
+    assert entry_script == "/opt/weir/server/dataplane/inference/scripts/mlflow_score.py"
+    assert args[args.index("--model-dir") + 1] == "/var/azureml-app/azureml-models"
+    # Only the model is fetched: there is no code.
+    fetches = pod["initContainers"][0]["command"][-1].split(" && ")
+    assert len(fetches) == 1 and fetches[0].endswith("--to /var/azureml-app/azureml-models/model")
+
+
 def test_names_are_dns_labels():
     assert object_name("My-Endpoint", "Blue") == "my-endpoint-blue"
     long = object_name("e" * 40, "d" * 40)

@@ -24,7 +24,7 @@ from controlplane.blobstore import storage
 from dataplane.agent.spec import Probe
 from workers import replica_plan
 from workers.backends.base import Backend, BackendStatus, Say
-from workers.builds import environment, image
+from workers.builds import image
 from workers.builds.image import APP_DIR, SERVER_PORT, replica_command
 
 MANAGER = "weir"
@@ -60,8 +60,8 @@ class KubernetesPlan:
     image: str
     replicas: int
     revision: str
-    scoring_script: str
-    code_uri: str  # blob directory URL with a SAS
+    scoring_script: str | None  # None: an MLflow model's no-code deployment
+    code_uri: str | None  # blob directory URL with a SAS; None without a scoring script
     model_uri: str | None = None
     environment_variables: dict[str, str] = field(default_factory=dict)
     liveness: Probe = field(default_factory=Probe)
@@ -101,7 +101,9 @@ def manifests(plan: KubernetesPlan) -> list[dict]:
         "app.kubernetes.io/managed-by": MANAGER,
     }
     app = {"name": "app", "mountPath": APP_DIR}
-    fetches = [f"python -m dataplane.fetch '{plan.code_uri}' --to {APP_DIR}/code"]
+    fetches = []
+    if plan.code_uri:
+        fetches.append(f"python -m dataplane.fetch '{plan.code_uri}' --to {APP_DIR}/code")
     if plan.model_uri:
         model_dir = plan.model_uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
         models = f"{APP_DIR}/azureml-models/{model_dir}"
@@ -187,7 +189,7 @@ class KubernetesBackend(Backend):
     def prepare(self, deployment, assets, say: Say) -> KubernetesPlan:
         """Find or build the environment's image; model and code become blob directory URLs
         with a read/list SAS that the pods' init container fetches them with."""
-        spec = environment.spec_for(assets.environment)
+        spec = replica_plan.environment_spec(assets, say)
         reference = image.ensure_image(spec, say)
         liveness, readiness = replica_plan.probes(deployment, assets)
         requirements = deployment.container_resource_requirements or {}
@@ -200,7 +202,7 @@ class KubernetesBackend(Backend):
             replicas=deployment.instance_count,
             revision=replica_plan.revision(deployment, assets, spec.content_hash()),
             scoring_script=assets.scoring_script,
-            code_uri=_fetchable(assets.workspace, assets.code.code_uri),
+            code_uri=_fetchable(assets.workspace, assets.code.code_uri) if assets.code else None,
             model_uri=_fetchable(assets.workspace, assets.model.model_uri)
             if assets.model
             else None,

@@ -18,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 
 from dataplane.agent.spec import DeploymentSpec, StateDir
-from dataplane.inference.command import server_command
+from dataplane.inference.command import MLFLOW_SCRIPT, server_command
 from workers import replica_plan
 from workers.backends.base import Backend, BackendStatus, Say
 from workers.builds import environment
@@ -38,12 +38,16 @@ class LocalBackend(Backend):
     # ---- writes ---------------------------------------------------------------------------
     def prepare(self, deployment, assets, say: Say) -> DeploymentSpec:
         """Build or reuse the venv, place model and code files, write nothing yet."""
-        spec = environment.spec_for(assets.environment)
+        spec = replica_plan.environment_spec(assets, say)
         environment_dir = environment.ensure(spec, say)
         revision = replica_plan.revision(deployment, assets, spec.content_hash())
         model_dir, code_dir = replica_plan.place(assets, files_dir(deployment.id) / revision, say)
         liveness, readiness = replica_plan.probes(deployment, assets)
         requirements = deployment.container_resource_requirements
+        # A no-code MLflow deployment runs the inference server's own MLflow script.
+        entry_script = (
+            code_dir / assets.scoring_script if assets.scoring_script else WEIR_ROOT / MLFLOW_SCRIPT
+        )
         return DeploymentSpec(
             id=str(deployment.id),
             revision=revision,
@@ -51,7 +55,7 @@ class LocalBackend(Backend):
             replicas=deployment.instance_count,
             command=server_command(
                 python=str(environment_dir / "bin" / "python"),
-                entry_script=str(code_dir / assets.scoring_script),
+                entry_script=str(entry_script),
                 model_dir=str(model_dir),
                 port="{port}",
                 concurrency=replica_plan.concurrency(deployment),
@@ -60,7 +64,7 @@ class LocalBackend(Backend):
             env={
                 **deployment.environment_variables,
                 "AZUREML_MODEL_DIR": str(model_dir),
-                "AZUREML_ENTRY_SCRIPT": assets.scoring_script,
+                "AZUREML_ENTRY_SCRIPT": assets.scoring_script or str(entry_script),
                 "PYTHONPATH": str(WEIR_ROOT),
             },
             liveness=liveness,

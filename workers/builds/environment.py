@@ -60,6 +60,9 @@ CONDA_ONLY = frozenset(
         "cuda-toolkit",
     }
 )
+# The image an MLflow model's environment is built on (unless WEIR_IMAGE_BASE says another):
+# the official image of the Python version the model was saved with.
+MLFLOW_BASE_IMAGE = "python:{python}-slim"
 CONDA_SPEC = re.compile(
     r"^(?:[\w.-]+::)?(?P<name>[A-Za-z0-9_.-]+)\s*(?P<op>==|=|>=|<=|>|<|!=)?\s*(?P<version>[^=\s]*)"
 )
@@ -94,6 +97,58 @@ def spec_for(environment) -> EnvironmentSpec:
     if environment.conda_file:
         python, packages = parse_conda(environment.conda_file, python)
     return EnvironmentSpec(python=python, image=environment.image or "", packages=tuple(packages))
+
+
+def spec_for_mlflow_model(files: dict[str, str]) -> EnvironmentSpec:
+    """The build spec of an MLflow model deployed without an environment, from its files
+    (name -> text): Python from python_env.yaml, else conda.yaml; packages from
+    requirements.txt, else conda.yaml's pip section; and mlflow-skinny when they name no
+    MLflow, which the built-in scoring script loads the model with. PermanentError for
+    files that cannot be read."""
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    packages: list[str] = []
+    if "conda.yaml" in files:
+        python, packages = parse_conda(files["conda.yaml"], python)
+    if "python_env.yaml" in files:
+        python = _python_env_version(files["python_env.yaml"]) or python
+    if "requirements.txt" in files:
+        packages = parse_requirements(files["requirements.txt"])
+    names = {re.split(r"[\s\[<>=!~;@]", p, maxsplit=1)[0].lower() for p in packages}
+    if not names & {"mlflow", "mlflow-skinny", "mlflow_skinny"}:
+        packages.append("mlflow-skinny")
+    image = MLFLOW_BASE_IMAGE.format(python=python)
+    return EnvironmentSpec(python=python, image=image, packages=tuple(packages))
+
+
+def _python_env_version(text: str) -> str | None:
+    """X.Y of MLflow's python_env.yaml (``python: 3.11.7``)."""
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise PermanentError(
+            "InvalidPythonEnvFile", f"the model's python_env.yaml is not valid YAML: {exc}"
+        ) from None
+    version = str(document.get("python") or "") if isinstance(document, dict) else ""
+    return ".".join(version.split(".")[:2]) or None
+
+
+def parse_requirements(text: str) -> list[str]:
+    """The requirement lines of a pip requirements file (comments and blank lines left out).
+    Options (``-r``, ``-c``, ``--index-url``…) name files or indexes outside the model: a
+    PermanentError says so."""
+    packages = []
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            raise PermanentError(
+                "RequirementNotSupported",
+                f"the model's requirements.txt has '{line}': only package requirements are "
+                "installed (no -r, -c or index options)",
+            )
+        packages.append(line)
+    return packages
 
 
 def parse_conda(text: str, default_python: str) -> tuple[str, list[str]]:

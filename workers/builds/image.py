@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
-from dataplane.inference.command import server_command
+from dataplane.inference.command import MLFLOW_SCRIPT, server_command
 from workers.builds.environment import SERVER_PACKAGES, EnvironmentSpec, run_step
 from workers.errors import PermanentError, last_error
 
@@ -37,14 +37,20 @@ MANIFEST_TYPES = ", ".join(
 )
 # Where an image's replica finds its files (the Kubernetes init container puts them there).
 APP_DIR = "/var/azureml-app"
+# Where an image holds the inference server's ``dataplane`` package (DOCKERFILE's COPY).
+SERVER_DIR = "/opt/weir/server"
 SERVER_PORT = 5001
 BUILD_CA = "/run/weir-build-ca.crt"
 
 
-def replica_command(scoring_script: str) -> list[str]:
-    """How a container of an environment image serves ``scoring_script`` from APP_DIR."""
+def replica_command(scoring_script: str | None) -> list[str]:
+    """How a container of an environment image serves ``scoring_script`` from APP_DIR, or,
+    for an MLflow model deployed without one (None), the server's own MLflow script."""
+    entry_script = (
+        f"{APP_DIR}/code/{scoring_script}" if scoring_script else f"{SERVER_DIR}/{MLFLOW_SCRIPT}"
+    )
     return server_command(
-        entry_script=f"{APP_DIR}/code/{scoring_script}",
+        entry_script=entry_script,
         model_dir=f"{APP_DIR}/azureml-models",
         host="0.0.0.0",
         port=SERVER_PORT,

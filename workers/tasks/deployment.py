@@ -117,7 +117,7 @@ def _apply(operation: Operation, deployment: OnlineDeployment, backend: Backend,
     """Resolve, prepare and apply the full replica plan; returns its revision."""
     assets = replica_plan.Assets(deployment)
     say(f"model: {deployment.model or '-'}")
-    say(f"code: {assets.code}; environment: {assets.environment}")
+    say(str(assets))
     progress(operation, 10.0)
     plan = backend.prepare(deployment, assets, say)
     progress(operation, 50.0)

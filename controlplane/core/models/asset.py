@@ -7,6 +7,9 @@ from django.db.models.functions import Cast, Collate, Lower
 
 from controlplane.core.models.base import ArmResource
 
+# The modelType of MLflow models, as azure-ai-ml sends it (AssetTypes.MLFLOW_MODEL).
+MLFLOW_MODEL = "mlflow_model"
+
 # A version name that is a number ranks by its value, above every other name.
 NUMERIC_VERSION = Case(
     When(
@@ -129,6 +132,12 @@ class ModelVersion(AssetVersion):
     class Meta:
         constraints = _version_constraint("model_version_unique_name")
         indexes = _version_indexes("model_version")
+
+    @property
+    def is_mlflow(self) -> bool:
+        """A folder saved by MLflow (modelType mlflow_model): deployable with no scoring
+        script and no environment, as Azure's no-code deployment."""
+        return (self.model_type or "").lower() == MLFLOW_MODEL
 
 
 class EnvironmentContainer(AssetContainer):
