@@ -125,6 +125,55 @@ def test_invalid_properties_name_the_field(client, endpoint, model_version, prop
     assert not OnlineDeployment.objects.exists()
 
 
+@pytest.fixture
+def mlflow_model(client, workspace):
+    body = {
+        "properties": {
+            "modelUri": "azureml://datastores/workspaceblobstore/paths/m/",
+            "modelType": "MLflow_Model",  # compared without case
+        }
+    }
+    response = client.put(url("/models/diabetes/versions/1"), body, format="json")
+    assert response.status_code == 201, response.content
+
+
+NO_CODE = {"environmentId": None, "codeConfiguration": None}
+
+
+def test_an_mlflow_model_deploys_without_code_or_environment(client, endpoint, mlflow_model):
+    response = put_deployment(client, model="azureml:diabetes:1", **NO_CODE)
+    assert response.status_code == 201, response.content
+    properties = client.get(url(DEP)).json()["properties"]
+    assert properties["codeConfiguration"] is None and properties["environmentId"] is None
+    assert properties["model"] == "azureml:diabetes:1"
+    # With both given, the user's scoring script and environment run it, as for any model.
+    assert put_deployment(client, name="scripted", model="azureml:diabetes:1").status_code == 201
+
+
+@pytest.mark.parametrize(
+    "model, properties, target",
+    [
+        ("azureml:sklearn:1", NO_CODE, "properties.environmentId"),
+        (None, NO_CODE, "properties.environmentId"),
+        ("azureml:sklearn:1", {"codeConfiguration": None}, "properties.codeConfiguration"),
+        (
+            "azureml:sklearn:1",
+            {"codeConfiguration": {"scoringScript": "score.py"}},
+            "properties.codeConfiguration.codeId",
+        ),
+        ("azureml:diabetes:1", {"environmentId": None}, "properties.environmentId"),
+        ("azureml:diabetes:1", {"codeConfiguration": None}, "properties.codeConfiguration"),
+    ],
+)
+def test_without_code_or_environment_only_an_mlflow_model_is_accepted(
+    client, endpoint, model_version, mlflow_model, model, properties, target
+):
+    response = put_deployment(client, model=model, **properties)
+    error = assert_arm_error(response, 400, "ValidationError", target)
+    assert "MLflow model" in error["message"], error
+    assert not OnlineDeployment.objects.exists()
+
+
 def test_references_resolve_by_arm_id_and_short_form(client, endpoint, model_version):
     arm_id = model_version["id"]
     assert put_deployment(client, name="byid", model=arm_id).status_code == 201

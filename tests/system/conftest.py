@@ -315,6 +315,15 @@ def models():
     return make_models.make()
 
 
+@pytest.fixture(scope="session")
+def mlflow_model(tmp_path_factory) -> Path:
+    """An MLflow model folder (tests/mlflow_models.py), saved once: the tests that deploy it
+    share the environment its requirements make, built once per session."""
+    from tests.mlflow_models import save_diabetes_model
+
+    return save_diabetes_model(tmp_path_factory.mktemp("mlflow") / "model")
+
+
 @pytest.fixture
 def workspace(stack):
     """A fresh subscription and workspace per test, so tests never see each other's data."""
