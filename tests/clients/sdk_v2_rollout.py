@@ -7,8 +7,10 @@ first failure with the exception and its traceback in ``detail``.
 
 Configuration (environment): ARM_CLOUD_METADATA_URL, WEIR_TOKEN, WEIR_SUBSCRIPTION,
 WEIR_GROUP, WEIR_WORKSPACE, WEIR_EXAMPLES (examples/online), WEIR_EXPECTED (a JSON file:
-model folder name -> the predictions for model-1/sample-request.json), and
-REQUESTS_CA_BUNDLE (Weir's certificate) as the README says.
+model folder name -> the predictions for model-1/sample-request.json, and "mlflow" -> those
+for WEIR_MLFLOW_REQUEST), WEIR_MLFLOW_MODEL (a folder saved by MLflow), WEIR_MLFLOW_REQUEST
+(a request in Azure's MLflow shape, input_data in split orient), and REQUESTS_CA_BUNDLE
+(Weir's certificate) as the README says.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from weir_sdk import ml_client
 EXAMPLES = Path(os.environ["WEIR_EXAMPLES"])
 REQUEST = EXAMPLES / "model-1" / "sample-request.json"
 EXPECTED = json.loads(Path(os.environ["WEIR_EXPECTED"]).read_text())
+MLFLOW_MODEL = Path(os.environ["WEIR_MLFLOW_MODEL"])
+MLFLOW_REQUEST = Path(os.environ["WEIR_MLFLOW_REQUEST"])
 ENDPOINT = "sdk-endpoint"
 IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 
@@ -215,10 +219,35 @@ def run_steps(ml: MLClient) -> None:  # noqa: C901 - one walk, step after step
     step("invoke_blue", invoke("model-1", "blue"))
     step("invoke_green", invoke("model-2", "green"))
 
+    def mlflow_create():
+        """Azure's no-code deployment: an MLflow model, no scoring script, no environment."""
+        nocode = ManagedOnlineDeployment(
+            name="mlflow",
+            endpoint_name=ENDPOINT,
+            model=Model(type="mlflow_model", path=str(MLFLOW_MODEL)),
+            instance_type="Standard_DS3_v2",
+            instance_count=1,
+        )
+        created = ml.online_deployments.begin_create_or_update(nocode).result()
+        assert created.provisioning_state == "Succeeded", created.provisioning_state
+        assert created.code_configuration is None, created.code_configuration
+        assert created.environment is None, created.environment
+        return {"model": created.model}
+
+    step("mlflow_create", mlflow_create)
+
+    def invoke_mlflow():
+        answer = ml.online_endpoints.invoke(
+            endpoint_name=ENDPOINT, request_file=str(MLFLOW_REQUEST), deployment_name="mlflow"
+        )
+        return {"predictions": same_predictions(answer, "mlflow")}
+
+    step("invoke_mlflow", invoke_mlflow)
+
     def delete_blue():
         ml.online_deployments.begin_delete(name="blue", endpoint_name=ENDPOINT).result()
-        names = [d.name for d in ml.online_deployments.list(endpoint_name=ENDPOINT)]
-        assert names == ["green"], names
+        names = sorted(d.name for d in ml.online_deployments.list(endpoint_name=ENDPOINT))
+        assert names == ["green", "mlflow"], names
         return {"deployments": names}
 
     step("delete_blue", delete_blue)

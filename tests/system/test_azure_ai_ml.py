@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from tests.mlflow_models import local_predictions, split_request
 from tests.system.conftest import ROOT
 from tests.system.test_cli import predictions
 
@@ -38,6 +39,8 @@ STEPS = [
     "invoke_after_switch",
     "invoke_blue",
     "invoke_green",
+    "mlflow_create",
+    "invoke_mlflow",
     "delete_blue",
     "delete_endpoint",
 ]
@@ -94,9 +97,13 @@ def test_the_snippet_weir_prints_connects_the_sdk(stack, workspace, tmp_path):
     assert done.stdout.split() == ["Weir", stack.workspace_name, "rg1"]
 
 
-def test_the_sdk_v2_walks_the_safe_rollout(stack, workspace, models, tmp_path):
+def test_the_sdk_v2_walks_the_safe_rollout(stack, workspace, models, mlflow_model, tmp_path):
     expected = tmp_path / "expected.json"
-    expected.write_text(json.dumps({name: predictions(path) for name, path in models.items()}))
+    answers = {name: predictions(path) for name, path in models.items()}
+    answers["mlflow"] = local_predictions(mlflow_model)
+    expected.write_text(json.dumps(answers))
+    mlflow_request = tmp_path / "sample-request-mlflow.json"
+    mlflow_request.write_text(json.dumps(split_request()))
     # Nothing of this project's virtualenv leaks into the client's.
     env = client_env()
     env.update(
@@ -108,6 +115,8 @@ def test_the_sdk_v2_walks_the_safe_rollout(stack, workspace, models, tmp_path):
         WEIR_WORKSPACE=stack.workspace_name,
         WEIR_EXAMPLES=str(ROOT / "examples" / "online"),
         WEIR_EXPECTED=str(expected),
+        WEIR_MLFLOW_MODEL=str(mlflow_model),
+        WEIR_MLFLOW_REQUEST=str(mlflow_request),
         # What the README tells users to do to trust Weir's certificate.
         REQUESTS_CA_BUNDLE=stack.ca_bundle,
     )
