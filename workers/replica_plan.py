@@ -17,11 +17,11 @@ from controlplane.blobstore.models import Blob
 from controlplane.core import references
 from controlplane.core.durations import parse_seconds
 from dataplane.agent.spec import Probe
+from dataplane.inference.mlflow_model import MLMODEL
 from workers.builds import environment
 from workers.errors import PermanentError
 
 PLACED_MARKER = ".weir-placed"
-MLMODEL = "MLmodel"
 # What an MLflow model folder says about the environment it needs.
 MLFLOW_FILES = (MLMODEL, "conda.yaml", "python_env.yaml", "requirements.txt")
 QUANTITY = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>Ki|Mi|Gi|Ti|K|M|G|T)?$")
