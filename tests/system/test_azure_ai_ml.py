@@ -140,6 +140,8 @@ def test_the_sdk_v2_walks_the_safe_rollout(stack, workspace, models, mlflow_mode
         f"exit {done.returncode}; stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # The SDK took Weir as its cloud from the metadata document, not Azure's public cloud.
+    assert steps[0]["detail"]["cloud"] == "Weir"
 
 
 def test_what_the_service_fills_in_reads_back_through_the_sdk(stack, workspace, tmp_path):
