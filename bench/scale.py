@@ -8,8 +8,9 @@ five model versions per endpoint: 50,000 at the largest size).
 It runs the real HTTPS server (``manage.py serve``) on a database of its own
 (weir_bench_scale, dropped and made again), seeds rows in bulk between sizes, and sends
 each request ``--requests`` times, one after another on one keep-alive connection. The last
-column compares the largest size with 100 endpoints, where a list page is already full
-(pages hold WEIR_PAGE_SIZE = 100 rows): the ratio is the cost of what else is stored.
+columns compare the largest size with 100 and 1,000 endpoints, where the endpoint and the
+model list pages are already full (pages hold WEIR_PAGE_SIZE = 100 rows; there is one model
+per ten endpoints): the ratio is the cost of what else is stored.
 Writes its table into README.md between the ``bench:scale`` markers.
 """
 
@@ -101,6 +102,7 @@ class ControlPlane:
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline or self.server.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"the control plane did not start:\n{self.log.read_text()}")
             time.sleep(0.2)
 
@@ -206,10 +208,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--sizes", default="0,100,1000,10000")
     parser.add_argument(
-        "--baseline",
-        type=int,
-        default=100,
-        help="the size ratios compare with: one full list page (WEIR_PAGE_SIZE)",
+        "--baselines",
+        default="100,1000",
+        help="sizes the largest is compared with: 100 endpoints fill an endpoint page "
+        "(WEIR_PAGE_SIZE), 1,000 fill a model page (100 models)",
     )
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
@@ -250,20 +252,21 @@ def main() -> None:
                     print(name, size, results[name][size], file=sys.stderr)
         finally:
             plane.stop()
-    table = render(results, sizes, args.baseline, args.requests)
+    baselines = [int(b) for b in args.baselines.split(",")]
+    table = render(results, sizes, baselines, args.requests)
     print(table)
     if not args.no_readme:
         write_readme(table)
 
 
-def render(results, sizes: list[int], baseline: int, count: int) -> str:
+def render(results, sizes: list[int], baselines: list[int], count: int) -> str:
     header = "| request | " + " | ".join(f"{s:,} endpoints p50 / p99" for s in sizes)
-    header += f" | p50 at {sizes[-1]:,} ÷ at {baseline:,} |"
-    lines = [header, "|---" * (len(sizes) + 2) + "|"]
+    header += "".join(f" | p50 at {sizes[-1]:,} ÷ at {b:,}" for b in baselines) + " |"
+    lines = [header, "|---" * (len(sizes) + len(baselines) + 1) + "|"]
     for name, by_size in results.items():
         cells = [f"{by_size[s][0]:.1f} / {by_size[s][1]:.1f} ms" for s in sizes]
-        ratio = by_size[sizes[-1]][0] / by_size[baseline][0]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f}× |")
+        ratios = [f"{by_size[sizes[-1]][0] / by_size[b][0]:.2f}×" for b in baselines]
+        lines.append(f"| {name} | " + " | ".join(cells + ratios) + " |")
     lines.append("")
     lines.append(
         f"({count} sequential requests each on one keep-alive HTTPS connection; at the largest "
