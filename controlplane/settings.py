@@ -95,7 +95,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["controlplane.arm.authentication.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["controlplane.arm.permissions.ArmScopePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["controlplane.arm.parsers.ArmJSONParser"],
     "EXCEPTION_HANDLER": "controlplane.arm.errors.arm_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "controlplane.arm.schema.ArmAutoSchema",
     "UNAUTHENTICATED_USER": None,

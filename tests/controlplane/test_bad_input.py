@@ -1,0 +1,55 @@
+"""Bad input anywhere in a request is a 4xx ARM error naming where it is, never a 500, and
+changes nothing."""
+
+import json
+
+import pytest
+
+from tests.conftest import assert_arm_error, url
+
+MODEL = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/m/"}}
+
+
+def put_json(client, path: str, text: str):
+    return client.put(url(path), text, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    "properties, target",
+    [
+        ({"properties": {"k\u0000": "v"}}, "properties.properties"),
+        ({"flavors": {"python": {"loader\u0000": "x"}}}, "properties.flavors.python"),
+        ({"flavors": {"python": {"loader": "x\u0000"}}}, "properties.flavors.python.loader"),
+        ({"flavors": {"python": {"loader": ["\ud800"]}}}, "properties.flavors.python.loader[0]"),
+        ({"unknownField": {"k": "\udfff"}}, "properties.unknownField.k"),
+    ],
+    ids=["key", "nested-key", "nested-value", "list-item", "ignored-field"],
+)
+def test_text_postgres_cannot_store_is_refused_wherever_it_is(
+    client, workspace, properties, target
+):
+    body = json.dumps({"properties": {**MODEL["properties"], **properties}})
+    assert_arm_error(put_json(client, "/models/m/versions/1", body), 400, "ValidationError", target)
+    assert_arm_error(client.get(url("/models/m")), 404, "ResourceNotFound")
+
+
+def test_a_nul_in_a_top_level_key_is_refused(client, workspace):
+    response = put_json(client, "", json.dumps({"location": "local", "x\u0000": 1}))
+    error = assert_arm_error(response, 400, "ValidationError", None)
+    assert "A key" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "path, query, target",
+    [
+        ("/models/a%00b", "", "name"),
+        ("/onlineEndpoints/e%00p", "", "endpointName"),
+        ("/models/sk/versions", "tags=a%00", "tags"),
+        ("/models/sk/versions", "version=1%00", "version"),
+        ("/models/sk/versions", "hash=%00", "hash"),
+        ("/onlineEndpoints", "tags=a%00=b", "tags"),
+        ("/models", "x%00=1", None),
+    ],
+)
+def test_a_nul_in_the_url_is_refused(client, workspace, path, query, target):
+    assert_arm_error(client.get(url(path, query)), 400, "ValidationError", target)
