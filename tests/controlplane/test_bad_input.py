@@ -53,3 +53,25 @@ def test_a_nul_in_a_top_level_key_is_refused(client, workspace):
 )
 def test_a_nul_in_the_url_is_refused(client, workspace, path, query, target):
     assert_arm_error(client.get(url(path, query)), 400, "ValidationError", target)
+
+
+def nested(depth: int) -> str:
+    """A workspace body whose tags hold arrays ``depth`` containers deep, the body counted."""
+    inner = depth - 2
+    return '{"location": "local", "tags": {"a": ' + "[" * inner + "]" * inner + "}}"
+
+
+@pytest.mark.parametrize("depth", [65, 2000, 100_000])
+def test_deep_nesting_is_refused(client, workspace, depth):
+    before = client.get(url(""))
+    response = put_json(client, "", nested(depth))
+    error = assert_arm_error(response, 400, "InvalidRequestContent")
+    assert "64" in error["message"]
+    after = client.get(url(""))
+    assert after.json() == before.json() and after["ETag"] == before["ETag"]
+
+
+def test_nesting_up_to_the_limit_is_read(client, workspace):
+    # 64 levels parse; the tags' value is then refused as a type, not as nesting.
+    response = put_json(client, "", nested(64))
+    assert_arm_error(response, 400, "ValidationError", "tags.a")
