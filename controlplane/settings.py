@@ -88,6 +88,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("WEIR_LOG_LEVEL", default="INFO")},
 }
 
+# ARM's limit on a request's content (RequestContentTooLarge, 413, past it); blob uploads
+# stream through the blob server and are not held to it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
 #
 # REST framework / OpenAPI
 #

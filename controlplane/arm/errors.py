@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -105,10 +107,26 @@ _CODES = {
 }
 
 
+def refused_request(exc: SuspiciousOperation) -> tuple[int, dict]:
+    """Django's refusals of a request (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many query
+    parameters, ...) as ARM answers them, instead of its HTML error page."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request content size exceeds the maximum size of {limit} bytes."
+        return 413, error_body("RequestContentTooLarge", message)
+    if isinstance(exc, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return 400, error_body("BadRequest", f"The request has more than {limit} parameters.")
+    return 400, error_body("BadRequest", "The request was refused as malformed.")
+
+
 def arm_exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every API exception becomes an ARM error body."""
     if isinstance(exc, ArmError):
         return Response(exc.body(), status=exc.status_code)
+    if isinstance(exc, SuspiciousOperation):
+        status_code, body = refused_request(exc)
+        return Response(body, status=status_code)
     if isinstance(exc, IllegalTransition):
         message = f"An operation is in progress on this resource ({exc.current}); retry later."
         return Response(error_body("Conflict", message), status=status.HTTP_409_CONFLICT)
@@ -127,6 +145,15 @@ def arm_exception_handler(exc, context):
     message = exc.detail if isinstance(getattr(exc, "detail", None), str) else str(exc)
     response.data = error_body(code, message)
     return response
+
+
+def bad_request_view(request, exception=None):
+    """Django's handler400, for a refusal raised outside a view (in middleware)."""
+    if isinstance(exception, SuspiciousOperation):
+        status_code, body = refused_request(exception)
+    else:
+        status_code, body = 400, error_body("BadRequest", "The request is malformed.")
+    return JsonResponse(body, status=status_code)
 
 
 def not_found_view(request, exception=None):

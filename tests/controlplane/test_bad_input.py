@@ -75,3 +75,24 @@ def test_nesting_up_to_the_limit_is_read(client, workspace):
     # 64 levels parse; the tags' value is then refused as a type, not as nesting.
     response = put_json(client, "", nested(64))
     assert_arm_error(response, 400, "ValidationError", "tags.a")
+
+
+@pytest.mark.parametrize("size", [4 * 1024 * 1024 + 1, 50 * 1024 * 1024])
+def test_a_body_over_4_mb_is_an_arm_413(client, workspace, size):
+    before = client.get(url(""))
+    head = '{"location": "local", "tags": {"a": "'
+    body = head + "x" * (size - len(head) - 3) + '"}}'
+    assert len(body) == size
+    response = put_json(client, "", body)
+    assert response["Content-Type"] == "application/json"
+    error = assert_arm_error(response, 413, "RequestContentTooLarge")
+    assert str(4 * 1024 * 1024) in error["message"]
+    after = client.get(url(""))
+    assert after.json() == before.json() and after["ETag"] == before["ETag"]
+
+
+def test_too_many_query_parameters_is_an_arm_400(client, workspace):
+    query = "&".join(f"p{index}=1" for index in range(1001))
+    response = client.get(url("/models", query))
+    assert response["Content-Type"] == "application/json"
+    assert_arm_error(response, 400, "BadRequest")
