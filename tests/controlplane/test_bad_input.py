@@ -96,3 +96,38 @@ def test_too_many_query_parameters_is_an_arm_400(client, workspace):
     response = client.get(url("/models", query))
     assert response["Content-Type"] == "application/json"
     assert_arm_error(response, 400, "BadRequest")
+
+
+@pytest.mark.parametrize(
+    "query, target",
+    [
+        ("$top=" + "9" * 3000, "$top"),
+        ("$top=2147483648", "$top"),
+        ("$top=99999999999999999999999", "$top"),
+        ("$top=0", "$top"),
+        ("$top=%2B5", "$top"),
+        ("$top=%205", "$top"),
+        ("$top=1_0", "$top"),
+        ("$top=%D9%A3", "$top"),
+        ("count=abc", "count"),
+        ("$skip=-1", "$skip"),
+        ("$skip=99999999999999999999999", "$skip"),
+        ("$skip=1e3", "$skip"),
+        ("$skipToken=abc", "$skipToken"),
+    ],
+    ids=lambda value: value[:24],
+)
+def test_bad_paging_parameters_are_arm_400s(client, workspace, query, target):
+    client.put(url("/models/sk/versions/1"), MODEL, format="json")
+    for path in ("/models", "/models/sk/versions", "/onlineEndpoints"):
+        response = client.get(url(path, query))
+        assert_arm_error(response, 400, "ValidationError", target)
+
+
+def test_skip_token_continues_a_list_like_skip(client, workspace):
+    for name in ("a", "b", "c"):
+        client.put(url(f"/models/{name}"), {"properties": {}}, format="json")
+    page = client.get(url("/models", "$top=2&$skipToken=1")).json()
+    assert [row["name"] for row in page["value"]] == ["b", "c"]
+    page = client.get(url("/models", "$top=1&$skipToken=1")).json()
+    assert "$skipToken" not in page["nextLink"] and "$skip=2" in page["nextLink"]
