@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from tests.conftest import assert_arm_error, url
+from tests.conftest import assert_arm_error, put_deployment, run_operations, url
 
 MODEL = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/m/"}}
+DEPLOYMENT = "/onlineEndpoints/ep1/deployments/blue"
 
 
 def put_json(client, path: str, text: str):
@@ -131,3 +132,79 @@ def test_skip_token_continues_a_list_like_skip(client, workspace):
     assert [row["name"] for row in page["value"]] == ["b", "c"]
     page = client.get(url("/models", "$top=1&$skipToken=1")).json()
     assert "$skipToken" not in page["nextLink"] and "$skip=2" in page["nextLink"]
+
+
+@pytest.fixture
+def deployed(client, endpoint):
+    response = put_deployment(client)
+    assert response.status_code == 201, response.content
+    run_operations()
+    return response.json()
+
+
+def assert_deployment_refused(client, properties: dict, target: str):
+    """A PUT of the deployment with ``properties`` is refused naming ``target``, and the
+    deployment reads back as it did (no operation started)."""
+    before = client.get(url(DEPLOYMENT))
+    response = put_deployment(client, **properties)
+    assert_arm_error(response, 400, "ValidationError", target)
+    after = client.get(url(DEPLOYMENT))
+    assert after.json() == before.json() and after["ETag"] == before["ETag"]
+
+
+REQUIREMENTS = "properties.containerResourceRequirements"
+
+
+@pytest.mark.parametrize(
+    "resources, target",
+    [
+        ({"containerResourceLimits": {"memory": "lots"}}, "containerResourceLimits.memory"),
+        ({"containerResourceLimits": {"memory": "512K"}}, "containerResourceLimits.memory"),
+        ({"containerResourceLimits": {"memory": "-1Gi"}}, "containerResourceLimits.memory"),
+        ({"containerResourceLimits": {"memory": "1e999"}}, "containerResourceLimits.memory"),
+        ({"containerResourceLimits": {"cpu": "1.5 cores"}}, "containerResourceLimits.cpu"),
+        ({"containerResourceRequests": {"cpu": "m"}}, "containerResourceRequests.cpu"),
+        ({"containerResourceLimits": {"gpu": "500m"}}, "containerResourceLimits.gpu"),
+        (
+            {"containerResourceRequests": {"cpu": "2"}, "containerResourceLimits": {"cpu": "1"}},
+            "containerResourceRequests.cpu",
+        ),
+        (
+            {
+                "containerResourceRequests": {"memory": "2Gi"},
+                "containerResourceLimits": {"memory": "1G"},
+            },
+            "containerResourceRequests.memory",
+        ),
+        (
+            {"containerResourceRequests": {"gpu": "1"}, "containerResourceLimits": {"gpu": "2"}},
+            "containerResourceRequests.gpu",
+        ),
+    ],
+)
+def test_resource_quantities_are_checked_at_put(client, deployed, resources, target):
+    properties = {"containerResourceRequirements": resources}
+    assert_deployment_refused(client, properties, f"{REQUIREMENTS}.{target}")
+
+
+def test_kubernetes_quantities_are_accepted(client, deployed):
+    requirements = {
+        "containerResourceRequests": {"cpu": "500m", "memory": ".5Gi", "gpu": "1"},
+        "containerResourceLimits": {"cpu": "1.5", "memory": "1e9", "gpu": "1"},
+    }
+    response = put_deployment(client, containerResourceRequirements=requirements)
+    assert response.status_code == 200, response.content
+    assert response.json()["properties"]["containerResourceRequirements"] == requirements
+
+
+@pytest.mark.parametrize(
+    "properties, target",
+    [
+        ({"livenessProbe": {"period": "P99999999999999D"}}, "livenessProbe.period"),
+        ({"readinessProbe": {"initialDelay": "PT10"}}, "readinessProbe.initialDelay"),
+        ({"readinessProbe": {"timeout": "PT0S"}}, "readinessProbe.timeout"),
+        ({"requestSettings": {"maxQueueWait": "P1000000D"}}, "requestSettings.maxQueueWait"),
+    ],
+)
+def test_probe_settings_and_durations_are_checked_at_put(client, deployed, properties, target):
+    assert_deployment_refused(client, properties, f"properties.{target}")

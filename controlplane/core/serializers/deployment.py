@@ -18,7 +18,12 @@ from controlplane.core.choices import (
     PublicNetworkAccess,
     ScaleAction,
 )
-from controlplane.core.serializers.fields import DurationField, JsonDocumentSerializer
+from controlplane.core.quantities import parse_quantity
+from controlplane.core.serializers.fields import (
+    DurationField,
+    JsonDocumentSerializer,
+    QuantityField,
+)
 
 # Azure's limit on request_timeout_ms for managed online endpoints.
 MAX_REQUEST_TIMEOUT_SECONDS = 180
@@ -74,14 +79,37 @@ class OnlineScaleSettingsSerializer(JsonDocumentSerializer):
 
 
 class ResourceQuantitySerializer(JsonDocumentSerializer):
-    cpu = serializers.CharField(required=False, allow_null=True)
-    memory = serializers.CharField(required=False, allow_null=True)
-    gpu = serializers.CharField(required=False, allow_null=True)
+    cpu = QuantityField(required=False, allow_null=True)
+    memory = QuantityField(required=False, allow_null=True)
+    gpu = QuantityField(whole=True, required=False, allow_null=True)
 
 
 class ContainerResourceRequirementsSerializer(JsonDocumentSerializer):
     containerResourceRequests = ResourceQuantitySerializer(required=False, allow_null=True)
     containerResourceLimits = ResourceQuantitySerializer(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        """What Kubernetes refuses at apply, refused at PUT: a request over its limit, and
+        GPUs requested other than as many as the limit (devices are not overcommitted)."""
+        requests = attrs.get("containerResourceRequests") or {}
+        limits = attrs.get("containerResourceLimits") or {}
+        for resource in ("cpu", "memory", "gpu"):
+            if not (requests.get(resource) and limits.get(resource)):
+                continue
+            request, limit = parse_quantity(requests[resource]), parse_quantity(limits[resource])
+            if request > limit or (resource == "gpu" and request != limit):
+                relation = "equal" if resource == "gpu" else "be at most"
+                raise serializers.ValidationError(
+                    {
+                        "containerResourceRequests": {
+                            resource: [
+                                f"the {resource} request {requests[resource]} must {relation} "
+                                f"the limit {limits[resource]}"
+                            ]
+                        }
+                    }
+                )
+        return attrs
 
 
 def _left_out(serializer_class, **given) -> dict:
