@@ -70,6 +70,13 @@ def conflict(message: str, target: str | None = None) -> ArmError:
     return ArmError(409, "Conflict", message, target)
 
 
+def detail_code(item) -> str:
+    """A refusal's ARM code: one a validator raised with (PascalCase, ``InvalidTags``), or
+    ValidationError for DRF's own (``invalid``, ``max_length``)."""
+    code = getattr(item, "code", None)
+    return code if isinstance(code, str) and code[:1].isupper() else "ValidationError"
+
+
 def flatten_validation(detail, prefix: str = "") -> list[dict]:
     """Turn DRF's nested error detail into ARM details, each naming its JSON field."""
     if isinstance(detail, dict):
@@ -83,7 +90,7 @@ def flatten_validation(detail, prefix: str = "") -> list[dict]:
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
             return [
-                {"code": "ValidationError", "message": str(item), "target": prefix or None}
+                {"code": detail_code(item), "message": str(item), "target": prefix or None}
                 for item in detail
             ]
         out = []
@@ -91,7 +98,7 @@ def flatten_validation(detail, prefix: str = "") -> list[dict]:
             if item:
                 out.extend(flatten_validation(item, f"{prefix}[{index}]"))
         return out
-    return [{"code": "ValidationError", "message": str(detail), "target": prefix or None}]
+    return [{"code": detail_code(detail), "message": str(detail), "target": prefix or None}]
 
 
 _CODES = {
@@ -135,7 +142,8 @@ def arm_exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         details = flatten_validation(exc.detail)
         first = details[0] if details else {"message": "Invalid request.", "target": None}
-        body = error_body("ValidationError", first["message"], first["target"], details)
+        code = details[0]["code"] if details else "ValidationError"
+        body = error_body(code, first["message"], first["target"], details)
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
     response = exception_handler(exc, context)
     if response is None:

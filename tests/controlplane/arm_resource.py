@@ -159,3 +159,26 @@ class ArmResourceTests:
             client, self.with_tags({key: "a"}), 400, "ValidationError", where
         )
         assert f"U+{ord(key[-1]):04X}" in error["message"]
+
+    def test_tags_past_arm_limits_are_refused(self, client, created):
+        where = ".".join(self.tags_at)
+        for tags, code in [
+            ({f"t{index}": "x" for index in range(51)}, "InvalidTags"),
+            ({f"t{index}": "x" for index in range(10_000)}, "InvalidTags"),
+            ({"n" * 513: "x"}, "InvalidTagName"),
+            ({" ": "x"}, "InvalidTagName"),
+            *[({f"a{c}b": "x"}, "InvalidTagNameCharacters") for c in "<>%&\\?/\t"],
+            ({"a": "v" * 257}, "InvalidTagValueLength"),
+            ({"a": "v" * 1024 * 1024}, "InvalidTagValueLength"),
+        ]:
+            self.assert_refused(client, self.with_tags(tags), 400, code, where)
+
+    def test_tags_at_arm_limits_are_kept(self, client, created):
+        tags = {f"t{index}": "v" * 256 for index in range(48)}
+        tags |= {"n" * 512: "", "hidden-link:/subscriptions/s/resourceGroups/g": "Resource"}
+        response = self.put(client, self.names[0], self.with_tags(tags))
+        assert response.status_code == 200, response.content
+        body = response.json()
+        for key in self.tags_at:
+            body = body[key]
+        assert body == tags

@@ -208,3 +208,14 @@ def test_kubernetes_quantities_are_accepted(client, deployed):
 )
 def test_probe_settings_and_durations_are_checked_at_put(client, deployed, properties, target):
     assert_deployment_refused(client, properties, f"properties.{target}")
+
+
+def test_patched_tags_are_held_to_arm_limits(client, deployed):
+    for path in ("", "/onlineEndpoints/ep1", DEPLOYMENT):
+        before = client.get(url(path))
+        response = client.patch(url(path), {"tags": {"a/b": "x"}}, format="json")
+        assert_arm_error(response, 400, "InvalidTagNameCharacters", "tags")
+        response = client.patch(url(path), {"tags": {"a": "v" * 257}}, format="json")
+        assert_arm_error(response, 400, "InvalidTagValueLength", "tags")
+        after = client.get(url(path))
+        assert after.json() == before.json() and after["ETag"] == before["ETag"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from controlplane.arm.envelope import ArmResourceSerializer, string_map
+from controlplane.arm.envelope import ArmResourceSerializer, string_map, tag_map
 from controlplane.core.serializers.fields import JsonDocumentSerializer
 
 PREFIX = "Microsoft.MachineLearningServices/workspaces"
@@ -13,7 +13,7 @@ PREFIX = "Microsoft.MachineLearningServices/workspaces"
 class AssetBasePropertiesSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     properties = string_map(required=False, allow_null=True)
-    tags = string_map(required=False, allow_null=True)
+    tags = tag_map(required=False, allow_null=True)
     isArchived = serializers.BooleanField(source="is_archived", default=False)
     provisioningState = serializers.SerializerMethodField()
 

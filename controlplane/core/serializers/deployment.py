@@ -10,6 +10,7 @@ from controlplane.arm.envelope import (
     SkuSerializer,
     TrackedResourceSerializer,
     string_map,
+    tag_map,
 )
 from controlplane.core import references
 from controlplane.core.choices import (
@@ -259,7 +260,7 @@ def validate_capacity(sku):
 class OnlineDeploymentUpdateSerializer(serializers.Serializer):
     """PATCH body (PartialMinimalTrackedResourceWithSku): tags replace; sku.capacity scales."""
 
-    tags = string_map(required=False, allow_null=True)
+    tags = tag_map(required=False, allow_null=True)
     sku = SkuSerializer(required=False, allow_null=True, partial=True)
 
     def validate_sku(self, value):

@@ -12,6 +12,7 @@ from controlplane.arm.envelope import (
     SkuSerializer,
     TrackedResourceSerializer,
     string_map,
+    tag_map,
 )
 from controlplane.core.choices import AuthMode, KeyType, PublicNetworkAccess
 from controlplane.core.models.endpoint import scoring_host
@@ -135,7 +136,7 @@ class OnlineEndpointSerializer(TrackedResourceSerializer):
 class OnlineEndpointUpdateSerializer(serializers.Serializer):
     """PATCH body (PartialMinimalTrackedResourceWithIdentity): tags replace, identity."""
 
-    tags = string_map(required=False, allow_null=True)
+    tags = tag_map(required=False, allow_null=True)
     identity = ManagedServiceIdentitySerializer(required=False, allow_null=True)
 
 

@@ -8,7 +8,7 @@ from controlplane.arm.envelope import (
     ProvisioningStateMixin,
     SkuSerializer,
     TrackedResourceSerializer,
-    string_map,
+    tag_map,
 )
 
 
@@ -59,6 +59,6 @@ class WorkspaceSerializer(TrackedResourceSerializer):
 class WorkspaceUpdateSerializer(serializers.Serializer):
     """PATCH body (WorkspaceUpdateParameters): tags replace, properties merge."""
 
-    tags = string_map(required=False, allow_null=True)
+    tags = tag_map(required=False, allow_null=True)
     sku = SkuSerializer(required=False, allow_null=True)
     properties = WorkspacePropertiesSerializer(source="*", required=False, partial=True)
