@@ -9,6 +9,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from controlplane.arm.fields import IntegerField
+
 
 class SystemDataSerializer(serializers.Serializer):
     createdBy = serializers.CharField(source="created_by", read_only=True)
@@ -53,7 +55,7 @@ class SkuSerializer(serializers.Serializer):
     )
     size = serializers.CharField(required=False, allow_null=True, max_length=64)
     family = serializers.CharField(required=False, allow_null=True, max_length=64)
-    capacity = serializers.IntegerField(required=False, allow_null=True)
+    capacity = IntegerField(required=False, allow_null=True)
 
     def to_representation(self, instance):
         return {k: v for k, v in instance.items() if v is not None}

@@ -219,3 +219,61 @@ def test_patched_tags_are_held_to_arm_limits(client, deployed):
         assert_arm_error(response, 400, "InvalidTagValueLength", "tags")
         after = client.get(url(path))
         assert after.json() == before.json() and after["ETag"] == before["ETag"]
+
+
+@pytest.mark.parametrize(
+    "value", [0, 1, "true", "false", "yes", None, [], {}], ids=lambda value: repr(value)
+)
+def test_a_boolean_is_true_or_false(client, workspace, value):
+    body = {"properties": {"isArchived": value}}
+    response = client.put(url("/models/m"), body, format="json")
+    assert_arm_error(response, 400, "ValidationError", "properties.isArchived")
+    assert_arm_error(client.get(url("/models/m")), 404, "ResourceNotFound")
+
+
+def test_a_boolean_change_is_refused_without_changing_anything(client, workspace):
+    assert client.put(url("/models/m"), {"properties": {}}, format="json").status_code == 201
+    before = client.get(url("/models/m"))
+    response = client.put(url("/models/m"), {"properties": {"isArchived": 1}}, format="json")
+    assert_arm_error(response, 400, "ValidationError", "properties.isArchived")
+    after = client.get(url("/models/m"))
+    assert after.json() == before.json() and after["ETag"] == before["ETag"]
+    assert after.json()["properties"]["isArchived"] is False
+
+
+@pytest.mark.parametrize(
+    "properties, target",
+    [
+        ({"livenessProbe": {"failureThreshold": "5"}}, "livenessProbe.failureThreshold"),
+        ({"livenessProbe": {"failureThreshold": 5.0}}, "livenessProbe.failureThreshold"),
+        ({"livenessProbe": {"failureThreshold": True}}, "livenessProbe.failureThreshold"),
+        ({"livenessProbe": {"failureThreshold": 2**31}}, "livenessProbe.failureThreshold"),
+        (
+            {"requestSettings": {"maxConcurrentRequestsPerInstance": "2"}},
+            "requestSettings.maxConcurrentRequestsPerInstance",
+        ),
+        ({"appInsightsEnabled": "false"}, "appInsightsEnabled"),
+    ],
+)
+def test_integers_and_booleans_are_strict_in_deployments(client, deployed, properties, target):
+    assert_deployment_refused(client, properties, f"properties.{target}")
+
+
+def test_a_string_count_is_refused(client, deployed):
+    before = client.get(url(DEPLOYMENT))
+    body = {**before.json(), "sku": {"name": "Default", "capacity": "5"}}
+    response = client.put(url(DEPLOYMENT), body, format="json")
+    assert_arm_error(response, 400, "ValidationError", "sku.capacity")
+    response = client.patch(url(DEPLOYMENT), {"sku": {"capacity": "5"}}, format="json")
+    assert_arm_error(response, 400, "ValidationError", "sku.capacity")
+    after = client.get(url(DEPLOYMENT))
+    assert after.json() == before.json() and after["ETag"] == before["ETag"]
+
+
+def test_a_traffic_share_is_an_integer(client, deployed):
+    before = client.get(url("/onlineEndpoints/ep1"))
+    body = {"location": "local", "properties": {"authMode": "Key", "traffic": {"blue": "100"}}}
+    response = client.put(url("/onlineEndpoints/ep1"), body, format="json")
+    assert_arm_error(response, 400, "ValidationError", "properties.traffic.blue")
+    after = client.get(url("/onlineEndpoints/ep1"))
+    assert after.json() == before.json() and after["ETag"] == before["ETag"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from controlplane.arm.envelope import ArmResourceSerializer, string_map, tag_map
+from controlplane.arm.fields import BooleanField, IntegerField
 from controlplane.core.serializers.fields import JsonDocumentSerializer
 
 PREFIX = "Microsoft.MachineLearningServices/workspaces"
@@ -14,7 +15,7 @@ class AssetBasePropertiesSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     properties = string_map(required=False, allow_null=True)
     tags = tag_map(required=False, allow_null=True)
-    isArchived = serializers.BooleanField(source="is_archived", default=False)
+    isArchived = BooleanField(source="is_archived", default=False)
     provisioningState = serializers.SerializerMethodField()
 
     def get_provisioningState(self, obj) -> str:
@@ -28,7 +29,7 @@ class AssetContainerPropertiesSerializer(AssetBasePropertiesSerializer):
 
 
 class AssetVersionPropertiesSerializer(AssetBasePropertiesSerializer):
-    isAnonymous = serializers.BooleanField(source="is_anonymous", default=False)
+    isAnonymous = BooleanField(source="is_anonymous", default=False)
 
 
 class ModelVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
@@ -53,7 +54,7 @@ class BuildContextSerializer(JsonDocumentSerializer):
 
 class RouteSerializer(JsonDocumentSerializer):
     path = serializers.CharField(min_length=1)
-    port = serializers.IntegerField(min_value=1, max_value=65535)
+    port = IntegerField(min_value=1, max_value=65535)
 
 
 class InferenceContainerPropertiesSerializer(JsonDocumentSerializer):

@@ -12,6 +12,7 @@ from controlplane.arm.envelope import (
     string_map,
     tag_map,
 )
+from controlplane.arm.fields import BooleanField, IntegerField
 from controlplane.core import references
 from controlplane.core.choices import (
     ContainerType,
@@ -36,15 +37,15 @@ class CodeConfigurationSerializer(JsonDocumentSerializer):
 
 
 class ProbeSettingsSerializer(JsonDocumentSerializer):
-    failureThreshold = serializers.IntegerField(min_value=1, default=30)
-    successThreshold = serializers.IntegerField(min_value=1, default=1)
+    failureThreshold = IntegerField(min_value=1, default=30)
+    successThreshold = IntegerField(min_value=1, default=1)
     timeout = DurationField(min_seconds=1, default="PT2S")
     period = DurationField(min_seconds=1, default="PT10S")
     initialDelay = DurationField(min_seconds=0, required=False, allow_null=True)
 
 
 class OnlineRequestSettingsSerializer(JsonDocumentSerializer):
-    maxConcurrentRequestsPerInstance = serializers.IntegerField(min_value=1, default=1)
+    maxConcurrentRequestsPerInstance = IntegerField(min_value=1, default=1)
     requestTimeout = DurationField(
         min_seconds=0.001, max_seconds=MAX_REQUEST_TIMEOUT_SECONDS, default="PT5S"
     )
@@ -53,12 +54,10 @@ class OnlineRequestSettingsSerializer(JsonDocumentSerializer):
 
 class OnlineScaleSettingsSerializer(JsonDocumentSerializer):
     scaleType = serializers.ChoiceField(choices=["Default", "TargetUtilization"])
-    minInstances = serializers.IntegerField(min_value=0, required=False)
-    maxInstances = serializers.IntegerField(min_value=1, required=False)
+    minInstances = IntegerField(min_value=0, required=False)
+    maxInstances = IntegerField(min_value=1, required=False)
     pollingInterval = DurationField(min_seconds=1, required=False)
-    targetUtilizationPercentage = serializers.IntegerField(
-        min_value=1, max_value=100, required=False
-    )
+    targetUtilizationPercentage = IntegerField(min_value=1, max_value=100, required=False)
 
     def validate(self, attrs):
         if attrs["scaleType"] == "TargetUtilization":
@@ -152,7 +151,7 @@ class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
     instanceType = serializers.CharField(
         source="instance_type", required=False, allow_null=True, max_length=64
     )
-    appInsightsEnabled = serializers.BooleanField(source="app_insights_enabled", default=False)
+    appInsightsEnabled = BooleanField(source="app_insights_enabled", default=False)
     egressPublicNetworkAccess = serializers.ChoiceField(
         source="egress_public_network_access",
         choices=PublicNetworkAccess.choices,
@@ -271,7 +270,7 @@ class DeploymentLogsRequestSerializer(serializers.Serializer):
     containerType = serializers.ChoiceField(
         choices=ContainerType.choices, default=ContainerType.INFERENCE_SERVER
     )
-    tail = serializers.IntegerField(min_value=0, max_value=100000, required=False, allow_null=True)
+    tail = IntegerField(min_value=0, max_value=100000, required=False, allow_null=True)
 
 
 class DeploymentLogsSerializer(serializers.Serializer):
@@ -284,9 +283,9 @@ class SkuSettingSerializer(serializers.Serializer):
 
 
 class SkuCapacitySerializer(serializers.Serializer):
-    minimum = serializers.IntegerField()
-    maximum = serializers.IntegerField()
-    default = serializers.IntegerField()
+    minimum = IntegerField()
+    maximum = IntegerField()
+    default = IntegerField()
     scaleType = serializers.ChoiceField(choices=["Automatic", "Manual", "None"])
 
 
@@ -301,15 +300,15 @@ class ScaleEventSerializer(serializers.Serializer):
 
     decidedAt = serializers.DateTimeField(source="decided_at")
     action = serializers.ChoiceField(choices=ScaleAction.choices)
-    fromInstances = serializers.IntegerField(source="from_instances")
-    toInstances = serializers.IntegerField(source="to_instances")
+    fromInstances = IntegerField(source="from_instances")
+    toInstances = IntegerField(source="to_instances")
     utilizationPercentage = serializers.FloatField(source="utilization_percentage")
-    targetUtilizationPercentage = serializers.IntegerField(source="target_utilization_percentage")
+    targetUtilizationPercentage = IntegerField(source="target_utilization_percentage")
     busyReplicas = serializers.FloatField(source="busy_replicas")
     queuedRequests = serializers.FloatField(source="queued_requests")
-    readyReplicas = serializers.IntegerField(source="ready_replicas")
-    minInstances = serializers.IntegerField(source="min_instances")
-    maxInstances = serializers.IntegerField(source="max_instances")
+    readyReplicas = IntegerField(source="ready_replicas")
+    minInstances = IntegerField(source="min_instances")
+    maxInstances = IntegerField(source="max_instances")
     reason = serializers.CharField()
     outcome = serializers.CharField()
     operationId = serializers.UUIDField(source="operation_id", allow_null=True)

@@ -14,6 +14,7 @@ from controlplane.arm.envelope import (
     string_map,
     tag_map,
 )
+from controlplane.arm.fields import IntegerField
 from controlplane.core.choices import AuthMode, KeyType, PublicNetworkAccess
 from controlplane.core.models.endpoint import scoring_host
 
@@ -31,7 +32,7 @@ class EndpointAuthKeysSerializer(serializers.Serializer):
 
 def _traffic_map(**kwargs):
     return serializers.DictField(
-        child=serializers.IntegerField(min_value=0, max_value=100),
+        child=IntegerField(min_value=0, max_value=100),
         required=False,
         allow_null=True,
         **kwargs,
@@ -148,5 +149,5 @@ class RegenerateKeysSerializer(serializers.Serializer):
 class EndpointAuthTokenSerializer(serializers.Serializer):
     accessToken = serializers.CharField()
     tokenType = serializers.CharField()
-    expiryTimeUtc = serializers.IntegerField()
-    refreshAfterTimeUtc = serializers.IntegerField()
+    expiryTimeUtc = IntegerField(int64=True)
+    refreshAfterTimeUtc = IntegerField(int64=True)

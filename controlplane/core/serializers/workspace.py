@@ -10,6 +10,7 @@ from controlplane.arm.envelope import (
     TrackedResourceSerializer,
     tag_map,
 )
+from controlplane.arm.fields import BooleanField
 
 
 def _setting(**kwargs):
@@ -37,8 +38,8 @@ class WorkspacePropertiesSerializer(ProvisioningStateMixin):
         required=False,
         allow_null=True,
     )
-    hbiWorkspace = serializers.BooleanField(source="settings.hbiWorkspace", required=False)
-    v1LegacyMode = serializers.BooleanField(source="settings.v1LegacyMode", required=False)
+    hbiWorkspace = BooleanField(source="settings.hbiWorkspace", required=False)
+    v1LegacyMode = BooleanField(source="settings.v1LegacyMode", required=False)
 
     @extend_schema_field(serializers.CharField())
     def get_tenantId(self, obj) -> str:
