@@ -4,7 +4,21 @@ changes nothing."""
 import json
 
 import pytest
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+from rest_framework import serializers
 
+from controlplane.core.models import (
+    Compute,
+    OnlineDeployment,
+    OnlineEndpoint,
+    Workspace,
+)
+from controlplane.core.serializers.compute import ComputeResourceSerializer
+from controlplane.core.serializers.deployment import OnlineDeploymentSerializer
+from controlplane.core.serializers.endpoint import OnlineEndpointSerializer
+from controlplane.core.serializers.workspace import WorkspaceSerializer
+from controlplane.core.services import asset as asset_service
 from tests.conftest import assert_arm_error, put_deployment, run_operations, url
 
 MODEL = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/m/"}}
@@ -277,3 +291,51 @@ def test_a_traffic_share_is_an_integer(client, deployed):
     assert_arm_error(response, 400, "ValidationError", "properties.traffic.blue")
     after = client.get(url("/onlineEndpoints/ep1"))
     assert after.json() == before.json() and after["ETag"] == before["ETag"]
+
+
+def stored_strings(serializer, model, path=""):
+    """(field path, serializer field, column) for each string a PUT of ``serializer`` writes
+    to a length-limited column of ``model``."""
+    for name, field in serializer.fields.items():
+        if field.read_only:
+            continue
+        where = f"{path}.{name}" if path else name
+        if isinstance(field, serializers.Serializer) and field.source == "*":
+            yield from stored_strings(field, model, where)
+        elif isinstance(field, serializers.CharField) and len(field.source_attrs) == 1:
+            try:
+                column = model._meta.get_field(field.source)
+            except FieldDoesNotExist:
+                continue
+            if isinstance(column, models.CharField):
+                yield where, field, column
+
+
+def row_serializers():
+    kinds = (asset_service.MODEL, asset_service.ENVIRONMENT, asset_service.CODE)
+    yield from [
+        (WorkspaceSerializer, Workspace),
+        (ComputeResourceSerializer, Compute),
+        (OnlineEndpointSerializer, OnlineEndpoint),
+        (OnlineDeploymentSerializer, OnlineDeployment),
+        *[(kind.container_serializer, kind.container_model) for kind in kinds],
+        *[(kind.version_serializer, kind.version_model) for kind in kinds],
+    ]
+
+
+@pytest.mark.parametrize(
+    "serializer_class, model", list(row_serializers()), ids=lambda each: each.__name__
+)
+def test_strings_are_held_to_their_columns_length(serializer_class, model):
+    """A string longer than its column would be a DataError (a 500) when the row is saved."""
+    for where, field, column in stored_strings(serializer_class(), model):
+        assert field.max_length is not None and field.max_length <= column.max_length, (
+            f"{where} may be longer than {model.__name__}.{column.name} "
+            f"({column.max_length} characters)"
+        )
+
+
+def test_an_overlong_string_is_a_400(client, workspace):
+    body = {"properties": {**MODEL["properties"], "modelType": "t" * 65}}
+    response = client.put(url("/models/m/versions/1"), body, format="json")
+    assert_arm_error(response, 400, "ValidationError", "properties.modelType")

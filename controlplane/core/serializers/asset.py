@@ -33,11 +33,17 @@ class AssetVersionPropertiesSerializer(AssetBasePropertiesSerializer):
 
 
 class ModelVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
-    modelUri = serializers.CharField(source="model_uri", required=False, allow_null=True)
-    modelType = serializers.CharField(source="model_type", required=False, allow_null=True)
+    modelUri = serializers.CharField(
+        source="model_uri", required=False, allow_null=True, max_length=2048
+    )
+    modelType = serializers.CharField(
+        source="model_type", required=False, allow_null=True, max_length=64
+    )
     flavors = serializers.DictField(required=False, allow_null=True)
-    jobName = serializers.CharField(source="job_name", required=False, allow_null=True)
-    stage = serializers.CharField(required=False, allow_null=True)
+    jobName = serializers.CharField(
+        source="job_name", required=False, allow_null=True, max_length=255
+    )
+    stage = serializers.CharField(required=False, allow_null=True, max_length=64)
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -77,7 +83,7 @@ class EnvironmentVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
         source="auto_rebuild", choices=["Disabled", "OnBaseImageUpdate"], default="Disabled"
     )
     environmentType = serializers.SerializerMethodField()
-    stage = serializers.CharField(required=False, allow_null=True)
+    stage = serializers.CharField(required=False, allow_null=True, max_length=64)
 
     def get_environmentType(self, obj) -> str:
         return "UserCreated"
@@ -91,7 +97,9 @@ class EnvironmentVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
 
 
 class CodeVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
-    codeUri = serializers.CharField(source="code_uri", required=False, allow_null=True)
+    codeUri = serializers.CharField(
+        source="code_uri", required=False, allow_null=True, max_length=2048
+    )
 
 
 def _resource_serializer(name: str, type_suffix: str, properties_class):

@@ -140,13 +140,15 @@ class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
     codeConfiguration = CodeConfigurationSerializer(
         source="code_configuration", required=False, allow_null=True
     )
-    environmentId = serializers.CharField(source="environment_id", required=False, allow_null=True)
+    environmentId = serializers.CharField(
+        source="environment_id", required=False, allow_null=True, max_length=1024
+    )
     environmentVariables = string_map(
         source="environment_variables", required=False, allow_null=True
     )
-    model = serializers.CharField(required=False, allow_null=True)
+    model = serializers.CharField(required=False, allow_null=True, max_length=1024)
     modelMountPath = serializers.CharField(
-        source="model_mount_path", required=False, allow_null=True
+        source="model_mount_path", required=False, allow_null=True, max_length=1024
     )
     instanceType = serializers.CharField(
         source="instance_type", required=False, allow_null=True, max_length=64

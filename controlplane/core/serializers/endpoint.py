@@ -47,7 +47,9 @@ class OnlineEndpointPropertiesSerializer(ProvisioningStateMixin):
     keys = EndpointAuthKeysSerializer(required=False, allow_null=True, write_only=True)
     scoringUri = serializers.SerializerMethodField()
     swaggerUri = serializers.SerializerMethodField()
-    compute = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    compute = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=1024
+    )
     traffic = _traffic_map()
     mirrorTraffic = _traffic_map(source="mirror_traffic")
     publicNetworkAccess = serializers.ChoiceField(
