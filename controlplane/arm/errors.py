@@ -114,13 +114,20 @@ _CODES = {
 }
 
 
+def content_too_large(limit: int) -> tuple[str, str]:
+    """ARM's code and message for a body over ``limit`` bytes, whether nginx refuses it (from
+    Content-Length) or Django does (DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    return (
+        "RequestContentTooLarge",
+        f"The request content size exceeds the maximum size of {limit} bytes.",
+    )
+
+
 def refused_request(exc: SuspiciousOperation) -> tuple[int, dict]:
     """Django's refusals of a request (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many query
     parameters, ...) as ARM answers them, instead of its HTML error page."""
     if isinstance(exc, RequestDataTooBig):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        message = f"The request content size exceeds the maximum size of {limit} bytes."
-        return 413, error_body("RequestContentTooLarge", message)
+        return 413, error_body(*content_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
     if isinstance(exc, TooManyFieldsSent):
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         return 400, error_body("BadRequest", f"The request has more than {limit} parameters.")
