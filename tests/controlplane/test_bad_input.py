@@ -339,3 +339,15 @@ def test_an_overlong_string_is_a_400(client, workspace):
     body = {"properties": {**MODEL["properties"], "modelType": "t" * 65}}
     response = client.put(url("/models/m/versions/1"), body, format="json")
     assert_arm_error(response, 400, "ValidationError", "properties.modelType")
+
+
+def test_a_patched_sku_on_a_resource_without_one_needs_its_name(client, workspace):
+    before = client.get(url(""))
+    assert before.json().get("sku") is None
+    response = client.patch(url(""), {"sku": {"capacity": 0, "size": "0"}}, format="json")
+    assert_arm_error(response, 400, "ValidationError", "sku.name")
+    after = client.get(url(""))
+    assert after.json() == before.json() and after["ETag"] == before["ETag"]
+    response = client.patch(url(""), {"sku": {"name": "Basic"}}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["sku"] == {"name": "Basic"}
