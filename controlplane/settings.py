@@ -88,6 +88,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("WEIR_LOG_LEVEL", default="INFO")},
 }
 
+# ARM's limit on a request's content (RequestContentTooLarge, 413, past it); blob uploads
+# stream through the blob server and are not held to it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
 #
 # REST framework / OpenAPI
 #
@@ -95,7 +99,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["controlplane.arm.authentication.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["controlplane.arm.permissions.ArmScopePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["controlplane.arm.parsers.ArmJSONParser"],
     "EXCEPTION_HANDLER": "controlplane.arm.errors.arm_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "controlplane.arm.schema.ArmAutoSchema",
     "UNAUTHENTICATED_USER": None,

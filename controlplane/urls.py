@@ -16,5 +16,6 @@ urlpatterns = [
     path("", include("controlplane.core.urls")),
 ]
 
+handler400 = "controlplane.arm.errors.bad_request_view"
 handler404 = "controlplane.arm.errors.not_found_view"
 handler500 = "controlplane.arm.errors.server_error_view"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from controlplane.blobstore.backends import blob_backend, read_chunks
 from controlplane.blobstore.models import Blob
 from controlplane.core import references
 from controlplane.core.durations import parse_seconds
+from controlplane.core.quantities import parse_quantity
 from dataplane.agent.spec import Probe
 from dataplane.inference.mlflow_model import MLMODEL
 from workers.builds import environment
@@ -24,18 +24,6 @@ from workers.errors import PermanentError
 PLACED_MARKER = ".weir-placed"
 # What an MLflow model folder says about the environment it needs.
 MLFLOW_FILES = (MLMODEL, "conda.yaml", "python_env.yaml", "requirements.txt")
-QUANTITY = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>Ki|Mi|Gi|Ti|K|M|G|T)?$")
-UNITS = {
-    None: 1,
-    "K": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
 
 
 class Assets:
@@ -227,27 +215,29 @@ def probes(deployment, assets: Assets) -> tuple[Probe, Probe]:
     )
 
 
-def cpu_limit(requirements: dict | None) -> int | None:
-    """Whole CPUs from containerResourceLimits.cpu ("2", "1500m" -> 2); None when unset."""
-    value = ((requirements or {}).get("containerResourceLimits") or {}).get("cpu")
+def _limit(requirements: dict | None, resource: str):
+    """containerResourceLimits[resource] in base units, None when unset. The serializer
+    checked it at PUT with the same parser; a row written before that check may still hold
+    one that does not read."""
+    value = ((requirements or {}).get("containerResourceLimits") or {}).get(resource)
     if not value:
         return None
-    value = value.strip()
     try:
-        cores = int(value[:-1]) / 1000 if value.endswith("m") else float(value)
-    except ValueError:
-        raise PermanentError("InvalidResourceLimit", f"cannot read cpu limit '{value}'") from None
-    return max(1, math.ceil(cores))
+        return parse_quantity(value)
+    except ValueError as exc:
+        raise PermanentError("InvalidResourceLimit", f"{resource} limit: {exc}") from None
+
+
+def cpu_limit(requirements: dict | None) -> int | None:
+    """Whole CPUs from containerResourceLimits.cpu ("2", "1500m" -> 2); None when unset."""
+    cores = _limit(requirements, "cpu")
+    return None if cores is None else max(1, math.ceil(cores))
 
 
 def memory_limit(requirements: dict | None) -> int | None:
-    value = ((requirements or {}).get("containerResourceLimits") or {}).get("memory")
-    if not value:
-        return None
-    match = QUANTITY.match(value.strip())
-    if not match:
-        raise PermanentError("InvalidResourceLimit", f"cannot read memory limit '{value}'")
-    return int(float(match["number"]) * UNITS[match["unit"]])
+    """Bytes from containerResourceLimits.memory ("512Mi", "1.5G"); None when unset."""
+    amount = _limit(requirements, "memory")
+    return None if amount is None else math.ceil(amount)
 
 
 def concurrency(deployment) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -68,6 +70,13 @@ def conflict(message: str, target: str | None = None) -> ArmError:
     return ArmError(409, "Conflict", message, target)
 
 
+def detail_code(item) -> str:
+    """A refusal's ARM code: one a validator raised with (PascalCase, ``InvalidTags``), or
+    ValidationError for DRF's own (``invalid``, ``max_length``)."""
+    code = getattr(item, "code", None)
+    return code if isinstance(code, str) and code[:1].isupper() else "ValidationError"
+
+
 def flatten_validation(detail, prefix: str = "") -> list[dict]:
     """Turn DRF's nested error detail into ARM details, each naming its JSON field."""
     if isinstance(detail, dict):
@@ -81,7 +90,7 @@ def flatten_validation(detail, prefix: str = "") -> list[dict]:
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
             return [
-                {"code": "ValidationError", "message": str(item), "target": prefix or None}
+                {"code": detail_code(item), "message": str(item), "target": prefix or None}
                 for item in detail
             ]
         out = []
@@ -89,7 +98,7 @@ def flatten_validation(detail, prefix: str = "") -> list[dict]:
             if item:
                 out.extend(flatten_validation(item, f"{prefix}[{index}]"))
         return out
-    return [{"code": "ValidationError", "message": str(detail), "target": prefix or None}]
+    return [{"code": detail_code(detail), "message": str(detail), "target": prefix or None}]
 
 
 _CODES = {
@@ -105,10 +114,33 @@ _CODES = {
 }
 
 
+def content_too_large(limit: int) -> tuple[str, str]:
+    """ARM's code and message for a body over ``limit`` bytes, whether nginx refuses it (from
+    Content-Length) or Django does (DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    return (
+        "RequestContentTooLarge",
+        f"The request content size exceeds the maximum size of {limit} bytes.",
+    )
+
+
+def refused_request(exc: SuspiciousOperation) -> tuple[int, dict]:
+    """Django's refusals of a request (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many query
+    parameters, ...) as ARM answers them, instead of its HTML error page."""
+    if isinstance(exc, RequestDataTooBig):
+        return 413, error_body(*content_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+    if isinstance(exc, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return 400, error_body("BadRequest", f"The request has more than {limit} parameters.")
+    return 400, error_body("BadRequest", "The request was refused as malformed.")
+
+
 def arm_exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every API exception becomes an ARM error body."""
     if isinstance(exc, ArmError):
         return Response(exc.body(), status=exc.status_code)
+    if isinstance(exc, SuspiciousOperation):
+        status_code, body = refused_request(exc)
+        return Response(body, status=status_code)
     if isinstance(exc, IllegalTransition):
         message = f"An operation is in progress on this resource ({exc.current}); retry later."
         return Response(error_body("Conflict", message), status=status.HTTP_409_CONFLICT)
@@ -117,7 +149,8 @@ def arm_exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         details = flatten_validation(exc.detail)
         first = details[0] if details else {"message": "Invalid request.", "target": None}
-        body = error_body("ValidationError", first["message"], first["target"], details)
+        code = details[0]["code"] if details else "ValidationError"
+        body = error_body(code, first["message"], first["target"], details)
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
     response = exception_handler(exc, context)
     if response is None:
@@ -127,6 +160,15 @@ def arm_exception_handler(exc, context):
     message = exc.detail if isinstance(getattr(exc, "detail", None), str) else str(exc)
     response.data = error_body(code, message)
     return response
+
+
+def bad_request_view(request, exception=None):
+    """Django's handler400, for a refusal raised outside a view (in middleware)."""
+    if isinstance(exception, SuspiciousOperation):
+        status_code, body = refused_request(exception)
+    else:
+        status_code, body = 400, error_body("BadRequest", "The request is malformed.")
+    return JsonResponse(body, status=status_code)
 
 
 def not_found_view(request, exception=None):

@@ -7,6 +7,7 @@ import re
 from rest_framework.views import APIView
 
 from controlplane.arm.errors import ArmError
+from controlplane.arm.parsers import check_text
 from controlplane.arm.responses import PROVIDER, quote_etag
 
 # Real clients send every dated version from 2020 on, with or without -preview.
@@ -19,6 +20,7 @@ class ArmView(APIView):
 
     def initial(self, request, *args, **kwargs):
         check_api_version(request)
+        check_url_text(request, kwargs)
         super().initial(request, *args, **kwargs)
 
     def arm_scope(self) -> str:
@@ -53,6 +55,17 @@ class ArmView(APIView):
 def principal_name(request) -> str:
     """Who a write is recorded as (systemData's createdBy and lastModifiedBy)."""
     return request.user.get_username() if request.user else ""
+
+
+def check_url_text(request, kwargs: dict) -> None:
+    """Path segments and query parameters reach Postgres as names and filters: refuse the
+    text it cannot store (a NUL, sent as %00) before authorization reads the scope."""
+    for name, value in kwargs.items():
+        check_text(value, name)
+    for name, values in request.query_params.lists():
+        check_text(name, None, what="A query parameter name")
+        for value in values:
+            check_text(value, name)
 
 
 def check_api_version(request) -> None:

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from controlplane.arm.envelope import ArmResourceSerializer, string_map
+from controlplane.arm.fields import BooleanField
 
 
 class DatastoreCredentialsSerializer(serializers.Serializer):
@@ -15,7 +16,7 @@ class DatastorePropertiesSerializer(serializers.Serializer):
     containerName = serializers.CharField()
     endpoint = serializers.CharField()
     protocol = serializers.CharField()
-    isDefault = serializers.BooleanField()
+    isDefault = BooleanField()
     credentials = DatastoreCredentialsSerializer()
     description = serializers.CharField(allow_null=True)
     properties = string_map()

@@ -6,6 +6,9 @@ a ``parent`` fixture that makes what the resource lives under; it inherits these
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
 from controlplane.core.models import Operation
@@ -21,6 +24,7 @@ class ArmResourceTests:
     bad_name: str | None = None  # a name a PUT refuses, or None when names are not checked
     bad_name_target: str = ""  # the field the refusal names
     long_running = False  # PUT and DELETE answer with an operation to poll
+    tags_at: tuple[str, ...] = ("tags",)  # where a PUT body holds the resource's tags
 
     @pytest.fixture
     def parent(self, client):
@@ -31,6 +35,29 @@ class ArmResourceTests:
 
     def put(self, client, name: str, body: dict | None = None, **headers):
         return client.put(url(self.path(name)), body or self.body, format="json", **headers)
+
+    def with_tags(self, tags: dict) -> dict:
+        """The update body with ``tags`` where this resource keeps them."""
+        body = copy.deepcopy(self.update)
+        *parents, last = self.tags_at
+        node = body
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = tags
+        return body
+
+    def assert_refused(self, client, body: dict, status: int, code: str, target: str | None):
+        """A PUT of ``body`` on the created resource is refused, and nothing changed: the
+        resource reads back as it did, ETag included. The body is sent as JSON text with
+        escapes (\\u0000, \\ud800), as any client would."""
+        path = url(self.path(self.names[0]))
+        before = client.get(path)
+        response = client.put(path, json.dumps(body), content_type="application/json")
+        error = assert_arm_error(response, status, code, target)
+        after = client.get(path)
+        assert after.status_code == 200
+        assert after.json() == before.json() and after["ETag"] == before["ETag"]
+        return error
 
     def settle(self):
         if self.long_running:
@@ -124,3 +151,34 @@ class ArmResourceTests:
         self.settle()
         assert_arm_error(client.get(url(self.path(self.names[0]))), 404, "ResourceNotFound")
         assert client.delete(url(self.path(self.names[0]))).status_code == 204
+
+    @pytest.mark.parametrize("key", ["team\u0000", "team\ud800"], ids=["nul", "surrogate"])
+    def test_a_tag_name_postgres_cannot_store_is_refused(self, client, created, key):
+        where = ".".join(self.tags_at)
+        error = self.assert_refused(
+            client, self.with_tags({key: "a"}), 400, "ValidationError", where
+        )
+        assert f"U+{ord(key[-1]):04X}" in error["message"]
+
+    def test_tags_past_arm_limits_are_refused(self, client, created):
+        where = ".".join(self.tags_at)
+        for tags, code in [
+            ({f"t{index}": "x" for index in range(51)}, "InvalidTags"),
+            ({f"t{index}": "x" for index in range(10_000)}, "InvalidTags"),
+            ({"n" * 513: "x"}, "InvalidTagName"),
+            ({" ": "x"}, "InvalidTagName"),
+            *[({f"a{c}b": "x"}, "InvalidTagNameCharacters") for c in "<>%&\\?/\t"],
+            ({"a": "v" * 257}, "InvalidTagValueLength"),
+            ({"a": "v" * 1024 * 1024}, "InvalidTagValueLength"),
+        ]:
+            self.assert_refused(client, self.with_tags(tags), 400, code, where)
+
+    def test_tags_at_arm_limits_are_kept(self, client, created):
+        tags = {f"t{index}": "v" * 256 for index in range(48)}
+        tags |= {"n" * 512: "", "hidden-link:/subscriptions/s/resourceGroups/g": "Resource"}
+        response = self.put(client, self.names[0], self.with_tags(tags))
+        assert response.status_code == 200, response.content
+        body = response.json()
+        for key in self.tags_at:
+            body = body[key]
+        assert body == tags

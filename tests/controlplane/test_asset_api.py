@@ -17,6 +17,7 @@ TYPE = "Microsoft.MachineLearningServices/workspaces"
 class ContainerTests(ArmResourceTests):
     body = {"properties": {"description": "c"}}
     update = {"properties": {"description": "d"}}
+    tags_at = ("properties", "tags")
     bad_name = "-bad"
     bad_name_target = "name"
 
@@ -27,6 +28,7 @@ class ContainerTests(ArmResourceTests):
 
 class VersionTests(ArmResourceTests):
     names = ("1", "2")
+    tags_at = ("properties", "tags")
     bad_name = "a b"
     bad_name_target = "version"
 

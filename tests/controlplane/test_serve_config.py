@@ -59,7 +59,7 @@ def test_the_api_refuses_in_arm_error_bodies(tmp_path):
     for _, body in refused.values():
         error = json.loads(body)["error"]
         assert set(error) == {"code", "message", "target", "details", "additionalInfo"}
-    assert json.loads(refused[413][1])["error"]["code"] == "RequestEntityTooLarge"
+    assert json.loads(refused[413][1])["error"]["code"] == "RequestContentTooLarge"
     assert "1024 bytes" in json.loads(refused[413][1])["error"]["message"]
 
 

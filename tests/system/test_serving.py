@@ -177,7 +177,7 @@ REFUSALS = {
     "garbage": (400, "BadRequest", "InvalidInput"),
     "long request line": (414, "RequestUriTooLong", "InvalidUri"),
     "long header": (400, "RequestHeaderTooLarge", "InvalidHeaderValue"),
-    "body too large": (413, "RequestEntityTooLarge", "RequestBodyTooLarge"),
+    "body too large": (413, "RequestContentTooLarge", "RequestBodyTooLarge"),
 }
 REQUESTS = {
     "garbage": b"HELLO\r\n\r\n",

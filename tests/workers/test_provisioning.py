@@ -11,5 +11,8 @@ def test_resource_limits_are_read_from_kubernetes_quantities():
     assert cpu_limit(limits) == 2
     assert memory_limit(limits) == 512 * 1024**2
     assert cpu_limit(None) is None and memory_limit({}) is None
+    # The parser the serializer checks them with at PUT: Kubernetes' suffixes and exponents.
+    assert memory_limit({"containerResourceLimits": {"memory": "1.5G"}}) == 1_500_000_000
+    assert cpu_limit({"containerResourceLimits": {"cpu": "2e0"}}) == 2
     with pytest.raises(PermanentError):
         memory_limit({"containerResourceLimits": {"memory": "lots"}})

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from controlplane.arm.errors import error_body
+from controlplane.arm.errors import content_too_large, error_body
 from controlplane.blobstore.views import API_VERSION as BLOB_API_VERSION
 from controlplane.blobstore.views import error_xml
 
@@ -43,7 +43,7 @@ def api_refusals(max_body: int, read_timeout: int) -> list[Refusal]:
     return [
         Refusal(400, "BadRequest", "The request is not valid HTTP/1.1."),
         Refusal(404, "NotFound", "The requested path was not found."),
-        Refusal(413, "RequestEntityTooLarge", f"The request body is larger than {max_body} bytes."),
+        Refusal(413, *content_too_large(max_body)),
         Refusal(414, "RequestUriTooLong", LONG_REQUEST_LINE),
         Refusal(494, "RequestHeaderTooLarge", LARGE_HEADERS, answer=400),
         Refusal(497, "HttpsRequired", PLAIN_HTTP, answer=400),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from controlplane.arm.envelope import ArmResourceSerializer, string_map
+from controlplane.arm.envelope import ArmResourceSerializer, string_map, tag_map
+from controlplane.arm.fields import BooleanField, IntegerField
 from controlplane.core.serializers.fields import JsonDocumentSerializer
 
 PREFIX = "Microsoft.MachineLearningServices/workspaces"
@@ -13,8 +14,8 @@ PREFIX = "Microsoft.MachineLearningServices/workspaces"
 class AssetBasePropertiesSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     properties = string_map(required=False, allow_null=True)
-    tags = string_map(required=False, allow_null=True)
-    isArchived = serializers.BooleanField(source="is_archived", default=False)
+    tags = tag_map(required=False, allow_null=True)
+    isArchived = BooleanField(source="is_archived", default=False)
     provisioningState = serializers.SerializerMethodField()
 
     def get_provisioningState(self, obj) -> str:
@@ -28,15 +29,21 @@ class AssetContainerPropertiesSerializer(AssetBasePropertiesSerializer):
 
 
 class AssetVersionPropertiesSerializer(AssetBasePropertiesSerializer):
-    isAnonymous = serializers.BooleanField(source="is_anonymous", default=False)
+    isAnonymous = BooleanField(source="is_anonymous", default=False)
 
 
 class ModelVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
-    modelUri = serializers.CharField(source="model_uri", required=False, allow_null=True)
-    modelType = serializers.CharField(source="model_type", required=False, allow_null=True)
+    modelUri = serializers.CharField(
+        source="model_uri", required=False, allow_null=True, max_length=2048
+    )
+    modelType = serializers.CharField(
+        source="model_type", required=False, allow_null=True, max_length=64
+    )
     flavors = serializers.DictField(required=False, allow_null=True)
-    jobName = serializers.CharField(source="job_name", required=False, allow_null=True)
-    stage = serializers.CharField(required=False, allow_null=True)
+    jobName = serializers.CharField(
+        source="job_name", required=False, allow_null=True, max_length=255
+    )
+    stage = serializers.CharField(required=False, allow_null=True, max_length=64)
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -53,7 +60,7 @@ class BuildContextSerializer(JsonDocumentSerializer):
 
 class RouteSerializer(JsonDocumentSerializer):
     path = serializers.CharField(min_length=1)
-    port = serializers.IntegerField(min_value=1, max_value=65535)
+    port = IntegerField(min_value=1, max_value=65535)
 
 
 class InferenceContainerPropertiesSerializer(JsonDocumentSerializer):
@@ -76,7 +83,7 @@ class EnvironmentVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
         source="auto_rebuild", choices=["Disabled", "OnBaseImageUpdate"], default="Disabled"
     )
     environmentType = serializers.SerializerMethodField()
-    stage = serializers.CharField(required=False, allow_null=True)
+    stage = serializers.CharField(required=False, allow_null=True, max_length=64)
 
     def get_environmentType(self, obj) -> str:
         return "UserCreated"
@@ -90,7 +97,9 @@ class EnvironmentVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
 
 
 class CodeVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
-    codeUri = serializers.CharField(source="code_uri", required=False, allow_null=True)
+    codeUri = serializers.CharField(
+        source="code_uri", required=False, allow_null=True, max_length=2048
+    )
 
 
 def _resource_serializer(name: str, type_suffix: str, properties_class):

@@ -10,7 +10,9 @@ from controlplane.arm.envelope import (
     SkuSerializer,
     TrackedResourceSerializer,
     string_map,
+    tag_map,
 )
+from controlplane.arm.fields import BooleanField, IntegerField
 from controlplane.core import references
 from controlplane.core.choices import (
     ContainerType,
@@ -18,7 +20,12 @@ from controlplane.core.choices import (
     PublicNetworkAccess,
     ScaleAction,
 )
-from controlplane.core.serializers.fields import DurationField, JsonDocumentSerializer
+from controlplane.core.quantities import parse_quantity
+from controlplane.core.serializers.fields import (
+    DurationField,
+    JsonDocumentSerializer,
+    QuantityField,
+)
 
 # Azure's limit on request_timeout_ms for managed online endpoints.
 MAX_REQUEST_TIMEOUT_SECONDS = 180
@@ -30,15 +37,15 @@ class CodeConfigurationSerializer(JsonDocumentSerializer):
 
 
 class ProbeSettingsSerializer(JsonDocumentSerializer):
-    failureThreshold = serializers.IntegerField(min_value=1, default=30)
-    successThreshold = serializers.IntegerField(min_value=1, default=1)
+    failureThreshold = IntegerField(min_value=1, default=30)
+    successThreshold = IntegerField(min_value=1, default=1)
     timeout = DurationField(min_seconds=1, default="PT2S")
     period = DurationField(min_seconds=1, default="PT10S")
     initialDelay = DurationField(min_seconds=0, required=False, allow_null=True)
 
 
 class OnlineRequestSettingsSerializer(JsonDocumentSerializer):
-    maxConcurrentRequestsPerInstance = serializers.IntegerField(min_value=1, default=1)
+    maxConcurrentRequestsPerInstance = IntegerField(min_value=1, default=1)
     requestTimeout = DurationField(
         min_seconds=0.001, max_seconds=MAX_REQUEST_TIMEOUT_SECONDS, default="PT5S"
     )
@@ -47,12 +54,10 @@ class OnlineRequestSettingsSerializer(JsonDocumentSerializer):
 
 class OnlineScaleSettingsSerializer(JsonDocumentSerializer):
     scaleType = serializers.ChoiceField(choices=["Default", "TargetUtilization"])
-    minInstances = serializers.IntegerField(min_value=0, required=False)
-    maxInstances = serializers.IntegerField(min_value=1, required=False)
+    minInstances = IntegerField(min_value=0, required=False)
+    maxInstances = IntegerField(min_value=1, required=False)
     pollingInterval = DurationField(min_seconds=1, required=False)
-    targetUtilizationPercentage = serializers.IntegerField(
-        min_value=1, max_value=100, required=False
-    )
+    targetUtilizationPercentage = IntegerField(min_value=1, max_value=100, required=False)
 
     def validate(self, attrs):
         if attrs["scaleType"] == "TargetUtilization":
@@ -74,14 +79,37 @@ class OnlineScaleSettingsSerializer(JsonDocumentSerializer):
 
 
 class ResourceQuantitySerializer(JsonDocumentSerializer):
-    cpu = serializers.CharField(required=False, allow_null=True)
-    memory = serializers.CharField(required=False, allow_null=True)
-    gpu = serializers.CharField(required=False, allow_null=True)
+    cpu = QuantityField(required=False, allow_null=True)
+    memory = QuantityField(required=False, allow_null=True)
+    gpu = QuantityField(whole=True, required=False, allow_null=True)
 
 
 class ContainerResourceRequirementsSerializer(JsonDocumentSerializer):
     containerResourceRequests = ResourceQuantitySerializer(required=False, allow_null=True)
     containerResourceLimits = ResourceQuantitySerializer(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        """What Kubernetes refuses at apply, refused at PUT: a request over its limit, and
+        GPUs requested other than as many as the limit (devices are not overcommitted)."""
+        requests = attrs.get("containerResourceRequests") or {}
+        limits = attrs.get("containerResourceLimits") or {}
+        for resource in ("cpu", "memory", "gpu"):
+            if not (requests.get(resource) and limits.get(resource)):
+                continue
+            request, limit = parse_quantity(requests[resource]), parse_quantity(limits[resource])
+            if request > limit or (resource == "gpu" and request != limit):
+                relation = "equal" if resource == "gpu" else "be at most"
+                raise serializers.ValidationError(
+                    {
+                        "containerResourceRequests": {
+                            resource: [
+                                f"the {resource} request {requests[resource]} must {relation} "
+                                f"the limit {limits[resource]}"
+                            ]
+                        }
+                    }
+                )
+        return attrs
 
 
 def _left_out(serializer_class, **given) -> dict:
@@ -112,18 +140,20 @@ class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
     codeConfiguration = CodeConfigurationSerializer(
         source="code_configuration", required=False, allow_null=True
     )
-    environmentId = serializers.CharField(source="environment_id", required=False, allow_null=True)
+    environmentId = serializers.CharField(
+        source="environment_id", required=False, allow_null=True, max_length=1024
+    )
     environmentVariables = string_map(
         source="environment_variables", required=False, allow_null=True
     )
-    model = serializers.CharField(required=False, allow_null=True)
+    model = serializers.CharField(required=False, allow_null=True, max_length=1024)
     modelMountPath = serializers.CharField(
-        source="model_mount_path", required=False, allow_null=True
+        source="model_mount_path", required=False, allow_null=True, max_length=1024
     )
     instanceType = serializers.CharField(
         source="instance_type", required=False, allow_null=True, max_length=64
     )
-    appInsightsEnabled = serializers.BooleanField(source="app_insights_enabled", default=False)
+    appInsightsEnabled = BooleanField(source="app_insights_enabled", default=False)
     egressPublicNetworkAccess = serializers.ChoiceField(
         source="egress_public_network_access",
         choices=PublicNetworkAccess.choices,
@@ -231,7 +261,7 @@ def validate_capacity(sku):
 class OnlineDeploymentUpdateSerializer(serializers.Serializer):
     """PATCH body (PartialMinimalTrackedResourceWithSku): tags replace; sku.capacity scales."""
 
-    tags = string_map(required=False, allow_null=True)
+    tags = tag_map(required=False, allow_null=True)
     sku = SkuSerializer(required=False, allow_null=True, partial=True)
 
     def validate_sku(self, value):
@@ -242,7 +272,7 @@ class DeploymentLogsRequestSerializer(serializers.Serializer):
     containerType = serializers.ChoiceField(
         choices=ContainerType.choices, default=ContainerType.INFERENCE_SERVER
     )
-    tail = serializers.IntegerField(min_value=0, max_value=100000, required=False, allow_null=True)
+    tail = IntegerField(min_value=0, max_value=100000, required=False, allow_null=True)
 
 
 class DeploymentLogsSerializer(serializers.Serializer):
@@ -255,9 +285,9 @@ class SkuSettingSerializer(serializers.Serializer):
 
 
 class SkuCapacitySerializer(serializers.Serializer):
-    minimum = serializers.IntegerField()
-    maximum = serializers.IntegerField()
-    default = serializers.IntegerField()
+    minimum = IntegerField()
+    maximum = IntegerField()
+    default = IntegerField()
     scaleType = serializers.ChoiceField(choices=["Automatic", "Manual", "None"])
 
 
@@ -272,15 +302,15 @@ class ScaleEventSerializer(serializers.Serializer):
 
     decidedAt = serializers.DateTimeField(source="decided_at")
     action = serializers.ChoiceField(choices=ScaleAction.choices)
-    fromInstances = serializers.IntegerField(source="from_instances")
-    toInstances = serializers.IntegerField(source="to_instances")
+    fromInstances = IntegerField(source="from_instances")
+    toInstances = IntegerField(source="to_instances")
     utilizationPercentage = serializers.FloatField(source="utilization_percentage")
-    targetUtilizationPercentage = serializers.IntegerField(source="target_utilization_percentage")
+    targetUtilizationPercentage = IntegerField(source="target_utilization_percentage")
     busyReplicas = serializers.FloatField(source="busy_replicas")
     queuedRequests = serializers.FloatField(source="queued_requests")
-    readyReplicas = serializers.IntegerField(source="ready_replicas")
-    minInstances = serializers.IntegerField(source="min_instances")
-    maxInstances = serializers.IntegerField(source="max_instances")
+    readyReplicas = IntegerField(source="ready_replicas")
+    minInstances = IntegerField(source="min_instances")
+    maxInstances = IntegerField(source="max_instances")
     reason = serializers.CharField()
     outcome = serializers.CharField()
     operationId = serializers.UUIDField(source="operation_id", allow_null=True)

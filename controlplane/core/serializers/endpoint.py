@@ -12,7 +12,9 @@ from controlplane.arm.envelope import (
     SkuSerializer,
     TrackedResourceSerializer,
     string_map,
+    tag_map,
 )
+from controlplane.arm.fields import IntegerField
 from controlplane.core.choices import AuthMode, KeyType, PublicNetworkAccess
 from controlplane.core.models.endpoint import scoring_host
 
@@ -30,7 +32,7 @@ class EndpointAuthKeysSerializer(serializers.Serializer):
 
 def _traffic_map(**kwargs):
     return serializers.DictField(
-        child=serializers.IntegerField(min_value=0, max_value=100),
+        child=IntegerField(min_value=0, max_value=100),
         required=False,
         allow_null=True,
         **kwargs,
@@ -45,7 +47,9 @@ class OnlineEndpointPropertiesSerializer(ProvisioningStateMixin):
     keys = EndpointAuthKeysSerializer(required=False, allow_null=True, write_only=True)
     scoringUri = serializers.SerializerMethodField()
     swaggerUri = serializers.SerializerMethodField()
-    compute = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    compute = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=1024
+    )
     traffic = _traffic_map()
     mirrorTraffic = _traffic_map(source="mirror_traffic")
     publicNetworkAccess = serializers.ChoiceField(
@@ -135,7 +139,7 @@ class OnlineEndpointSerializer(TrackedResourceSerializer):
 class OnlineEndpointUpdateSerializer(serializers.Serializer):
     """PATCH body (PartialMinimalTrackedResourceWithIdentity): tags replace, identity."""
 
-    tags = string_map(required=False, allow_null=True)
+    tags = tag_map(required=False, allow_null=True)
     identity = ManagedServiceIdentitySerializer(required=False, allow_null=True)
 
 
@@ -147,5 +151,5 @@ class RegenerateKeysSerializer(serializers.Serializer):
 class EndpointAuthTokenSerializer(serializers.Serializer):
     accessToken = serializers.CharField()
     tokenType = serializers.CharField()
-    expiryTimeUtc = serializers.IntegerField()
-    refreshAfterTimeUtc = serializers.IntegerField()
+    expiryTimeUtc = IntegerField(int64=True)
+    refreshAfterTimeUtc = IntegerField(int64=True)

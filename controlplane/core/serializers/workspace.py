@@ -8,8 +8,9 @@ from controlplane.arm.envelope import (
     ProvisioningStateMixin,
     SkuSerializer,
     TrackedResourceSerializer,
-    string_map,
+    tag_map,
 )
+from controlplane.arm.fields import BooleanField
 
 
 def _setting(**kwargs):
@@ -37,8 +38,8 @@ class WorkspacePropertiesSerializer(ProvisioningStateMixin):
         required=False,
         allow_null=True,
     )
-    hbiWorkspace = serializers.BooleanField(source="settings.hbiWorkspace", required=False)
-    v1LegacyMode = serializers.BooleanField(source="settings.v1LegacyMode", required=False)
+    hbiWorkspace = BooleanField(source="settings.hbiWorkspace", required=False)
+    v1LegacyMode = BooleanField(source="settings.v1LegacyMode", required=False)
 
     @extend_schema_field(serializers.CharField())
     def get_tenantId(self, obj) -> str:
@@ -59,6 +60,6 @@ class WorkspaceSerializer(TrackedResourceSerializer):
 class WorkspaceUpdateSerializer(serializers.Serializer):
     """PATCH body (WorkspaceUpdateParameters): tags replace, properties merge."""
 
-    tags = string_map(required=False, allow_null=True)
+    tags = tag_map(required=False, allow_null=True)
     sku = SkuSerializer(required=False, allow_null=True)
     properties = WorkspacePropertiesSerializer(source="*", required=False, partial=True)

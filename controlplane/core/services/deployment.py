@@ -13,7 +13,14 @@ from controlplane.core.choices import DeploymentProvisioningState as State
 from controlplane.core.choices import OperationKind, ScaleAction
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Operation, ScaleEvent
 from controlplane.core.services import operations
-from controlplane.core.services.rows import SAYS_CURRENT, Fixed, lock, save_changes, upsert
+from controlplane.core.services.rows import (
+    SAYS_CURRENT,
+    Fixed,
+    lock,
+    merged_sku,
+    save_changes,
+    upsert,
+)
 
 # Who changes an autoscaled deployment's instance count (createdBy/lastModifiedBy).
 AUTOSCALER = "weir-autoscaler"
@@ -150,7 +157,7 @@ def patch(
             deployment.tags = data["tags"] or {}
         scaling = False
         if data.get("sku"):
-            sku = {**(deployment.sku or {}), **data["sku"]}
+            sku = merged_sku(deployment.sku, data["sku"])
             capacity = sku.get("capacity") or deployment.instance_count
             sku["capacity"] = capacity
             scaling = capacity != deployment.instance_count

@@ -112,3 +112,12 @@ def save_changes(row, principal: str, values: dict | None = None) -> bool:
     row.modified_by = principal
     row.save()
     return True
+
+
+def merged_sku(current: dict | None, change: dict) -> dict:
+    """A PATCH's sku merged into the row's. The result must be a whole Sku: a resource that
+    has none must be given its name."""
+    sku = {**(current or {}), **change}
+    if not sku.get("name"):
+        raise bad_request("The resource has no sku to merge into: give sku.name.", "sku.name")
+    return sku

@@ -6,7 +6,7 @@ from django.db import transaction
 
 from controlplane.arm.errors import conflict
 from controlplane.core.models import Workspace
-from controlplane.core.services.rows import Fixed, lock, save_changes, upsert
+from controlplane.core.services.rows import Fixed, lock, merged_sku, save_changes, upsert
 
 WORKSPACE_FIELDS = ("tags", "kind", "identity", "sku", "friendly_name", "description", "settings")
 
@@ -57,7 +57,7 @@ def patch(workspace: Workspace, data: dict, principal: str, check) -> None:
         if "tags" in data:
             workspace.tags = data["tags"] or {}
         if data.get("sku"):
-            workspace.sku = {**(workspace.sku or {}), **data["sku"]}
+            workspace.sku = merged_sku(workspace.sku, data["sku"])
         for field in ("friendly_name", "description"):
             if field in data:
                 setattr(workspace, field, data[field])
