@@ -147,7 +147,8 @@ def place(assets: Assets, directory: Path, say) -> tuple[Path, Path]:
     if assets.code is not None:
         count = _download(assets.workspace, assets.code.code_uri, code_dir, keep_name=False)
         say(f"placed {count} code file(s) from {assets.code.code_uri}")
-        if not (code_dir / assets.scoring_script).is_file():
+        script = (code_dir / assets.scoring_script).resolve()
+    if not script.is_relative_to(code_dir.resolve()) or not script.is_file():
             raise PermanentError(
                 "ScoringScriptNotFound",
                 f"the code has no scoring script '{assets.scoring_script}'",

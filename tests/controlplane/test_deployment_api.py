@@ -108,6 +108,13 @@ def test_settings_left_out_are_answered_with_the_server_side_defaults(client, en
             "properties.codeConfiguration.codeId",
         ),
         ({"codeConfiguration": {}}, "properties.codeConfiguration.scoringScript"),
+        *(
+            (
+                {"codeConfiguration": {"codeId": "azureml:test-score:1", "scoringScript": path}},
+                "properties.codeConfiguration.scoringScript",
+            )
+            for path in ("../../etc/passwd", "/etc/passwd", "src/../../x.py", "C:\\x\\score.py")
+        ),
         ({"livenessProbe": {"period": "ten seconds"}}, "properties.livenessProbe.period"),
         ({"readinessProbe": {"failureThreshold": 0}}, "properties.readinessProbe.failureThreshold"),
         (

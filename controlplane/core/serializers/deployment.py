@@ -35,6 +35,15 @@ class CodeConfigurationSerializer(JsonDocumentSerializer):
     codeId = serializers.CharField(required=False, allow_null=True)
     scoringScript = serializers.RegexField(r"[a-zA-Z0-9_]", min_length=1, max_length=1024)
 
+    def validate_scoringScript(self, value: str) -> str:
+        # A path inside the code: "score.py", "onlinescoring/score.py".
+        parts = value.replace("\\", "/").split("/")
+        if value.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise serializers.ValidationError(
+                "the scoring script is a path relative to the code's root, inside it"
+            )
+        return value
+
 
 class ProbeSettingsSerializer(JsonDocumentSerializer):
     failureThreshold = IntegerField(min_value=1, default=30)
