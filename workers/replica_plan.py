@@ -148,11 +148,11 @@ def place(assets: Assets, directory: Path, say) -> tuple[Path, Path]:
         count = _download(assets.workspace, assets.code.code_uri, code_dir, keep_name=False)
         say(f"placed {count} code file(s) from {assets.code.code_uri}")
         script = (code_dir / assets.scoring_script).resolve()
-    if not script.is_relative_to(code_dir.resolve()) or not script.is_file():
-        raise PermanentError(
-            "ScoringScriptNotFound",
-            f"the code has no scoring script '{assets.scoring_script}'",
-        )
+        if not script.is_relative_to(code_dir.resolve()) or not script.is_file():
+            raise PermanentError(
+                "ScoringScriptNotFound",
+                f"the code has no scoring script '{assets.scoring_script}'",
+            )
     (directory / PLACED_MARKER).write_text("")
     return model_dir, code_dir
 
