@@ -18,7 +18,6 @@ from tests.system.test_cli import predictions
 # The client's python, from the virtualenv bin/test builds (bin/_prepare.sh,
 # ensure_client_venv) for tests/clients/azure-ai-ml.txt.
 CLIENT_PYTHON = os.environ.get("WEIR_AZURE_AI_ML_PYTHON")
-SCRIPT = ROOT / "tests" / "clients" / "sdk_v2_rollout.py"
 STEPS = [
     "ml_client",
     "workspace_get",
@@ -56,6 +55,33 @@ pytestmark = [
 def client_env() -> dict:
     """The environment for the client's python: nothing of this project's virtualenv."""
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
+def run_client(
+    stack, script: str, timeout: int = 300, cwd=None, **variables
+) -> subprocess.CompletedProcess:
+    """Run one of tests/clients' scripts with the client's python, configured as the README
+    tells users to (and as tests/clients/weir_sdk.py reads it), plus ``variables``."""
+    env = client_env()
+    env.update(
+        # The one line that points the SDK at Weir (README, "Azure ML SDK v2").
+        ARM_CLOUD_METADATA_URL=f"{stack.base_url}/metadata/endpoints?api-version=2019-05-01",
+        # What the README tells users to do to trust Weir's certificate.
+        REQUESTS_CA_BUNDLE=stack.ca_bundle,
+        WEIR_TOKEN=stack.token,
+        WEIR_SUBSCRIPTION=stack.subscription,
+        WEIR_GROUP="rg1",
+        WEIR_WORKSPACE=stack.workspace_name,
+        **variables,
+    )
+    return subprocess.run(
+        [CLIENT_PYTHON, str(ROOT / "tests" / "clients" / script)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_the_snippet_weir_prints_connects_the_sdk(stack, workspace, tmp_path):
@@ -104,29 +130,15 @@ def test_the_sdk_v2_walks_the_safe_rollout(stack, workspace, models, mlflow_mode
     expected.write_text(json.dumps(answers))
     mlflow_request = tmp_path / "sample-request-mlflow.json"
     mlflow_request.write_text(json.dumps(split_request()))
-    # Nothing of this project's virtualenv leaks into the client's.
-    env = client_env()
-    env.update(
-        # The one line that points the SDK at Weir (README, "Azure ML SDK v2").
-        ARM_CLOUD_METADATA_URL=f"{stack.base_url}/metadata/endpoints?api-version=2019-05-01",
-        WEIR_TOKEN=stack.token,
-        WEIR_SUBSCRIPTION=stack.subscription,
-        WEIR_GROUP="rg1",
-        WEIR_WORKSPACE=stack.workspace_name,
+    done = run_client(
+        stack,
+        "sdk_v2_rollout.py",
+        timeout=1800,
+        cwd=tmp_path,
         WEIR_EXAMPLES=str(ROOT / "examples" / "online"),
         WEIR_EXPECTED=str(expected),
         WEIR_MLFLOW_MODEL=str(mlflow_model),
         WEIR_MLFLOW_REQUEST=str(mlflow_request),
-        # What the README tells users to do to trust Weir's certificate.
-        REQUESTS_CA_BUNDLE=stack.ca_bundle,
-    )
-    done = subprocess.run(
-        [CLIENT_PYTHON, str(SCRIPT)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
     )
     # One JSON line per step; the SDK's progress dots may come before it on the line.
     steps = [
@@ -161,24 +173,7 @@ def test_what_the_service_fills_in_reads_back_through_the_sdk(stack, workspace, 
     }
     response = stack.call("PUT", f"{workspace}/onlineEndpoints/bare/deployments/blue", deployment)
     assert response.status_code == 201, response.text
-    env = client_env()
-    env.update(
-        ARM_CLOUD_METADATA_URL=f"{stack.base_url}/metadata/endpoints?api-version=2019-05-01",
-        REQUESTS_CA_BUNDLE=stack.ca_bundle,
-        WEIR_TOKEN=stack.token,
-        WEIR_SUBSCRIPTION=stack.subscription,
-        WEIR_GROUP="rg1",
-        WEIR_WORKSPACE=stack.workspace_name,
-        WEIR_ENDPOINT="bare",
-        WEIR_DEPLOYMENT="blue",
-    )
-    done = subprocess.run(
-        [CLIENT_PYTHON, str(ROOT / "tests" / "clients" / "sdk_v2_read_back.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_client(stack, "sdk_v2_read_back.py", WEIR_ENDPOINT="bare", WEIR_DEPLOYMENT="blue")
     assert done.returncode == 0, done.stderr[-3000:]
     read = json.loads(done.stdout)
     [endpoint] = read["endpoint"]
@@ -221,24 +216,7 @@ def test_bad_input_through_the_sdk_raises_weirs_message_and_changes_nothing(stac
         "blue": stack.call("GET", f"{endpoint_path}/deployments/blue").json(),
         "models": stack.call("GET", f"{workspace}/models").json(),
     }
-    env = client_env()
-    env.update(
-        ARM_CLOUD_METADATA_URL=f"{stack.base_url}/metadata/endpoints?api-version=2019-05-01",
-        REQUESTS_CA_BUNDLE=stack.ca_bundle,
-        WEIR_TOKEN=stack.token,
-        WEIR_SUBSCRIPTION=stack.subscription,
-        WEIR_GROUP="rg1",
-        WEIR_WORKSPACE=stack.workspace_name,
-        WEIR_ENDPOINT="careful",
-        WEIR_DEPLOYMENT="blue",
-    )
-    done = subprocess.run(
-        [CLIENT_PYTHON, str(ROOT / "tests" / "clients" / "sdk_v2_bad_input.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_client(stack, "sdk_v2_bad_input.py", WEIR_ENDPOINT="careful", WEIR_DEPLOYMENT="blue")
     assert done.returncode == 0, done.stderr[-3000:]
     cases = {line["case"]: line for line in map(json.loads, done.stdout.splitlines())}
     # The SDK checks an endpoint name itself before it calls; Weir refuses it too (REST tests).
