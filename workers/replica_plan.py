@@ -83,12 +83,7 @@ def environment_spec(assets: Assets, say) -> environment.EnvironmentSpec:
 def mlflow_files(workspace, uri: str) -> dict[str, str]:
     """The environment files of the MLflow model stored at ``uri``: name -> text, read from
     the blob store, from the folder holding its MLmodel file (the top-most one)."""
-    try:
-        location = storage.resolve(workspace, uri)
-    except ValueError as exc:
-        raise PermanentError("AssetNotFound", str(exc)) from None
-    blobs = Blob.objects.filter(account=location.account, container=location.container)
-    path = location.path.rstrip("/")
+    blobs, path = _stored(workspace, uri)
     prefix = f"{path}/" if path else ""
     names = blobs.filter(name__startswith=prefix, name__endswith=MLMODEL).values_list(
         "name", flat=True
@@ -157,15 +152,20 @@ def place(assets: Assets, directory: Path, say) -> tuple[Path, Path]:
     return model_dir, code_dir
 
 
-def _download(workspace, uri: str, target: Path, keep_name: bool) -> int:
-    """Copy a blob, or every blob under a directory, to ``target``. A directory's own name is
-    kept (``keep_name``) the way Azure lays out AZUREML_MODEL_DIR."""
+def _stored(workspace, uri: str):
+    """The blobs of the container ``uri`` names, and its path in it (no trailing slash)."""
     try:
         location = storage.resolve(workspace, uri)
     except ValueError as exc:
         raise PermanentError("AssetNotFound", str(exc)) from None
     blobs = Blob.objects.filter(account=location.account, container=location.container)
-    path = location.path.rstrip("/")
+    return blobs, location.path.rstrip("/")
+
+
+def _download(workspace, uri: str, target: Path, keep_name: bool) -> int:
+    """Copy a blob, or every blob under a directory, to ``target``. A directory's own name is
+    kept (``keep_name``) the way Azure lays out AZUREML_MODEL_DIR."""
+    blobs, path = _stored(workspace, uri)
     single = blobs.filter(name=path).first() if path else None
     if single is not None:
         entries = [(single, Path(path).name)]
