@@ -67,11 +67,13 @@ def resolve(workspace, value: str, kind: str):
         "environments": EnvironmentContainer,
         "codes": CodeContainer,
     }[kind]
-    container = container_model.objects.filter(workspace=workspace, name__iexact=ref.name).first()
+    container = container_model.objects.filter(
+        workspace=workspace, name__lower=ref.name.lower()
+    ).first()
     if container is None:
         raise ValueError(f"{kind[:-1]} '{ref.name}' does not exist in this workspace")
     version = ref.version or container.latest_version
-    found = container.versions.filter(name__iexact=version).first() if version else None
+    found = container.versions.filter(name__lower=version.lower()).first() if version else None
     if found is None:
         raise ValueError(f"{kind[:-1]} '{ref.name}' has no version '{ref.version or 'latest'}'")
     return found

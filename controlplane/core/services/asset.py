@@ -77,17 +77,19 @@ def _values(data: dict, fields) -> dict:
 
 
 def find_container(kind: AssetKind, workspace, name: str):
-    return kind.container_model.objects.filter(workspace=workspace, name__iexact=name).first()
+    return kind.container_model.objects.filter(
+        workspace=workspace, name__lower=name.lower()
+    ).first()
 
 
 def find_version(container, name: str):
-    return container.versions.filter(name__iexact=name).first()
+    return container.versions.filter(name__lower=name.lower()).first()
 
 
 def put_container(kind: AssetKind, workspace, name: str, data: dict, principal: str, check):
     """Create or update a container. Returns (container, created, None)."""
     return upsert(
-        kind.container_model.objects.filter(workspace=workspace, name__iexact=name),
+        kind.container_model.objects.filter(workspace=workspace, name__lower=name.lower()),
         check,
         principal,
         _values(data, CONTAINER_FIELDS),
@@ -128,7 +130,7 @@ def put_version(
     with transaction.atomic():
         container = (
             kind.container_model.objects.select_for_update()
-            .filter(workspace=workspace, name__iexact=name)
+            .filter(workspace=workspace, name__lower=name.lower())
             .first()
         ) or create_or_conflict(
             kind.container_model,
@@ -138,7 +140,7 @@ def put_version(
             modified_by=principal,
         )
         return upsert(
-            container.versions.filter(name__iexact=version_name),
+            container.versions.filter(name__lower=version_name.lower()),
             check,
             principal,
             values,

@@ -25,7 +25,7 @@ def find(workspace: Workspace, name: str) -> Compute | None:
 
 
 def _by_name(workspace: Workspace, name: str):
-    return Compute.objects.filter(workspace=workspace, name__iexact=name)
+    return Compute.objects.filter(workspace=workspace, name__lower=name.lower())
 
 
 def create_or_update(workspace: Workspace, name: str, data: dict, principal: str, check):

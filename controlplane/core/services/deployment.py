@@ -85,7 +85,7 @@ def find(endpoint: OnlineEndpoint, name: str) -> OnlineDeployment | None:
 
 
 def _by_name(endpoint: OnlineEndpoint, name: str):
-    return OnlineDeployment.objects.filter(endpoint=endpoint, name__iexact=name)
+    return OnlineDeployment.objects.filter(endpoint=endpoint, name__lower=name.lower())
 
 
 def create_or_update(

@@ -42,7 +42,7 @@ def find(workspace, name: str) -> OnlineEndpoint | None:
 
 
 def _by_name(workspace, name: str):
-    return OnlineEndpoint.objects.filter(workspace=workspace, name__iexact=name)
+    return OnlineEndpoint.objects.filter(workspace=workspace, name__lower=name.lower())
 
 
 def create_or_update(

@@ -13,9 +13,9 @@ WORKSPACE_FIELDS = ("tags", "kind", "identity", "sku", "friendly_name", "descrip
 
 def named(subscription_id: str, resource_group: str, name: str):
     return Workspace.objects.filter(
-        subscription_id__iexact=subscription_id,
-        resource_group__iexact=resource_group,
-        name__iexact=name,
+        subscription_id__lower=subscription_id.lower(),
+        resource_group__lower=resource_group.lower(),
+        name__lower=name.lower(),
     )
 
 

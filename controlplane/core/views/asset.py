@@ -79,7 +79,7 @@ class AssetVersionListView(ArmListView):
                 raise not_found(self.kind.label, self.kwargs["name"])
             queryset = versions.filter(container=container)
         if version := query.get("version"):
-            queryset = queryset.filter(name__iexact=version)
+            queryset = queryset.filter(name__lower=version.lower())
         queryset = filter_tags(_by_view_type(queryset, self.request), query.get("tags"))
         order = query.get("$orderBy", "createdtime desc").lower()
         return queryset.order_by("created_at" if order.endswith("asc") else "-created_at")

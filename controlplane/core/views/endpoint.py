@@ -44,7 +44,7 @@ class OnlineEndpointListView(ArmListView):
         workspace = get_workspace(self.kwargs)
         queryset = OnlineEndpoint.objects.filter(workspace=workspace).select_related("workspace")
         if name := query.get("name"):
-            queryset = queryset.filter(name__iexact=name)
+            queryset = queryset.filter(name__lower=name.lower())
         if compute_type := query.get("computeType"):
             queryset = queryset.filter(
                 deployments__endpoint_compute_type__iexact=compute_type

@@ -16,7 +16,8 @@ from controlplane.core.serializers.operation import OperationStatusSerializer
 
 def get_operation(kwargs) -> Operation:
     operation = Operation.objects.filter(
-        pk=_uuid_or_none(kwargs["operationId"]), subscription_id__iexact=kwargs["subscriptionId"]
+        pk=_uuid_or_none(kwargs["operationId"]),
+        subscription_id__lower=kwargs["subscriptionId"].lower(),
     ).first()
     if operation is None:
         raise not_found("Operation", kwargs["operationId"])

@@ -12,9 +12,13 @@ class WorkspaceListView(ArmListView):
     operation_id = "Workspaces_ListByResourceGroup"
 
     def rows(self):
-        queryset = Workspace.objects.filter(subscription_id__iexact=self.kwargs["subscriptionId"])
+        queryset = Workspace.objects.filter(
+            subscription_id__lower=self.kwargs["subscriptionId"].lower()
+        )
         if "resourceGroupName" in self.kwargs:
-            queryset = queryset.filter(resource_group__iexact=self.kwargs["resourceGroupName"])
+            queryset = queryset.filter(
+                resource_group__lower=self.kwargs["resourceGroupName"].lower()
+            )
         return queryset.order_by("created_at")
 
 
