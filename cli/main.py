@@ -357,10 +357,14 @@ def asset_list(args):
 
 
 # ---- the parser ---------------------------------------------------------------------------
-def _common(parser: argparse.ArgumentParser) -> None:
+def _scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-g", "--resource-group", help="the resource group [defaults.group]")
     parser.add_argument("-w", "--workspace-name", help="the workspace [defaults.workspace]")
     parser.add_argument("--subscription", help="the subscription id [defaults.subscription]")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    _scope(parser)
     parser.add_argument(
         "-o", "--output", default="json", choices=["json", "table", "tsv", "yaml", "none"]
     )
@@ -395,9 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     text = "Print Python that connects Azure's ML SDK v2 (azure-ai-ml MLClient) to this Weir."
     p = groups.add_parser("ml-client", help=text, description=text)
-    p.add_argument("-g", "--resource-group", help="the resource group [defaults.group]")
-    p.add_argument("-w", "--workspace-name", help="the workspace [defaults.workspace]")
-    p.add_argument("--subscription", help="the subscription id [defaults.subscription]")
+    _scope(p)
     p.set_defaults(handler=ml_client, output="none", query=None)
 
     workspace = groups.add_parser("workspace", help="workspaces").add_subparsers(

@@ -16,7 +16,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.arm.errors import ArmError
+from controlplane.arm.views import check_api_version
 
 CLOUD_NAME = "Weir"
 METADATA_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
@@ -48,20 +48,6 @@ class CloudMetadataView(APIView):
     permission_classes: list = []
 
     def get(self, request):
-        version = request.query_params.get("api-version")
-        if not version:
-            raise ArmError(
-                400,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required, e.g. 2019-05-01.",
-                "api-version",
-            )
-        if not METADATA_API_VERSION.match(version):
-            raise ArmError(
-                400,
-                "InvalidApiVersionParameter",
-                f"The api-version '{version}' is invalid. It must look like 2019-05-01.",
-                "api-version",
-            )
+        version = check_api_version(request, METADATA_API_VERSION)
         document = cloud(request)
         return Response(document if version >= SINGLE_CLOUD_FROM else [document])

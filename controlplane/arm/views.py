@@ -68,7 +68,8 @@ def check_url_text(request, kwargs: dict) -> None:
             check_text(value, name)
 
 
-def check_api_version(request) -> None:
+def check_api_version(request, pattern: re.Pattern = API_VERSION) -> str:
+    """The request's api-version; a 400 when it is missing or does not match ``pattern``."""
     version = request.GET.get("api-version")
     if version is None or version == "":
         raise ArmError(
@@ -77,7 +78,7 @@ def check_api_version(request) -> None:
             "The api-version query parameter (?api-version=) is required for all requests.",
             "api-version",
         )
-    if not API_VERSION.match(version):
+    if not pattern.match(version):
         raise ArmError(
             400,
             "InvalidApiVersionParameter",
@@ -85,3 +86,4 @@ def check_api_version(request) -> None:
             "2024-04-01-preview.",
             "api-version",
         )
+    return version
