@@ -89,6 +89,9 @@ ensure_virtualenv() {  # ensure_virtualenv REQUIREMENTS_FILE
         say "creating the virtualenv"
         python3 -m venv .venv
     fi
+    # The pip a Debian or pyenv Python ships (23.2 here) can fail to resolve the pinned set
+    # (resolvelib's InconsistentCandidate on opentelemetry-sdk); a pinned newer pip resolves it.
+    .venv/bin/pip install --quiet --disable-pip-version-check pip==25.3
     say "installing $1"
     .venv/bin/pip install --quiet --disable-pip-version-check -r "$1"
     # Weir itself, editable: puts the `weir` command in .venv/bin.
