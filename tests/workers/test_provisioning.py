@@ -3,7 +3,7 @@
 import pytest
 
 from workers.errors import PermanentError
-from workers.replica_plan import cpu_limit, memory_limit
+from workers.replica_plan import cpu_limit, memory_limit, request_timeout
 
 
 def test_resource_limits_are_read_from_kubernetes_quantities():
@@ -16,3 +16,12 @@ def test_resource_limits_are_read_from_kubernetes_quantities():
     assert cpu_limit({"containerResourceLimits": {"cpu": "2e0"}}) == 2
     with pytest.raises(PermanentError):
         memory_limit({"containerResourceLimits": {"memory": "lots"}})
+
+
+def test_the_request_timeout_the_agent_grants_a_stopping_replica_is_the_deployments():
+    class Deployment:
+        request_settings = {"requestTimeout": "PT45S"}
+
+    assert request_timeout(Deployment) == 45.0
+    Deployment.request_settings = None
+    assert request_timeout(Deployment) == 5.0  # Azure's default

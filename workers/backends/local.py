@@ -57,7 +57,7 @@ class LocalBackend(Backend):
                 python=str(environment_dir / "bin" / "python"),
                 entry_script=str(entry_script),
                 model_dir=str(model_dir),
-                port="{port}",
+                socket="{socket}",
                 concurrency=replica_plan.concurrency(deployment),
             ),
             cwd=str(code_dir),
@@ -71,6 +71,7 @@ class LocalBackend(Backend):
             readiness=readiness,
             memory_limit_bytes=replica_plan.memory_limit(requirements),
             cpu_limit=replica_plan.cpu_limit(requirements),
+            request_timeout=replica_plan.request_timeout(deployment),
         )
 
     def apply(self, plan: DeploymentSpec) -> None:
