@@ -242,11 +242,11 @@ class ReplicaSupervisor:
             path.unlink(missing_ok=True)
         for path in self.state.sockets.glob("*.sock"):
             path.unlink(missing_ok=True)
-        # A deployment deleted while no agent ran: its status would never go.
+        # What the previous agent reported runs no more; the first tick reports afresh.
         for path in self.state.root.glob("status/*.json"):
-            if not self.state.desired(path.stem).exists():
+            if not self.state.desired(path.stem).exists():  # deleted while no agent ran
                 shutil.rmtree(self.state.logs(path.stem), ignore_errors=True)
-                path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     @staticmethod
     def _stop_groups(groups: dict[int, float]) -> None:
