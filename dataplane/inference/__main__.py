@@ -45,9 +45,10 @@ def parse_args(argv=None):
 
 
 async def main(args) -> None:
+    # Bound before init() runs the script's code (which may start threads: see listen_unix).
+    sock = listen_unix(args.socket) if args.socket else None
     app = InferenceApp(load(args))
-    if args.socket:
-        sock = listen_unix(args.socket)
+    if sock is not None:
         server = await serve(app, None, None, args.concurrency, sock=sock)
         log.info("serving %s on unix:%s", args.entry_script, args.socket)
         print(f"READY unix:{args.socket}", flush=True)
@@ -67,7 +68,7 @@ def listen_unix(path: str) -> socket.socket:
     except FileNotFoundError:
         pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    # Still one thread here: the umask is the process's, and only bind() reads it.
+    # The umask is the process's: set only while no other thread can be creating files.
     previous = os.umask(0o177)
     try:
         sock.bind(path)
