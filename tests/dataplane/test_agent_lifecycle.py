@@ -15,7 +15,7 @@ import pytest
 
 from dataplane.agent.address import socket_path
 from dataplane.agent.spec import DeploymentSpec, Probe, StateDir
-from dataplane.agent.supervisor import DRAIN, record_process
+from dataplane.agent.supervisor import DRAIN, STOP_GRACE, record_process, stop_grace
 from tests import replica_client
 from tests.dataplane.conftest import ROOT
 from tests.dataplane.test_agent import alive, wait_for
@@ -391,3 +391,8 @@ def test_a_replica_scaled_in_is_reported_stopping_and_answers_until_its_drain_en
     assert gone([stopping["pid"]])
     status = wait_for(state, lambda s: len(s["replicas"]) == 1)
     assert status["replicas"][0]["state"] == "ready"
+
+
+def test_a_stopping_replica_gets_at_least_the_request_timeout_before_sigkill(state):
+    assert stop_grace(deployment(state, request_timeout=60.0)) == 61.0
+    assert stop_grace(deployment(state)) == STOP_GRACE  # no less than the agent's floor
