@@ -241,6 +241,11 @@ def memory_limit(requirements: dict | None) -> int | None:
     return None if amount is None else math.ceil(amount)
 
 
+def request_timeout(deployment) -> float:
+    """Seconds the router waits for one answer (requestTimeout, Azure's default 5 s)."""
+    return parse_seconds((deployment.request_settings or {}).get("requestTimeout") or "PT5S")
+
+
 def concurrency(deployment) -> int:
     """Requests one replica runs at once (maxConcurrentRequestsPerInstance)."""
     return (deployment.request_settings or {}).get("maxConcurrentRequestsPerInstance") or 1

@@ -1,4 +1,6 @@
-"""``python -m dataplane.agent``: run the local backend's supervisor until SIGTERM/SIGINT.
+"""``python -m dataplane.agent``: run the local backend's supervisor until SIGTERM, SIGINT
+or SIGHUP, then stop every replica. Replicas get SIGTERM should the agent die outright, and
+an agent starting stops any a previous one left.
 
 Its state directory is ``$WEIR_AGENT_DIR`` (default ``$WEIR_DATA_DIR/agent``, and
 ``./data/agent`` without either). It touches ``heartbeat`` there every second;
@@ -45,18 +47,25 @@ def main() -> None:
         sys.exit(0 if healthy() else 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     supervisor = ReplicaSupervisor(StateDir(state_dir()))
+
+    def asked_to_stop(*_):
+        stop.set()
+        supervisor.wakeup.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, asked_to_stop)
     log.info("agent supervising %s", supervisor.state.root)
-    supervisor.state.root.mkdir(parents=True, exist_ok=True)
+    supervisor.prepare()
     heartbeat, beaten = supervisor.state.root / HEARTBEAT, 0.0
     while not stop.is_set():
+        supervisor.wakeup.clear()
         supervisor.tick()
         if time.monotonic() - beaten >= 1.0:
             heartbeat.touch()
             beaten = time.monotonic()
-        stop.wait(TICK)
+        # A finished probe of a starting replica wakes the loop early.
+        supervisor.wakeup.wait(TICK)
     log.info("stopping every replica")
     supervisor.shutdown()
 

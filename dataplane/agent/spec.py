@@ -24,7 +24,7 @@ class DeploymentSpec:
     id: str
     revision: str  # replicas of another revision are replaced (rolling)
     replicas: int
-    command: list[str]  # "{port}" is replaced by the replica's port
+    command: list[str]  # "{socket}" is replaced by the replica's Unix socket path
     cwd: str
     env: dict[str, str] = field(default_factory=dict)
     # Changes with every operation: replicas that failed under another one are retried.
@@ -34,6 +34,9 @@ class DeploymentSpec:
     memory_limit_bytes: int | None = None
     # Whole CPUs the replica may run on (its affinity is narrowed to that many cores).
     cpu_limit: int | None = None
+    # The deployment's requestTimeout (seconds): a replica being stopped gets at least this
+    # long between SIGTERM and SIGKILL, so a request it took just before can finish.
+    request_timeout: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict) -> DeploymentSpec:
@@ -73,6 +76,16 @@ class StateDir:
 
     def logs(self, deployment_id: str) -> Path:
         return self.root / "logs" / deployment_id
+
+    @property
+    def sockets(self) -> Path:
+        """Where replicas listen (mode 0700: only Weir's user may connect)."""
+        return self.root / "sockets"
+
+    @property
+    def processes(self) -> Path:
+        """One record per running replica process, for the next agent to sweep."""
+        return self.root / "processes"
 
     def put_spec(self, spec: DeploymentSpec) -> None:
         write_json(self.desired(spec.id), asdict(spec))

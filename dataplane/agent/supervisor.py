@@ -4,10 +4,16 @@ Replica states: ``starting`` (running, not yet ready), ``ready``, ``unready`` (w
 readiness failing), ``crashed`` (exited; restarts after a backoff), ``failed`` (exited
 ``MAX_START_FAILURES`` times without ever becoming ready: not restarted, reported), and
 ``stopping``.
+
+Replicas listen on Unix sockets in ``{state}/sockets`` (mode 0700), so nothing but Weir's
+own user (the router, the agent's probes) can reach them: no key check can be bypassed by
+connecting to a replica directly. They die with the agent (a parent-death signal), and an
+agent starting sweeps any replica a previous one left (``{state}/processes``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import http.client
 import itertools
 import logging
@@ -17,27 +23,48 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from dataplane.agent.spec import DeploymentSpec, Probe, StateDir, write_json
+from dataplane.agent.address import ReplicaConnection, unix_address
+from dataplane.agent.spec import DeploymentSpec, Probe, StateDir, read_json, write_json
 
 log = logging.getLogger("weir.agent")
 
 MAX_START_FAILURES = 3
 MAX_BACKOFF = 30.0
+# The least time a replica gets between SIGTERM and SIGKILL; a deployment whose request
+# timeout is longer gets that instead (see stop_grace).
 STOP_GRACE = 10.0
-# A replica being stopped is reported ``stopping`` (not ready) this long before it gets
-# SIGTERM, so whoever routes by the status file stops sending it requests first.
-DRAIN = 1.0
-# Until a replica is first ready, readiness is probed this often (not every `period`), so a
-# fresh replica serves as soon as it can.
+# A replica being stopped for a scale-in or a rolling update is reported ``stopping`` (not
+# ready) this long before it gets SIGTERM. Within it the worker, which polls the status
+# every 0.25 s, sees the rollout done without the replica, commits and announces the new
+# route, and the routers apply it (milliseconds): 2 s leaves room for a busy machine, so no
+# new request is sent to a replica that has stopped listening.
+DRAIN = 2.0
+# While a replica is starting (first start or any restart), readiness is probed this often
+# (not every `period`), so it serves as soon as it can.
 STARTUP_PROBE_INTERVAL = 0.2
+# Probes run here, off the loop: a replica that accepts and never answers holds one thread
+# for its probe's timeout, never the others' probes.
+PROBE_THREADS = 16
+# How long a sweep waits for a left-over replica after SIGKILL before giving up on it.
+SWEEP_KILL_WAIT = 5.0
 LOG_TAIL_LINES = 40
 # The only variables a replica inherits from the agent: user code must not see the
 # server's own settings or secrets.
 INHERITED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+# sun_path holds 108 bytes; a socket path longer than this cannot be bound.
+MAX_SOCKET_PATH = 107
+PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _prctl = None
 
 
 def free_port() -> int:
@@ -46,8 +73,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def probe_ok(port: int, probe: Probe) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=probe.timeout)
+def probe_ok(address: str, probe: Probe) -> bool:
+    connection = ReplicaConnection(address, timeout=probe.timeout)
     try:
         connection.request("GET", probe.path)
         return 200 <= connection.getresponse().status < 400
@@ -55,6 +82,12 @@ def probe_ok(port: int, probe: Probe) -> bool:
         return False
     finally:
         connection.close()
+
+
+def stop_grace(spec: DeploymentSpec) -> float:
+    """SIGTERM to SIGKILL: at least the deployment's request timeout (plus a second to
+    answer), so a request taken just before SIGTERM can still be answered."""
+    return max(STOP_GRACE, spec.request_timeout + 1.0)
 
 
 def tail(path, lines: int = LOG_TAIL_LINES) -> str:
@@ -65,13 +98,61 @@ def tail(path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
+# -- process records: what the next agent sweeps -----------------------------------------------
+def start_time(pid: int) -> int | None:
+    """When the process started (/proc/<pid>/stat field 22, clock ticks since boot), None
+    when there is no such process. With the pid it names one process: a reused pid has
+    another start time."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (state) on; the command name before it may hold
+    spaces and parentheses, so the split starts after the last ')'."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is still running (zombies do not count)."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+def record_process(state: StateDir, pid: int, **details) -> None:
+    record = {"pid": pid, "startTime": start_time(pid), **details}
+    write_json(state.processes / f"{pid}.json", record)
+
+
+def forget_process(state: StateDir, pid: int) -> None:
+    (state.processes / f"{pid}.json").unlink(missing_ok=True)
+
+
+def _die_with_agent(agent_pid: int) -> None:
+    """In the replica, before exec: SIGTERM when the agent dies, even by SIGKILL. (The
+    signal follows the thread that forked; replicas are forked by the loop's thread only.)"""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != agent_pid:  # the agent died before the signal was armed
+        os._exit(1)
+
+
 @dataclass
 class Replica:
     name: str
     revision: str
     generation: str
-    port: int
+    socket: str
     log_path: str
+    grace: float = STOP_GRACE
     process: subprocess.Popen | None = None
     state: str = "starting"
     restarts: int = 0
@@ -84,16 +165,22 @@ class Replica:
     live_failures: int = 0
     next_ready_probe: float = 0.0
     next_live_probe: float = 0.0
+    ready_probe: Future | None = field(default=None, repr=False)
+    live_probe: Future | None = field(default=None, repr=False)
     restart_at: float = 0.0
     terminate_at: float = 0.0
     stop_deadline: float = 0.0
     log_file: object = field(default=None, repr=False)
 
+    @property
+    def address(self) -> str:
+        return unix_address(self.socket)
+
     def report(self) -> dict:
         return {
             "name": self.name,
             "revision": self.revision,
-            "address": f"127.0.0.1:{self.port}",
+            "address": self.address,
             "pid": self.process.pid if self.process else None,
             "state": self.state,
             "restarts": self.restarts,
@@ -108,6 +195,78 @@ class ReplicaSupervisor:
         self.specs: dict[str, DeploymentSpec] = {}
         self._names = itertools.count(1)
         self._reported: dict[str, dict] = {}
+        self._probes = ThreadPoolExecutor(PROBE_THREADS, "probe")
+        # Set when a probe of a starting replica finishes: the loop need not sleep out its
+        # tick before acting on it.
+        self.wakeup = threading.Event()
+
+    # -- start-up -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Make the state directory (sockets private to this user) and sweep what a
+        previous agent left running."""
+        self.state.root.mkdir(parents=True, exist_ok=True)
+        self.state.sockets.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.state.sockets, 0o700)  # also when an older agent made it
+        longest = len(str(self.state.sockets.resolve())) + len("/12345678-123456.sock")
+        if longest > MAX_SOCKET_PATH:
+            raise SystemExit(
+                f"{self.state.sockets} is too long a path for Unix sockets "
+                f"({MAX_SOCKET_PATH} bytes); give the agent a shorter WEIR_AGENT_DIR"
+            )
+        self.state.processes.mkdir(exist_ok=True)
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Stop every replica process group a previous agent recorded and left running
+        (SIGTERM, then SIGKILL after its grace), then forget the records and sockets.
+
+        Sweeping rather than adopting: a new agent cannot trust what it did not start (its
+        log files, its probe state, whether it was half-stopped), so it starts afresh."""
+        groups: dict[int, float] = {}
+        for path in self.state.processes.glob("*.json"):
+            record = read_json(path) or {}
+            pid = record.get("pid")
+            if not isinstance(pid, int):
+                path.unlink(missing_ok=True)
+                continue
+            now_started = start_time(pid)
+            # A live leader with another start time is a reused pid: not ours. A leader
+            # gone may have left its group (its pid cannot be reused while the group
+            # exists), so the group is still signalled.
+            if now_started is None or now_started == record.get("startTime"):
+                groups[pid] = float(record.get("grace") or STOP_GRACE)
+        if groups:
+            log.warning("stopping %d replica(s) a previous agent left", len(groups))
+        self._stop_groups(groups)
+        for path in self.state.processes.glob("*.json"):
+            path.unlink(missing_ok=True)
+        for path in self.state.sockets.glob("*.sock"):
+            path.unlink(missing_ok=True)
+        # What the previous agent reported runs no more; the first tick reports afresh.
+        for path in self.state.root.glob("status/*.json"):
+            if not self.state.desired(path.stem).exists():  # deleted while no agent ran
+                shutil.rmtree(self.state.logs(path.stem), ignore_errors=True)
+            path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _stop_groups(groups: dict[int, float]) -> None:
+        """SIGTERM every group, SIGKILL those still running after their grace."""
+        started = time.monotonic()
+        pending = {pgid for pgid in groups if _killpg(pgid, signal.SIGTERM)}
+        killed: dict[int, float] = {}
+        while pending:
+            now = time.monotonic()
+            for pgid in list(pending):
+                if not group_alive(pgid):
+                    pending.discard(pgid)
+                elif pgid not in killed and now - started >= groups[pgid]:
+                    log.warning("replica group %d ignored SIGTERM; killing it", pgid)
+                    _killpg(pgid, signal.SIGKILL)
+                    killed[pgid] = now
+                elif pgid in killed and now - killed[pgid] > SWEEP_KILL_WAIT:
+                    log.error("replica group %d survived SIGKILL", pgid)
+                    pending.discard(pgid)
+            time.sleep(0.05)
 
     # -- the loop -------------------------------------------------------------------------
     def tick(self) -> None:
@@ -124,9 +283,19 @@ class ReplicaSupervisor:
             self.publish(spec)
 
     def shutdown(self) -> None:
-        for replicas in self.replicas.values():
+        """Stop every replica (SIGTERM now, SIGKILL after its grace) and wait for them."""
+        replicas = [r for group in self.replicas.values() for r in group]
+        for replica in replicas:
+            if replica.state not in ("stopping", "stopped"):
+                self.stop(replica, drain=False)
+        while True:
+            now = time.monotonic()
             for replica in replicas:
-                self.stop(replica, force=True)
+                self._check_stopping(replica, now)
+            if all(r.state == "stopped" for r in replicas):
+                break
+            time.sleep(0.05)
+        self._probes.shutdown(wait=False, cancel_futures=True)
 
     # -- reconciling one deployment -------------------------------------------------------
     def reconcile(self, spec: DeploymentSpec) -> None:
@@ -134,15 +303,14 @@ class ReplicaSupervisor:
         now = time.monotonic()
         for replica in replicas:
             self.check(replica, spec, now)
-        replicas[:] = [r for r in replicas if r.state != "stopped"]
         current = [r for r in replicas if r.revision == spec.revision and r.state != "stopping"]
         old = [r for r in replicas if r.revision != spec.revision and r.state != "stopping"]
         for replica in current:
             if replica.state == "failed" and replica.generation != spec.generation:
                 # A new attempt (another operation) at the same revision: try afresh.
-                self.stop(replica, force=True)
+                self.stop(replica, drain=False)
         replicas[:] = [r for r in replicas if r.state != "stopped"]
-        current = [r for r in current if r.state != "stopped"]
+        current = [r for r in current if r.state not in ("stopped", "stopping")]
         if any(r.state == "failed" for r in current):
             return  # reported; the worker fails the deployment
         for _ in range(spec.replicas - len(current)):
@@ -163,14 +331,7 @@ class ReplicaSupervisor:
 
     def check(self, replica: Replica, spec: DeploymentSpec, now: float) -> None:
         if replica.state == "stopping":
-            if replica.process.poll() is not None:
-                replica.state = "stopped"
-                self._close(replica)
-            elif now >= replica.stop_deadline:
-                self._signal(replica, signal.SIGKILL)
-            elif replica.terminate_at and now >= replica.terminate_at:
-                self._signal(replica, signal.SIGTERM)
-                replica.terminate_at = 0.0
+            self._check_stopping(replica, now)
             return
         if replica.state in ("failed", "stopped"):
             return
@@ -185,9 +346,21 @@ class ReplicaSupervisor:
         self._probe_readiness(replica, spec.readiness, now)
         self._probe_liveness(replica, spec, now)
 
+    def _check_stopping(self, replica: Replica, now: float) -> None:
+        if replica.state != "stopping":
+            return
+        if replica.process.poll() is not None:
+            replica.state = "stopped"
+            self._reaped(replica)
+        elif now >= replica.stop_deadline:
+            self._signal(replica, signal.SIGKILL)
+        elif replica.terminate_at and now >= replica.terminate_at:
+            self._signal(replica, signal.SIGTERM)
+            replica.terminate_at = 0.0
+
     def _exited(self, replica: Replica, code: int, now: float) -> None:
         replica.exit_code = code
-        self._close(replica)
+        self._reaped(replica)
         if not replica.ever_ready:
             replica.start_failures += 1
         if replica.start_failures >= MAX_START_FAILURES:
@@ -198,39 +371,58 @@ class ReplicaSupervisor:
         replica.restart_at = now + min(2.0**replica.restarts, MAX_BACKOFF)
         log.warning("replica %s exited with %s; restarting", replica.name, code)
 
+    # -- probes ---------------------------------------------------------------------------
+    def _probe(self, replica: Replica, probe: Probe) -> Future:
+        future = self._probes.submit(probe_ok, replica.address, probe)
+        if replica.state == "starting":
+            future.add_done_callback(lambda _: self.wakeup.set())
+        return future
+
     def _probe_readiness(self, replica: Replica, probe: Probe, now: float) -> None:
+        if replica.ready_probe is not None:
+            if not replica.ready_probe.done():
+                return  # one probe at a time; a hung replica holds only its own
+            ok, replica.ready_probe = replica.ready_probe.result(), None
+            if ok:
+                replica.ready_failures = 0
+                replica.ready_streak += 1
+                if replica.ready_streak >= probe.success_threshold:
+                    replica.state, replica.ever_ready = "ready", True
+            else:
+                replica.ready_streak = 0
+                replica.ready_failures += 1
+                if replica.state == "ready" and replica.ready_failures >= probe.failure_threshold:
+                    replica.state = "unready"
         if now < replica.started_at + probe.initial_delay or now < replica.next_ready_probe:
             return
-        interval = probe.period if replica.ever_ready else min(probe.period, STARTUP_PROBE_INTERVAL)
+        starting = replica.state == "starting"
+        interval = min(probe.period, STARTUP_PROBE_INTERVAL) if starting else probe.period
         replica.next_ready_probe = now + interval
-        if probe_ok(replica.port, probe):
-            replica.ready_failures = 0
-            replica.ready_streak += 1
-            if replica.ready_streak >= probe.success_threshold:
-                replica.state, replica.ever_ready = "ready", True
-        else:
-            replica.ready_streak = 0
-            replica.ready_failures += 1
-            if replica.ever_ready and replica.ready_failures >= probe.failure_threshold:
-                replica.state = "unready"
+        replica.ready_probe = self._probe(replica, probe)
 
     def _probe_liveness(self, replica: Replica, spec: DeploymentSpec, now: float) -> None:
         probe = spec.liveness
-        if not replica.ever_ready and now < replica.started_at + probe.initial_delay:
-            return
-        if now < replica.next_live_probe:
+        if replica.live_probe is not None:
+            if not replica.live_probe.done():
+                return
+            ok, replica.live_probe = replica.live_probe.result(), None
+            if ok:
+                replica.live_failures = 0
+            else:
+                replica.live_failures += 1
+                if replica.live_failures >= probe.failure_threshold:
+                    log.warning("replica %s failed its liveness probe; restarting", replica.name)
+                    self._signal(replica, signal.SIGKILL)
+                    replica.process.wait()
+                    self._reaped(replica)
+                    replica.restarts += 1
+                    self._launch(replica, spec)
+                    return
+        # As a kubelet does: the initial delay follows every start, restarts included.
+        if now < replica.started_at + probe.initial_delay or now < replica.next_live_probe:
             return
         replica.next_live_probe = now + probe.period
-        if probe_ok(replica.port, probe):
-            replica.live_failures = 0
-            return
-        replica.live_failures += 1
-        if replica.live_failures >= probe.failure_threshold:
-            log.warning("replica %s failed its liveness probe; restarting", replica.name)
-            self._signal(replica, signal.SIGKILL)
-            replica.process.wait()
-            replica.restarts += 1
-            self._launch(replica, spec)
+        replica.live_probe = self._probe(replica, probe)
 
     # -- processes --------------------------------------------------------------------------
     def start(self, spec: DeploymentSpec) -> Replica:
@@ -238,18 +430,25 @@ class ReplicaSupervisor:
         log_dir.mkdir(parents=True, exist_ok=True)
         name = f"{spec.revision[:8]}-{next(self._names)}"
         replica = Replica(
-            name, spec.revision, spec.generation, free_port(), str(log_dir / f"{name}.log")
+            name,
+            spec.revision,
+            spec.generation,
+            str(self.state.sockets.resolve() / f"{name}.sock"),
+            str(log_dir / f"{name}.log"),
         )
         self._launch(replica, spec)
         return replica
 
     def _launch(self, replica: Replica, spec: DeploymentSpec) -> None:
+        """Start the replica's process; from here it is ``starting`` and probed at the
+        start-up cadence until ready (a restart as much as a first start)."""
         if replica.state == "crashed":
             replica.restarts += 1
-        command = [part.replace("{port}", str(replica.port)) for part in spec.command]
-        limit, cpus = spec.memory_limit_bytes, spec.cpu_limit
+        command = replica_command(spec.command, replica.socket)
+        limit, cpus, agent_pid = spec.memory_limit_bytes, spec.cpu_limit, os.getpid()
 
-        def limits():  # in the child, before exec
+        def in_child():  # in the replica, before exec
+            _die_with_agent(agent_pid)
             if limit:
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             if cpus:
@@ -257,6 +456,7 @@ class ReplicaSupervisor:
                 os.sched_setaffinity(0, allowed[: max(1, min(cpus, len(allowed)))])
 
         self._close(replica)
+        replica.grace = stop_grace(spec)
         replica.log_file = open(replica.log_path, "ab")  # noqa: SIM115
         replica.process = subprocess.Popen(
             command,
@@ -270,39 +470,48 @@ class ReplicaSupervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stopped as a whole
-            preexec_fn=limits,
+            preexec_fn=in_child,
+        )
+        record_process(
+            self.state,
+            replica.process.pid,
+            deployment=spec.id,
+            replica=replica.name,
+            grace=replica.grace,
         )
         now = time.monotonic()
         replica.state, replica.started_at, replica.exit_code = "starting", now, None
         replica.ready_streak = replica.ready_failures = replica.live_failures = 0
         replica.next_ready_probe = replica.next_live_probe = now
+        replica.ready_probe = replica.live_probe = None  # a probe of the last process
         log.info(
-            "started replica %s (pid %s, port %s)", replica.name, replica.process.pid, replica.port
+            "started replica %s (pid %s, %s)", replica.name, replica.process.pid, replica.address
         )
 
-    def stop(self, replica: Replica, force: bool = False) -> None:
+    def stop(self, replica: Replica, drain: bool = True) -> None:
+        """Report the replica ``stopping``; SIGTERM it after DRAIN (at once with
+        ``drain=False``), SIGKILL after its grace. The loop follows it to ``stopped``."""
         if replica.process is None or replica.process.poll() is not None:
             replica.state = "stopped"
-            self._close(replica)
+            self._reaped(replica)
             return
         replica.state = "stopping"
         now = time.monotonic()
-        replica.terminate_at = now + (0.0 if force else DRAIN)
-        replica.stop_deadline = replica.terminate_at + STOP_GRACE
-        if force:
+        replica.terminate_at = now + (DRAIN if drain else 0.0)
+        replica.stop_deadline = replica.terminate_at + replica.grace
+        if not drain:
             self._signal(replica, signal.SIGTERM)
-            try:
-                replica.process.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                self._signal(replica, signal.SIGKILL)
-                replica.process.wait()
-            replica.state = "stopped"
+            replica.terminate_at = 0.0
 
     def _signal(self, replica: Replica, signum: int) -> None:
-        try:
-            os.killpg(replica.process.pid, signum)
-        except ProcessLookupError:
-            pass
+        _killpg(replica.process.pid, signum)
+
+    def _reaped(self, replica: Replica) -> None:
+        """Its process has exited: close its log, drop its record and its socket."""
+        self._close(replica)
+        if replica.process is not None:
+            forget_process(self.state, replica.process.pid)
+        Path(replica.socket).unlink(missing_ok=True)
 
     @staticmethod
     def _close(replica: Replica) -> None:
@@ -311,11 +520,17 @@ class ReplicaSupervisor:
             replica.log_file = None
 
     def remove(self, deployment_id: str) -> None:
-        """The spec is gone: stop every replica, then forget the deployment's files."""
-        replicas = self.replicas.get(deployment_id, [])
+        """The spec is gone: stop every replica (no drain: nothing routes to a deleted
+        deployment), then, once they have all exited, forget the deployment's files."""
+        replicas = self.replicas[deployment_id]
+        now = time.monotonic()
         for replica in replicas:
-            if replica.state not in ("stopped",):
-                self.stop(replica, force=True)
+            if replica.state not in ("stopping", "stopped"):
+                self.stop(replica, drain=False)
+            self._check_stopping(replica, now)
+        replicas[:] = [r for r in replicas if r.state != "stopped"]
+        if replicas:
+            return  # the next ticks follow them
         del self.replicas[deployment_id]
         # Logs first: once the status file is gone the deployment counts as fully removed.
         shutil.rmtree(self.state.logs(deployment_id), ignore_errors=True)
@@ -349,3 +564,25 @@ class ReplicaSupervisor:
         if status != self._reported.get(spec.id):
             write_json(self.state.status(spec.id), status)
             self._reported[spec.id] = status
+
+
+def replica_command(command: list[str], socket_path: str) -> list[str]:
+    """The spec's command with the replica's socket. A spec written before replicas had
+    sockets says ``--port {port}``: that pair becomes ``--socket PATH`` too, so no replica
+    listens on TCP."""
+    filled: list[str] = []
+    for part in command:
+        if part == "{port}" and filled[-1:] == ["--port"]:
+            filled[-1:] = ["--socket", socket_path]
+        else:
+            filled.append(part.replace("{socket}", socket_path))
+    return filled
+
+
+def _killpg(pgid: int, signum: int) -> bool:
+    """Signal the process group; False when it no longer exists."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True

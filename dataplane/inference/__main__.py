@@ -1,4 +1,6 @@
-"""``python -m dataplane.inference --entry-script score.py --port 5001``: serve one script.
+"""``python -m dataplane.inference --entry-script score.py --port 5001``: serve one script
+(``--socket PATH`` instead of ``--port``: on a Unix socket only this user can connect to, as
+the local agent runs replicas).
 
 Azure's environment variables work too: AZUREML_ENTRY_SCRIPT, AZUREML_MODEL_DIR, and
 WORKER_COUNT / maxConcurrentRequestsPerInstance as ``--concurrency``.
@@ -10,6 +12,8 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
+import stat
 import sys
 
 from dataplane.http import serve, serve_until_signalled
@@ -30,6 +34,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--port", type=int, default=int(os.environ.get("AZUREML_SERVER_PORT", "5001"))
     )
+    parser.add_argument("--socket", help="listen on this Unix socket path, not on --port")
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -40,9 +45,37 @@ def parse_args(argv=None):
 
 
 async def main(args) -> None:
-    server = await serve(InferenceApp(load(args)), args.host, args.port, args.concurrency)
+    # Bound before init() runs the script's code (which may start threads: see listen_unix).
+    sock = listen_unix(args.socket) if args.socket else None
+    app = InferenceApp(load(args))
+    if sock is not None:
+        server = await serve(app, None, None, args.concurrency, sock=sock)
+        log.info("serving %s on unix:%s", args.entry_script, args.socket)
+        print(f"READY unix:{args.socket}", flush=True)
+        await serve_until_signalled(server, args.host, args.port, announce=False)
+        return
+    server = await serve(app, args.host, args.port, args.concurrency)
     log.info("serving %s on http://%s:%s", args.entry_script, args.host, args.port)
     await serve_until_signalled(server, args.host, args.port)
+
+
+def listen_unix(path: str) -> socket.socket:
+    """A socket bound at ``path`` with mode 0600 from its creation (no moment in which
+    another user could connect); a socket left there by a previous run is replaced."""
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # The umask is the process's: set only while no other thread can be creating files.
+    previous = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(previous)
+    sock.setblocking(False)
+    return sock
 
 
 def load(args) -> UserScript:

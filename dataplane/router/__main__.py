@@ -86,7 +86,8 @@ def parse_args(argv=None):
 class RouterSupervisor:
     """Runs ``--processes`` serving processes on one port (SO_REUSEPORT), forked after the
     shared request counters are mapped; serves their merged /metrics; restarts one that
-    dies (zeroing what it had counted); passes SIGTERM/SIGINT on and waits for them."""
+    dies (zeroing what it had counted); passes SIGTERM/SIGINT/SIGHUP on (as SIGTERM) and
+    waits for them."""
 
     def __init__(self, args, counters, metrics_dir: str):
         self.args = args
@@ -99,7 +100,7 @@ class RouterSupervisor:
     def run(self) -> None:
         for index in range(self.args.processes):
             self._fork(index)
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._stop)
         self._wait_ready()
         if self.args.metrics_port:
@@ -133,6 +134,9 @@ class RouterSupervisor:
         try:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
+            # A hangup of the whole process group is the supervisor's to act on: it passes
+            # SIGTERM on, and the serving process stops gracefully.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             _die_with_parent()
             self.counters.bind(index)
             from dataplane.router import process
@@ -181,6 +185,8 @@ def run(argv=None) -> None:
     if args.processes == 1:
         from dataplane.router import process
 
+        # SIGHUP stops it as SIGTERM does (the serving loop handles SIGTERM).
+        signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
         process.run(args, counters)
         return
     # Before anything imports prometheus_client: the serving processes count in files here,

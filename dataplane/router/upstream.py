@@ -122,10 +122,14 @@ class Upstream:
 
 
 async def _connect(address: str, timeout: float) -> Connection:
-    host, port = address.rsplit(":", 1)
+    """``unix:/path.sock`` (the local agent's replicas) or ``host:port`` (pods)."""
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
-        _, connection = await loop.create_connection(Connection, host, int(port))
+        if address.startswith("unix:"):
+            _, connection = await loop.create_unix_connection(Connection, address[5:])
+        else:
+            host, port = address.rsplit(":", 1)
+            _, connection = await loop.create_connection(Connection, host, int(port))
     return connection
 
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from dataplane.agent.spec import DeploymentSpec, Probe, StateDir
+from tests import replica_client
 from tests.dataplane.conftest import EXAMPLES, ROOT
 from tests.dataplane.test_inference_server import SAMPLE, predictions
 
@@ -49,8 +49,8 @@ def spec(
             str(script),
             "--model-dir",
             str(model_dir),
-            "--port",
-            "{port}",
+            "--socket",
+            "{socket}",
         ],
         cwd=str(ROOT),
         # The delay covers init() on a busy machine: liveness is not what these tests test.
@@ -94,7 +94,7 @@ def test_replicas_start_scale_roll_restart_and_stop(agent, models):
     agent.put_spec(spec(v1, 2))
     status = wait_for(agent, lambda s: s["ready"] == 2)
     for address in ready_addresses(status, "rev1"):
-        answer = requests.post(f"http://{address}/score", json=SAMPLE).json()
+        answer = replica_client.post(address, json=SAMPLE).json()
         assert answer == pytest.approx(predictions(models["model-1"], SAMPLE["data"]))
 
     agent.put_spec(spec(v1, 3))
@@ -107,7 +107,7 @@ def test_replicas_start_scale_roll_restart_and_stop(agent, models):
     os.kill(survivor["pid"], signal.SIGKILL)
     status = wait_for(agent, lambda s: s["ready"] == 1 and s["replicas"][0]["restarts"] >= 1)
     address = ready_addresses(status, "rev1")[0]
-    assert requests.post(f"http://{address}/score", json=SAMPLE).status_code == 200
+    assert replica_client.post(address, json=SAMPLE).status_code == 200
 
     # Rolling update: the old replica serves until the new revision is ready.
     old_pid = status["replicas"][0]["pid"]
@@ -119,15 +119,13 @@ def test_replicas_start_scale_roll_restart_and_stop(agent, models):
         addresses = ready_addresses(current, current["revision"]) or ready_addresses(
             current, "rev1"
         )
-        served_during_roll.append(
-            requests.post(f"http://{addresses[0]}/score", json=SAMPLE).status_code
-        )
+        served_during_roll.append(replica_client.post(addresses[0], json=SAMPLE).status_code)
         if current["ready"] == 2 and all(r["revision"] == "rev2" for r in current["replicas"]):
             break
     assert set(served_during_roll) == {200}
     status = agent.read_status("dep1")
     for address in ready_addresses(status, "rev2"):
-        answer = requests.post(f"http://{address}/score", json=SAMPLE).json()
+        answer = replica_client.post(address, json=SAMPLE).json()
         assert answer == pytest.approx(predictions(models["model-2"], SAMPLE["data"]))
     pids = [r["pid"] for r in status["replicas"]]
 
@@ -173,7 +171,7 @@ def test_replicas_see_their_own_variables_not_the_agents(agent, tmp_path):
     agent.put_spec(deployment)
     status = wait_for(agent, lambda s: s["ready"] == 1)
     address = ready_addresses(status, "rev1")[0]
-    answer = requests.post(f"http://{address}/score", data="x").json()
+    answer = replica_client.post(address, data="x").json()
     assert answer == {"MINE": "yes", "WEIR_SECRET_FOR_TEST": None}
 
 
@@ -191,7 +189,7 @@ def test_cpu_and_memory_limits_apply_to_the_replica(agent, tmp_path):
     agent.put_spec(deployment)
     status = wait_for(agent, lambda s: s["ready"] == 1)
     address = ready_addresses(status, "rev1")[0]
-    answer = requests.post(f"http://{address}/score", data="x").json()
+    answer = replica_client.post(address, data="x").json()
     assert answer == {"cpus": 1, "memory": 2 * 1024**3}
 
 

@@ -4,7 +4,8 @@ import subprocess
 import time
 
 import pytest
-import requests
+
+from tests import replica_client
 
 pytestmark = pytest.mark.system
 
@@ -53,7 +54,7 @@ def test_endpoint_and_deployment_lifecycle(stack, workspace):
     replicas = stack.replicas("blue")
     assert len(replicas) == 3
     for address in replicas:
-        answer = requests.post(f"http://{address}/score", data="hi", timeout=10)
+        answer = replica_client.post(address, data="hi", timeout=10)
         assert answer.json() == {"echo": "hi"}
     server_logs = stack.call(
         "POST", f"{deployment}/getLogs", {"containerType": "InferenceServer", "tail": 20}
@@ -71,8 +72,8 @@ def test_endpoint_and_deployment_lifecycle(stack, workspace):
     assert stack.call("GET", endpoint).status_code == 404
     assert stack.call("GET", deployment).status_code == 404
     for address in replicas:  # every replica process is gone
-        with pytest.raises(requests.ConnectionError):
-            requests.post(f"http://{address}/score", data="hi", timeout=5)
+        with pytest.raises(OSError):
+            replica_client.post(address, data="hi", timeout=5)
     assert stack.call("DELETE", endpoint).status_code == 204
 
 

@@ -10,6 +10,8 @@ import numpy
 import pytest
 import requests
 
+from tests import replica_client
+
 pytestmark = pytest.mark.system
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +71,7 @@ def deployment(model: str, capacity: int, code="score:1", env="sklearn:1") -> di
 
 def score_all(stack, name: str) -> list:
     return [
-        requests.post(f"http://{address}/score", json=SAMPLE, timeout=10).json()
+        replica_client.post(address, json=SAMPLE, timeout=10).json()
         for address in stack.replicas(name)
     ]
 
@@ -121,12 +123,12 @@ def test_a_scikit_learn_model_served_scaled_rolled_and_deleted(stack, workspace,
         state = stack.call("GET", response.headers["Azure-AsyncOperation"]).json()["status"]
         for address in stack.replicas("blue")[:1]:
             try:
-                answer = requests.post(f"http://{address}/score", json=SAMPLE, timeout=10)
+                answer = replica_client.post(address, json=SAMPLE, timeout=10)
                 if answer.status_code != 200:
                     failures.append(answer.status_code)
                 elif answer.json() == pytest.approx(expected(v2)):
                     seen_v2 = True
-            except requests.ConnectionError as exc:
+            except OSError as exc:
                 failures.append(repr(exc))
         if state != "InProgress":
             break

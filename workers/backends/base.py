@@ -34,12 +34,16 @@ class BackendStatus:
     failure: dict | None = None
 
     def rolled_out(self, revision: str, count: int) -> bool:
-        """``count`` replicas of ``revision`` are ready and no other revision is left."""
+        """``count`` replicas of ``revision`` are ready and no other revision is left.
+        Replicas reported ``stopping`` count as gone: they are draining, and the route
+        published once the rollout is done is what stops requests reaching them before
+        they are signalled."""
+        serving = [r for r in self.replicas if r["state"] != "stopping"]
         return (
             self.revision == revision
             and self.ready >= count
-            and all(r["revision"] == revision for r in self.replicas)
-            and len(self.replicas) == count
+            and all(r["revision"] == revision for r in serving)
+            and len(serving) == count
         )
 
     def ready_addresses(self) -> list[str]:

@@ -57,7 +57,7 @@ class LocalBackend(Backend):
                 python=str(environment_dir / "bin" / "python"),
                 entry_script=str(entry_script),
                 model_dir=str(model_dir),
-                port="{port}",
+                socket="{socket}",
                 concurrency=replica_plan.concurrency(deployment),
             ),
             cwd=str(code_dir),
@@ -71,6 +71,7 @@ class LocalBackend(Backend):
             readiness=readiness,
             memory_limit_bytes=replica_plan.memory_limit(requirements),
             cpu_limit=replica_plan.cpu_limit(requirements),
+            request_timeout=replica_plan.request_timeout(deployment),
         )
 
     def apply(self, plan: DeploymentSpec) -> None:
@@ -98,8 +99,12 @@ class LocalBackend(Backend):
         shutil.rmtree(files_dir(deployment_id), ignore_errors=True)
 
     def rolled_out(self, deployment_id: str, revision: str) -> None:
+        # Replicas of an older revision may still be draining from its files: those go at
+        # the next rollout, or with the deployment.
+        status = self.state.read_status(deployment_id) or {}
+        running = {r["revision"] for r in status.get("replicas", [])}
         for directory in files_dir(deployment_id).glob("*"):
-            if directory.name != revision:
+            if directory.name != revision and directory.name not in running:
                 shutil.rmtree(directory, ignore_errors=True)
 
     # ---- reads ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """nginx and gunicorn as one server: what ``manage.py serve`` turns into once it has written
 the configuration. It starts gunicorn, then nginx once gunicorn listens, copies nginx's
-access log to stdout, and stops both when told to (SIGTERM, SIGINT) or when either exits.
+access log to stdout, and stops both when told to (SIGTERM, SIGINT, SIGHUP) or when either
+exits.
 
 Standard library only, and run as a script: it stays resident for the server's lifetime, so
 it does not carry Django.
@@ -80,14 +81,14 @@ def _wait_for_socket(path: Path, gunicorn: subprocess.Popen, timeout: float = 60
 
 
 def _supervise(front: subprocess.Popen, gunicorn: subprocess.Popen) -> int:
-    """Until SIGTERM or SIGINT, or until nginx or gunicorn exits on its own; then stop
+    """Until SIGTERM, SIGINT or SIGHUP, or until nginx or gunicorn exits on its own; then stop
     both, nginx first so that the requests it holds are answered. 0 when asked to stop.
 
     nginx's access log comes through a pipe and goes out on this process's stdout: nginx
     reopens /dev/stdout by name, which fails on a socket (journald) and writes over a file
     that gunicorn's stdout shares at another offset."""
     asked: list[int] = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda signum, frame: asked.append(signum))
     log = front.stdout.fileno()
     os.set_blocking(log, False)
