@@ -19,7 +19,7 @@ from contracts.routing import ROUTES, DeploymentRoute, EndpointRoute
 from dataplane.router.slots import SharedCounters, SlotsFull
 from tests.dataplane.conftest import ROOT, free_port
 
-FEED = "redis://127.0.0.1:6379/13"
+FEED = os.environ.get("WEIR_ROUTING_REDIS_URL", "redis://127.0.0.1:6379/13")
 HOST = "procs.ws.localhost"
 KEY = "processes-key"
 
