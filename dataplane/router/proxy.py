@@ -68,6 +68,7 @@ class Exchange:
         "started",
         "finished",
         "out_chunked",
+        "head_out",
         "gone",
         "status",
         "endpoint",
@@ -114,6 +115,7 @@ class Exchange:
         self.waiter: asyncio.Future | None = None
         self.upstream = None  # the replica connection the answer streams from
         self.started = self.finished = self.out_chunked = self.gone = False
+        self.head_out = b""  # an answer's head not written yet: it goes with the body
         self.status = 0
         self.endpoint = self.deployment = self.queued = self.response_id = ""
         self.began = 0.0
@@ -220,7 +222,8 @@ class Exchange:
         self.end()
 
     def start(self, status: int, head: bytes, length: int | None) -> None:
-        """Begin a streamed answer; ``length`` None sends it chunked."""
+        """Begin a streamed answer; ``length`` None sends it chunked. The head is written
+        with the first piece of the body (one system call for a small answer)."""
         self.started = True
         self.status = status
         if self.client.stopping:
@@ -231,13 +234,14 @@ class Exchange:
         else:
             framing = b"content-length: %d\r\n" % length
         close = b"\r\n" if self.keep_alive else b"connection: close\r\n\r\n"
-        self.client.write(_status_line(status) + head + framing + close)
+        self.head_out = _status_line(status) + head + framing + close
 
     def write(self, chunk: bytes) -> None:
         if self.out_chunked:
-            self.client.write(b"%x\r\n" % len(chunk))
-            self.client.write(chunk)
-            self.client.write(b"\r\n")
+            chunk = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        if self.head_out:
+            self.client.writelines((self.head_out, chunk))
+            self.head_out = b""
         else:
             self.client.write(chunk)
 
@@ -245,7 +249,10 @@ class Exchange:
         if self.finished:
             return
         if self.out_chunked:
-            self.client.write(FINAL_CHUNK)
+            self.client.write(self.head_out + FINAL_CHUNK)
+        elif self.head_out:
+            self.client.write(self.head_out)
+        self.head_out = b""
         self.finished = True
         self.client.app.record(self)
         self.client.answered(self)
@@ -369,6 +376,10 @@ class ClientConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None:
             self.transport.write(data)
+
+    def writelines(self, data) -> None:
+        if self.transport is not None:
+            self.transport.writelines(data)
 
     def pause(self, reason: int) -> None:
         if not self.paused and self.transport is not None:
