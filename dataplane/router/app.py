@@ -24,7 +24,7 @@ from contracts.routing import TOKEN_ISSUER, DeploymentRoute, EndpointRoute
 from dataplane.http import REASONS
 from dataplane.router import metrics
 from dataplane.router.accesslog import AccessLog
-from dataplane.router.proxy import BUFFERED, MAX_BODY, Exchange
+from dataplane.router.proxy import BUFFERED, CONTINUE, MAX_BODY, Exchange
 from dataplane.router.slots import SharedCounters
 from dataplane.router.table import RoutingTable
 from dataplane.router.upstream import (
@@ -244,8 +244,95 @@ class RouterApp:
                 return Refusal(404, "The endpoint has no deployment with traffic above 0.")
             # Only requests routed by the traffic rules are mirrored, as on Azure.
             shadow = self._mirror_target(entry)
-        asyncio.ensure_future(self._serve(exchange, entry, path, deployment, shadow))
+        if exchange.expect and exchange.expects_body:
+            exchange.expect = False
+            exchange.client.write(CONTINUE)
+        exchange.when_read(lambda: self._start(exchange, entry, path, deployment, shadow))
         return None
+
+    def _start(self, exchange, entry, path, deployment, shadow) -> None:
+        """The body is read (or known to be streamed): forward, without a task when a slot
+        and a pooled connection are free at once (most requests), else in one."""
+        if exchange.gone:
+            return
+        try:
+            if (
+                shadow is None
+                and exchange.complete
+                and self._at_once(exchange, entry, path, deployment)
+            ):
+                return
+        except Exception:  # a bug of ours answers 500; the router goes on
+            log.exception("unexpected error routing %s", exchange.path)
+            self._answer(exchange, Refusal(500, "An unexpected error occurred in the router."))
+            return
+        asyncio.ensure_future(self._serve(exchange, entry, path, deployment, shadow))
+
+    def _at_once(self, exchange, entry, path, deployment) -> bool:
+        """Send a whole body on a pooled connection if a replica has room now; the answer
+        completes in callbacks. False when the request has to wait or connect."""
+        settings = entry.deployments.get(deployment)
+        if settings is None or not settings.replicas:
+            return False
+        load = self._load(entry, deployment, settings)
+        address = load.try_acquire(settings.replicas, settings.max_concurrent_requests_per_instance)
+        if address is None:
+            return False
+        connection = self.upstream.pooled(address)
+        if connection is None:
+            load.release(address)
+            return False
+        request_id = exchange.request_id or next(self.request_ids)
+        exchange.response_id = request_id
+        exchange.deployment, exchange.queued = deployment, "0.0"
+        served_by = b"azureml-model-deployment: %s\r\nms-azureml-queue-time-ms: 0.0\r\n" % (
+            deployment.encode("latin-1")
+        )
+        sink = LiveSink(exchange, served_by, request_id, path.startswith("/score"))
+        target = f"{path}?{exchange.query}" if exchange.query else path
+        body = exchange.body()
+        waiter = connection.begin(
+            sink,
+            b"%shost: %s\r\ncontent-length: %d\r\n\r\n%s"
+            % (self._head(exchange, target, request_id), address.encode(), len(body), body),
+        )
+        connection.arm(settings.request_timeout)
+        exchange.upstream = connection
+        waiter.add_done_callback(
+            lambda done: self._answered(done, exchange, entry, path, deployment, load, address)
+        )
+        return True
+
+    def _answered(self, done, exchange, entry, path, deployment, load, address) -> None:
+        connection = exchange.upstream
+        exchange.upstream = None
+        error = done.exception()
+        self.upstream.done(address, connection, error is None)
+        load.release(address)
+        if error is None or exchange.gone:
+            return
+        if isinstance(error, UpstreamClosed):
+            # A pooled connection the replica had closed, or a replica gone: as a request
+            # that waited, with connecting and retries.
+            asyncio.ensure_future(self._serve(exchange, entry, path, deployment, None))
+            return
+        settings = entry.deployments.get(deployment)
+        served_by = b"azureml-model-deployment: %s\r\n" % deployment.encode("latin-1")
+        if isinstance(error, UpstreamTimeout):
+            timeout = settings.request_timeout if settings is not None else 0
+            message = f"The model did not answer within {timeout:g} s (requestTimeout)."
+            self._answer(exchange, Refusal(408, message, served_by))
+        else:
+            message = f"A replica of '{deployment}' dropped the connection mid-request."
+            self._answer(exchange, Refusal(502, message, served_by))
+
+    def _load(self, entry, deployment: str, settings) -> Load:
+        key = (entry.name, entry.workspace, deployment)
+        load = self.loads.get(key)
+        if load is None:
+            load = self.loads[key] = Load(self.counters, settings.id, entry.name, deployment)
+        load.settings = settings
+        return load
 
     def refuse(self, exchange: Exchange, refusal: Refusal) -> None:
         exchange.respond(refusal.status, JSON_TYPE + refusal.head, refusal.body())
@@ -311,11 +398,7 @@ class RouterApp:
             exchange.deployment = deployment
         if not replicas:
             return Refusal(503, f"Deployment '{deployment}' has no ready replica.", served_by)
-        key = (entry.name, entry.workspace, deployment)
-        load = self.loads.get(key)
-        if load is None:
-            load = self.loads[key] = Load(self.counters, settings.id, entry.name, deployment)
-        load.settings = settings
+        load = self._load(entry, deployment, settings)
         slot = await load.acquire(
             replicas, settings.max_concurrent_requests_per_instance, settings.max_queue_wait
         )
@@ -645,6 +728,22 @@ class Load:
             if address:
                 self.in_flight += 1
                 return address, (loop.time() - started) * 1000
+
+    def try_acquire(self, replicas, per_replica: int) -> str | None:
+        """A replica with room now (counted as ``acquire`` does), or None: the request has
+        to wait, or be refused, which ``acquire`` decides."""
+        counters = self.counters
+        with counters.lock:
+            admitted = counters.slot(self.name)
+            if counters.total(admitted) >= 2 * per_replica * len(replicas):
+                return None
+            address = self._take(replicas, per_replica)
+            if address is None:
+                return None
+            counters.add(admitted, 1)
+        self.admitted += 1
+        self.in_flight += 1
+        return address
 
     def _take(self, replicas: list[str], per_replica: int) -> str | None:
         """With the lock held: count a request on the least busy replica with room (ties

@@ -64,6 +64,7 @@ class Exchange:
         "sink_chunked",
         "timeout",
         "waiter",
+        "then",
         "upstream",
         "started",
         "finished",
@@ -113,6 +114,7 @@ class Exchange:
         self.sink_chunked = False
         self.timeout = 0.0
         self.waiter: asyncio.Future | None = None
+        self.then = None  # called once the body is whole, too large to keep, or gone
         self.upstream = None  # the replica connection the answer streams from
         self.started = self.finished = self.out_chunked = self.gone = False
         self.head_out = b""  # an answer's head not written yet: it goes with the body
@@ -155,6 +157,22 @@ class Exchange:
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
+        then = self.then
+        if then is not None:
+            self.then = None
+            then()
+
+    def when_read(self, then) -> None:
+        """Call ``then()`` once the body is whole, or larger than BUFFERED, or the client
+        is gone (at once if that is known now)."""
+        if self.complete or self.gone or (self.length or 0) > BUFFERED:
+            then()
+        else:
+            self.then = then
+
+    def body(self) -> bytes:
+        """The body read whole (``complete``)."""
+        return b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
 
     async def whole_body(self) -> bytes | None:
         """The body, when it is at most BUFFERED bytes; None when it is larger (then it
@@ -167,9 +185,7 @@ class Exchange:
                 self.waiter = asyncio.get_running_loop().create_future()
                 await self.waiter
             self.waiter = None
-        if self.complete:
-            return b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
-        return None
+        return self.body() if self.complete else None
 
     def body_head(self) -> bytes:
         """How a streamed body is framed to the replica (a header line)."""
@@ -367,10 +383,9 @@ class ClientConnection(asyncio.Protocol):
     def on_message_complete(self):
         exchange, self.exchange = self.exchange, None
         if exchange is not None and not exchange.gone and self.transport is not None:
+            # Reading goes on (pausing costs system calls each time); a pipelined request
+            # that comes meanwhile pauses it until this one is answered.
             exchange.on_complete()
-            if not exchange.finished:
-                # Answer it before reading on (pipelined requests are rare).
-                self.pause(PIPELINED)
 
     # -- use ------------------------------------------------------------------------------
     def write(self, data: bytes) -> None:

@@ -61,6 +61,8 @@ class Connection(asyncio.Protocol):
     """One connection to a replica, answering one request at a time."""
 
     def __init__(self):
+        # Kept: asyncio.get_running_loop() costs a getpid() system call on each call.
+        self.loop = asyncio.get_running_loop()
         self.transport = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future | None = None
@@ -135,7 +137,7 @@ class Connection(asyncio.Protocol):
     def begin(self, sink, payload: bytes) -> asyncio.Future:
         """Send ``payload`` (the request head, and its body when kept whole); the future
         is done when the response has ended at ``sink``."""
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter = self.loop.create_future()
         self.sink, self.received, self.started, self._headers = sink, False, False, []
         self.transport.write(payload)
         return self.waiter
@@ -144,9 +146,7 @@ class Connection(asyncio.Protocol):
         """The request is all sent: the replica has ``timeout`` seconds to answer."""
         if self.waiter is not None and not self.waiter.done():
             # A timer on the loop rather than asyncio.timeout(): no task lookup, no context.
-            self.timer = asyncio.get_running_loop().call_later(
-                timeout, self.fail, UpstreamTimeout()
-            )
+            self.timer = self.loop.call_later(timeout, self.fail, UpstreamTimeout())
 
     def pause(self) -> None:
         if self.transport is not None:
