@@ -17,6 +17,7 @@ import math
 import os
 import random
 import time
+from bisect import bisect_left
 
 import jwt
 
@@ -67,8 +68,12 @@ QUEUE_HEADER = "ms-azureml-queue-time-ms"
 QUEUE_POLL = 0.005
 # Path-based scoring URIs: /endpoints/{workspace}/{endpoint}/score (no wildcard DNS needed).
 PATH_PREFIX = "/endpoints/"
-# Verified AMLTokens remembered (until they expire or the signing keys change).
+# Verified AMLTokens remembered (until they expire or the signing keys change), and key
+# digests of credentials seen.
 TOKEN_CACHE = 10_000
+# How often counts and latencies are handed to Prometheus.
+METRICS_SECONDS = 0.25
+LATENCY_BOUNDS = metrics.LATENCY_BUCKETS
 # Repeated warnings about one replica: at most one line per this many seconds.
 WARN_EVERY = 1.0
 
@@ -187,9 +192,12 @@ class RouterApp:
         self.warnings = Warnings()
         self.request_ids = _request_ids()
         self._counters: dict[tuple, object] = {}
-        self._latencies: dict[tuple, object] = {}
+        self._counts: dict[tuple, int] = {}
+        self._latencies: dict[tuple, list] = {}
+        self._flushing: asyncio.TimerHandle | None = None
         self._retries: dict[tuple, object] = {}
         self._tokens: dict[tuple, float] = {}
+        self._digests: dict[str, str] = {}  # credential -> its SHA-256, as key digests are
         self._tokens_keys: dict | None = None
 
     # -- from the headers -------------------------------------------------------------------
@@ -592,7 +600,11 @@ class RouterApp:
         if scheme.lower() != "bearer" or not credential:
             return False
         if entry.auth_mode == "Key":
-            digest = hashlib.sha256(credential.encode()).hexdigest()
+            digest = self._digests.get(credential)
+            if digest is None:
+                if len(self._digests) >= TOKEN_CACHE:
+                    self._digests.clear()
+                digest = self._digests[credential] = hashlib.sha256(credential.encode()).hexdigest()
             return any(hmac.compare_digest(digest, known) for known in entry.key_digests)
         if entry.auth_mode == "AMLToken":
             return self._token_valid(entry, credential)
@@ -642,21 +654,21 @@ class RouterApp:
 
     # -- after the answer ---------------------------------------------------------------------
     def record(self, exchange: Exchange) -> None:
-        """Count the answer and log it (called once per request, when it was answered)."""
+        """Count the answer and log it (called once per request, when it was answered).
+        Counts and latencies are added up here and handed to Prometheus every
+        METRICS_SECONDS (``flush``), not one metric update per request."""
         elapsed = time.perf_counter() - exchange.began
         status = exchange.status if exchange.finished and not exchange.gone else 499
         counted = (exchange.endpoint, exchange.deployment, status)
-        counter = self._counters.get(counted)
-        if counter is None:  # labels() is a lookup worth skipping on the hot path
-            counter = self._counters[counted] = metrics.REQUESTS.labels(
-                counted[0], counted[1], str(status)
-            )
-        counter.inc()
+        self._counts[counted] = self._counts.get(counted, 0) + 1
         if exchange.deployment:
-            histogram = self._latencies.get(counted[:2])
-            if histogram is None:
-                histogram = self._latencies[counted[:2]] = metrics.LATENCY.labels(*counted[:2])
-            histogram.observe(elapsed)
+            latencies = self._latencies.get(counted[:2])
+            if latencies is None:
+                latencies = self._latencies[counted[:2]] = [0.0] + [0] * (len(LATENCY_BOUNDS) + 1)
+            latencies[0] += elapsed
+            latencies[1 + bisect_left(LATENCY_BOUNDS, elapsed)] += 1
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().call_later(METRICS_SECONDS, self.flush)
         if self.access_log is not None:
             self.access_log.write(
                 exchange,
@@ -667,6 +679,21 @@ class RouterApp:
                 exchange.queued,
                 exchange.response_id or exchange.request_id,
             )
+
+    def flush(self) -> None:
+        """Hand the counts and latencies added up since the last flush to Prometheus."""
+        self._flushing = None
+        counts, self._counts = self._counts, {}
+        for (endpoint, deployment, status), count in counts.items():
+            counter = self._counters.get((endpoint, deployment, status))
+            if counter is None:
+                counter = self._counters[(endpoint, deployment, status)] = metrics.REQUESTS.labels(
+                    endpoint, deployment, str(status)
+                )
+            counter.inc(count)
+        latencies, self._latencies = self._latencies, {}
+        for labels, (total, *buckets) in latencies.items():
+            metrics.add_latencies(metrics.LATENCY.labels(*labels), total, buckets)
 
 
 class Load:
