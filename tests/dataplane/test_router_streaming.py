@@ -25,7 +25,8 @@ import requests
 from contracts.routing import ROUTES, DeploymentRoute, EndpointRoute
 from tests.dataplane.conftest import ROOT, free_port
 
-FEED = os.environ.get("WEIR_ROUTING_REDIS_URL", "redis://127.0.0.1:6379/13")
+# A Redis db of the data-plane tests' own: a running stack rebuilds its routing table whole.
+FEED = os.environ.get("WEIR_DATAPLANE_TEST_REDIS", "redis://127.0.0.1:6379/13")
 KEY = "streaming-key"
 MB = 1024 * 1024
 
