@@ -25,14 +25,59 @@ ensure_services() {
         pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
         wait_for PostgreSQL pg_isready -h 127.0.0.1 -q
     fi
-    if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
-        say "starting Redis"
-        mkdir -p /var/lib/redis /var/log/redis
-        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+    ensure_redis
+}
+
+redis_settings() {  # the broker's host, port and ACL user, then its password, one a line
+    # Read from the environment, so the password never appears on a command line.
+    python3 - <<'PYTHON'
+import os, sys
+sys.path.insert(0, os.getcwd())
+from urllib.parse import unquote, urlsplit
+from contracts.redis_urls import with_password
+url = urlsplit(with_password(os.environ.get("CELERY_BROKER_URL", "redis://localhost:6379/0")))
+print(url.hostname or "localhost", url.port or 6379, unquote(url.username or "") or "-")
+print(unquote(url.password or ""))
+PYTHON
+}
+
+ensure_redis() {
+    # Redis gets the password (WEIR_REDIS_PASSWORD, or the broker URL's) through the
+    # environment: redis-cli reads REDISCLI_AUTH, a Redis started here reads it from stdin.
+    local host port user password answer quoted
+    { read -r host port user; IFS= read -r password; } < <(redis_settings)
+    [ "$user" = "-" ] && user=""
+    answer=$(redis_ping "$host" "$port" "$user" "$password")
+    case "$answer" in
+        *PONG*) return 0 ;;
+        *NOAUTH*|*WRONGPASS*|*"AUTH failed"*)
+            say "Redis on $host:$port refuses Weir: set WEIR_REDIS_PASSWORD (or the" \
+                "password in CELERY_BROKER_URL) to the one it requires (README, Configuration)"
+            return 1 ;;
+    esac
+    if [ "$host" != 127.0.0.1 ] && [ "$host" != localhost ]; then
+        say "Redis on $host:$port does not answer"; return 1
+    fi
+    say "starting Redis on port $port"
+    mkdir -p /var/lib/redis /var/log/redis
+    # A Redis started here is Weir's own: it requires the password when one is set.
+    quoted=${password//\\/\\\\}
+    quoted=${quoted//\"/\\\"}
+    { [ -z "$password" ] || printf 'requirepass "%s"\n' "$quoted"; } |
+        redis-server - --daemonize yes --bind 127.0.0.1 -::1 --port "$port" --save "" \
             --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
-        wait_for Redis redis-cli -h 127.0.0.1 ping
+    wait_for Redis redis_pong "$host" "$port" "$user" "$password"
+}
+
+redis_ping() {  # redis_ping HOST PORT USER PASSWORD: prints Redis's answer (PONG, NOAUTH ...)
+    if [ -n "$4" ]; then
+        REDISCLI_AUTH=$4 redis-cli -h "$1" -p "$2" ${3:+--user "$3"} ping 2>&1 || true
+    else
+        redis-cli -h "$1" -p "$2" ping 2>&1 || true
     fi
 }
+
+redis_pong() { redis_ping "$@" | grep -q PONG; }
 
 ensure_system_packages() {  # ensure_system_packages DEBIAN_PACKAGE...
     local missing=() package

@@ -7,6 +7,7 @@ import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from contracts.redis_urls import with_password
 from controlplane.server_secrets import random_token, server_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -137,14 +138,15 @@ SPECTACULAR_SETTINGS = {
 #
 # Celery
 #
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://localhost:6379/0")
+# Redis URLs get WEIR_REDIS_PASSWORD when they carry no password of their own.
+CELERY_BROKER_URL = with_password(env("CELERY_BROKER_URL", default="redis://localhost:6379/0"))
 CELERY_TASK_DEFAULT_QUEUE = env("WEIR_QUEUE", default="provision")
 # Environment and image builds run on a queue of their own (a worker with its own
 # concurrency), so a long build never delays a scale, a delete or an autoscale decision.
 WEIR_BUILD_QUEUE = env("WEIR_BUILD_QUEUE", default="builds")
 CELERY_TASK_ROUTES = {"weir.apply_deployment": {"queue": WEIR_BUILD_QUEUE}}
 # Only the tasks the control plane waits on (getLogs) keep a result, for a minute.
-CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
+CELERY_RESULT_BACKEND = with_password(env("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL))
 CELERY_RESULT_EXPIRES = 60
 # How long getLogs waits for a worker to read the replicas' output.
 WEIR_LOGS_TIMEOUT = env.float("WEIR_LOGS_TIMEOUT", default=15.0)
@@ -259,4 +261,4 @@ WEIR_READY_TIMEOUT = env.int("WEIR_READY_TIMEOUT", default=900)
 # Scoring router
 #
 # The Redis that carries the routing table to the router (default: the broker's).
-WEIR_ROUTING_REDIS_URL = env("WEIR_ROUTING_REDIS_URL", default=CELERY_BROKER_URL)
+WEIR_ROUTING_REDIS_URL = with_password(env("WEIR_ROUTING_REDIS_URL", default=CELERY_BROKER_URL))

@@ -6,11 +6,16 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("weir")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery reads these two from the environment ahead of its configuration; the settings' URLs
+# carry WEIR_REDIS_PASSWORD (a URL without it would be refused NOAUTH), so they go back there.
+for _name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+    os.environ[_name] = getattr(settings, _name)
 
 # The worker tasks the control plane sends (see workers/tasks/).
 APPLY_ENDPOINT = "weir.apply_endpoint"

@@ -13,6 +13,7 @@ import signal
 import tempfile
 import time
 
+from contracts.redis_urls import has_password, with_password
 from dataplane.router.proxy import MAX_BODY
 from dataplane.router.slots import SharedCounters
 
@@ -20,6 +21,19 @@ log = logging.getLogger("weir.router")
 PR_SET_PDEATHSIG = 1
 READY_TIMEOUT = 30.0
 RESTART_DELAY = 0.5
+
+
+class RedisUrlAction(argparse.Action):
+    """A Redis URL given on the command line, which must not carry a password: any user of
+    the machine can read a process's command line (``ps``)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if has_password(value):
+            parser.error(
+                f"{option_string} must not carry a password (ps shows command lines): set "
+                "WEIR_REDIS_PASSWORD, or the URL in WEIR_ROUTING_REDIS_URL / CELERY_BROKER_URL"
+            )
+        setattr(namespace, self.dest, value)
 
 
 def parse_args(argv=None):
@@ -41,6 +55,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--redis-url",
+        action=RedisUrlAction,
         default=env("WEIR_ROUTING_REDIS_URL")
         or env("CELERY_BROKER_URL")
         or "redis://localhost:6379/0",
@@ -52,6 +67,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--broker-url",
+        action=RedisUrlAction,
         default=env("CELERY_BROKER_URL") or "redis://localhost:6379/0",
         help="where the autoscaler sends its decisions (the workers' Celery broker)",
     )
@@ -69,7 +85,10 @@ def parse_args(argv=None):
         default=float(env("WEIR_SCALE_DOWN_DELAY", "60")),
         help="seconds of low load before the autoscaler removes replicas",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.redis_url = with_password(args.redis_url)
+    args.broker_url = with_password(args.broker_url)
+    return args
 
 
 class RouterSupervisor:
@@ -163,6 +182,9 @@ def _die_with_parent() -> None:
 def run(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The autoscaler's Celery client reads CELERY_BROKER_URL from the environment ahead of
+    # the broker it is given: it gets --broker-url, with its password.
+    os.environ["CELERY_BROKER_URL"] = args.broker_url
     counters = SharedCounters(args.processes)
     if args.processes == 1:
         from dataplane.router import process

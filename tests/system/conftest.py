@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,6 +45,7 @@ class Stack:
     metrics_url: str = ""
     workers: list = field(default_factory=list)
     servers: list = field(default_factory=list)
+    others: list = field(default_factory=list)  # the agent and the router
 
     # ---- processes --------------------------------------------------------------------
     def start_worker(self) -> None:
@@ -179,9 +181,10 @@ class Stack:
 
 
 def _recreate_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
     with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _wait_until_serving(url: str, ca: str, process: subprocess.Popen) -> None:
@@ -198,19 +201,23 @@ def _wait_until_serving(url: str, ca: str, process: subprocess.Popen) -> None:
     raise RuntimeError("the server did not start within 60s")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("weir-system")
+@contextmanager
+def running_stack(data_dir: Path, database: str, redis_url: str, **settings):
+    """Start the stack (migrations, API and blob servers, workers, agent, router) on a fresh
+    ``database`` and the Redis db ``redis_url`` names (flushed), with ``settings`` added to
+    its environment; stop it on exit. Each process logs to a file in ``data_dir``."""
     base_db = os.environ.get("DATABASE_URL", "postgres://localhost/weir")
-    database_url = base_db.rsplit("/", 1)[0] + f"/{DATABASE}"
+    database_url = base_db.rsplit("/", 1)[0] + f"/{database}"
     _recreate_database(database_url)
-    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    redis.Redis.from_url(broker).flushdb()
+    redis.Redis.from_url(redis_url).flushdb()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "controlplane.settings",
         "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": broker,
+        "CELERY_BROKER_URL": redis_url,
+        # The routing table is in the broker's db, whatever the calling shell exports.
+        "WEIR_ROUTING_REDIS_URL": redis_url,
+        "WEIR_REDIS_PASSWORD": "",
         "WEIR_DATA_DIR": str(data_dir),
         "WEIR_RETRY_AFTER": "1",
         "WEIR_RECONCILE_INTERVAL": "1",
@@ -220,6 +227,7 @@ def stack(tmp_path_factory):
         # Small enough for a test to exceed; the 9 MB test file goes up in 4 MB blocks.
         "WEIR_BLOB_MAX_UPLOAD": str(16 * 1024 * 1024),
         "PYTHONUNBUFFERED": "1",
+        **settings,
     }
     manage = [sys.executable, "manage.py"]
     subprocess.run(
@@ -292,18 +300,28 @@ def stack(tmp_path_factory):
     )
     stack.router_url = f"http://127.0.0.1:{router_port}"
     stack.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    yield stack
-    router.send_signal(signal.SIGTERM)
-    router.wait(timeout=30)
-    router_log.close()
-    stack.stop_worker()
-    agent.send_signal(signal.SIGTERM)
-    agent.wait(timeout=60)
-    agent_log.close()
-    for server in servers:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    server_log.close()
+    stack.others = [agent, router]
+    try:
+        yield stack
+    finally:
+        router.send_signal(signal.SIGTERM)
+        router.wait(timeout=30)
+        router_log.close()
+        stack.stop_worker()
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=60)
+        agent_log.close()
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        server_log.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("weir-system")
+    with running_stack(data_dir, DATABASE, f"redis://127.0.0.1:6379/{REDIS_DB}") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

@@ -148,6 +148,8 @@ class FakeKubernetes(ThreadingHTTPServer):
         self.applied: dict[str, str] = {}
         self.calls: list[tuple[str, str, str, str]] = []
         self.version = 0
+        # Pod names being stopped: listed with a deletionTimestamp (and still Ready).
+        self.terminating: set[str] = set()
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -176,6 +178,11 @@ class FakeKubernetes(ThreadingHTTPServer):
                             "name": name,
                             "namespace": namespace,
                             "labels": template["metadata"]["labels"],
+                            **(
+                                {"deletionTimestamp": "2026-01-01T00:00:00Z"}
+                                if name in self.terminating
+                                else {}
+                            ),
                         },
                         "spec": template["spec"],
                         "status": {

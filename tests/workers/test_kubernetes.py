@@ -12,6 +12,7 @@ from dataplane.agent.spec import Probe
 from tests.workers.conftest import KUBERNETES_TOKEN
 from workers.backends.kubernetes import (
     APPLY,
+    DRAIN,
     ID_LABEL,
     KubernetesBackend,
     KubernetesPlan,
@@ -37,6 +38,7 @@ def plan(**changes) -> KubernetesPlan:
         "readiness": Probe(failure_threshold=3),
         "requests": {"cpu": "500m", "memory": "1Gi"},
         "limits": {"cpu": "1", "memory": "2Gi", "gpu": "1"},
+        "request_timeout": 30.0,
     }
     return KubernetesPlan(**{**values, **changes})
 
@@ -49,6 +51,10 @@ def test_manifests_validate_against_the_kubernetes_schemas():
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["readinessProbe"]["failureThreshold"] == 3
+    # A stopping pod serves on for DRAIN seconds, then has the request timeout to finish.
+    assert "time.sleep(2)" in container["lifecycle"]["preStop"]["exec"]["command"][-1]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= DRAIN + 30
     init = deployment["spec"]["template"]["spec"]["initContainers"][0]["command"][-1]
     assert "dataplane.fetch" in init and "/azureml-models/model" in init
     assert service["spec"]["selector"] == {ID_LABEL: plan().deployment_id}
@@ -108,6 +114,11 @@ def test_apply_scale_status_logs_and_delete(cluster):
     assert backend.scale(blue.deployment_id, 3) == "r1"  # the revision that runs
     assert server.objects[deployment_path]["spec"]["replicas"] == 3
     assert backend.status(blue.deployment_id).ready == 3
+    # A pod being deleted (scale-in) no longer counts as ready, though its condition lags.
+    server.terminating.add("my-endpoint-blue-2")
+    states = {r["name"]: r["state"] for r in backend.status(blue.deployment_id).replicas}
+    assert states["my-endpoint-blue-2"] == "stopping" and states["my-endpoint-blue-0"] == "ready"
+    server.terminating.clear()
 
     # A new revision is a changed template: a new generation of the same Deployment.
     backend.apply(plan(revision="r2", replicas=3))

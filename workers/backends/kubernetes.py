@@ -12,6 +12,7 @@ container that runs ``dataplane.fetch`` on Weir's blob store (SAS URLs).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from controlplane.blobstore import storage
+from controlplane.core.durations import parse_seconds
 from dataplane.agent.spec import Probe
 from workers import replica_plan
 from workers.backends.base import Backend, BackendStatus, Say
@@ -34,6 +36,9 @@ DEPLOYMENT_LABEL = f"{LABEL_PREFIX}/deployment"
 ID_LABEL = f"{LABEL_PREFIX}/deployment-id"
 REVISION_LABEL = f"{LABEL_PREFIX}/revision"
 APPLY = "application/apply-patch+yaml"
+# Seconds a stopping pod goes on serving (preStop) before its SIGTERM: the time Weir's
+# router needs to see it leave (the worker polls its readiness) and the Service's endpoints.
+DRAIN = 2
 
 
 def probe_manifest(probe: Probe) -> dict:
@@ -68,6 +73,7 @@ class KubernetesPlan:
     readiness: Probe = field(default_factory=Probe)
     requests: dict[str, str] = field(default_factory=dict)  # cpu, memory, gpu
     limits: dict[str, str] = field(default_factory=dict)
+    request_timeout: float = 5.0  # seconds: how long a stopping pod may finish a request
 
     @property
     def name(self) -> str:
@@ -118,6 +124,11 @@ def manifests(plan: KubernetesPlan) -> list[dict]:
         "env": environment,
         "livenessProbe": probe_manifest(plan.liveness),
         "readinessProbe": probe_manifest(plan.readiness),
+        # A pod being stopped keeps serving while Weir's router (and the Service) take it
+        # out of rotation; then SIGTERM, and the server finishes what is in flight.
+        "lifecycle": {
+            "preStop": {"exec": {"command": ["python", "-c", f"import time; time.sleep({DRAIN})"]}}
+        },
         "resources": {
             key: value
             for key, value in (
@@ -152,6 +163,7 @@ def manifests(plan: KubernetesPlan) -> list[dict]:
                     ],
                     "containers": [container],
                     "volumes": [{"name": "app", "emptyDir": {}}],
+                    "terminationGracePeriodSeconds": DRAIN + math.ceil(plan.request_timeout) + 5,
                 },
             },
         },
@@ -211,6 +223,9 @@ class KubernetesBackend(Backend):
             readiness=readiness,
             requests=dict(requirements.get("containerResourceRequests") or {}),
             limits=dict(requirements.get("containerResourceLimits") or {}),
+            request_timeout=parse_seconds(
+                (deployment.request_settings or {}).get("requestTimeout") or "PT5S"
+            ),
         )
         say(f"{plan.replicas} pod(s) of {reference} in namespace {self.namespace}")
         return plan
@@ -286,11 +301,16 @@ class KubernetesBackend(Backend):
             ready = any(
                 c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
             )
+            if pod.metadata.deletion_timestamp is not None:
+                # Terminating: its Ready condition lags; it takes no new request from now.
+                state = "stopping"
+            else:
+                state = "ready" if ready else "starting"
             replicas.append(
                 {
                     "name": pod.metadata.name,
                     "address": f"{pod.status.pod_ip}:{SERVER_PORT}" if pod.status.pod_ip else None,
-                    "state": "ready" if ready else "starting",
+                    "state": state,
                     "revision": (pod.metadata.labels or {}).get(REVISION_LABEL),
                 }
             )

@@ -161,6 +161,8 @@ def wait_until_ready(
     last, reported_at = None, 0.0
     while time.monotonic() < deadline:
         status = backend.status(str(deployment.id))
+        if routing.follow_rollout(deployment, status):
+            routing.publish(deployment.endpoint_id)
         seen = status is not None and status.revision == revision
         if not seen and time.monotonic() - started > BACKEND_TIMEOUT:
             raise PermanentError(

@@ -2,9 +2,11 @@
 
 import logging
 
+import redis
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from kombu.exceptions import OperationalError as BrokerError
 from rest_framework.response import Response
 
 from controlplane import tasks
@@ -105,6 +107,14 @@ class GetLogsView(ArmView):
                     "ServiceUnavailable",
                     "The replicas' logs are unavailable: no worker answered within "
                     f"{settings.WEIR_LOGS_TIMEOUT:g}s.",
+                ) from None
+            except (BrokerError, redis.RedisError) as exc:
+                # What Redis said stays in the log: the body says only that it failed.
+                log.warning("logs of %s unavailable: Redis: %s", deployment.arm_id, exc)
+                raise ArmError(
+                    503,
+                    "ServiceUnavailable",
+                    "The replicas' logs are unavailable: the workers cannot be reached.",
                 ) from None
             except Exception as exc:  # the cluster unreachable or refusing: say so, no 500
                 log.warning("logs of %s unavailable: %s", deployment.arm_id, exc)
