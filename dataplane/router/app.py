@@ -17,7 +17,6 @@ import math
 import os
 import random
 import time
-from bisect import bisect_left
 
 import jwt
 
@@ -71,9 +70,6 @@ PATH_PREFIX = "/endpoints/"
 # Verified AMLTokens remembered (until they expire or the signing keys change), and key
 # digests of credentials seen.
 TOKEN_CACHE = 10_000
-# How often counts and latencies are handed to Prometheus.
-METRICS_SECONDS = 0.25
-LATENCY_BOUNDS = metrics.LATENCY_BUCKETS
 # Repeated warnings about one replica: at most one line per this many seconds.
 WARN_EVERY = 1.0
 
@@ -192,9 +188,7 @@ class RouterApp:
         self.warnings = Warnings()
         self.request_ids = _request_ids()
         self._counters: dict[tuple, object] = {}
-        self._counts: dict[tuple, int] = {}
-        self._latencies: dict[tuple, list] = {}
-        self._flushing: asyncio.TimerHandle | None = None
+        self._latencies: dict[tuple, object] = {}
         self._retries: dict[tuple, object] = {}
         self._tokens: dict[tuple, float] = {}
         self._digests: dict[str, str] = {}  # credential -> its SHA-256, as key digests are
@@ -655,20 +649,21 @@ class RouterApp:
     # -- after the answer ---------------------------------------------------------------------
     def record(self, exchange: Exchange) -> None:
         """Count the answer and log it (called once per request, when it was answered).
-        Counts and latencies are added up here and handed to Prometheus every
-        METRICS_SECONDS (``flush``), not one metric update per request."""
+        Counted at once, not in batches: a process that is killed loses no counts."""
         elapsed = time.perf_counter() - exchange.began
         status = exchange.status if exchange.finished and not exchange.gone else 499
         counted = (exchange.endpoint, exchange.deployment, status)
-        self._counts[counted] = self._counts.get(counted, 0) + 1
+        counter = self._counters.get(counted)
+        if counter is None:  # labels() is a lookup worth skipping on the hot path
+            counter = self._counters[counted] = metrics.REQUESTS.labels(
+                counted[0], counted[1], str(status)
+            )
+        counter.inc()
         if exchange.deployment:
-            latencies = self._latencies.get(counted[:2])
-            if latencies is None:
-                latencies = self._latencies[counted[:2]] = [0.0] + [0] * (len(LATENCY_BOUNDS) + 1)
-            latencies[0] += elapsed
-            latencies[1 + bisect_left(LATENCY_BOUNDS, elapsed)] += 1
-        if self._flushing is None:
-            self._flushing = asyncio.get_running_loop().call_later(METRICS_SECONDS, self.flush)
+            histogram = self._latencies.get(counted[:2])
+            if histogram is None:
+                histogram = self._latencies[counted[:2]] = metrics.LATENCY.labels(*counted[:2])
+            histogram.observe(elapsed)
         if self.access_log is not None:
             self.access_log.write(
                 exchange,
@@ -679,21 +674,6 @@ class RouterApp:
                 exchange.queued,
                 exchange.response_id or exchange.request_id,
             )
-
-    def flush(self) -> None:
-        """Hand the counts and latencies added up since the last flush to Prometheus."""
-        self._flushing = None
-        counts, self._counts = self._counts, {}
-        for (endpoint, deployment, status), count in counts.items():
-            counter = self._counters.get((endpoint, deployment, status))
-            if counter is None:
-                counter = self._counters[(endpoint, deployment, status)] = metrics.REQUESTS.labels(
-                    endpoint, deployment, str(status)
-                )
-            counter.inc(count)
-        latencies, self._latencies = self._latencies, {}
-        for labels, (total, *buckets) in latencies.items():
-            metrics.add_latencies(metrics.LATENCY.labels(*labels), total, buckets)
 
 
 class Load:

@@ -74,13 +74,3 @@ RETRIES = Counter(
     "connection before answering",
     ["endpoint", "deployment"],
 )
-
-
-def add_latencies(histogram, total: float, buckets: list[int]) -> None:
-    """Add many observations to one labelled Histogram at once: their sum, and how many fell
-    in each bucket (by LATENCY_BUCKETS, then +Inf). prometheus_client has no public call for
-    this; its histograms keep one value per bucket (``_buckets``) and the sum (``_sum``)."""
-    for value, count in zip(histogram._buckets, buckets, strict=True):
-        if count:
-            value.inc(count)
-    histogram._sum.inc(total)

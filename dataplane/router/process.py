@@ -54,7 +54,6 @@ async def main(args, counters: SharedCounters, ready_fd: int | None = None) -> N
     if ready_fd is not None:
         os.write(ready_fd, b".")
     await serve_until_signalled(server, args.host, args.port, announce=ready_fd is None)
-    app.flush()
     stop_autoscaler.set()
     for task in background:
         task.cancel()

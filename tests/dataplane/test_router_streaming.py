@@ -406,30 +406,3 @@ def test_a_replica_killed_under_load_fails_no_request(router, routes, replica, t
     # At most one line a second about the replica, each with a count.
     assert 1 <= len(warnings) <= seconds + 2, warnings
     assert all("times in" in line for line in warnings)
-
-
-def test_latencies_added_in_a_batch_read_as_if_observed_one_by_one():
-    from bisect import bisect_left
-
-    from prometheus_client import CollectorRegistry, Histogram
-
-    from dataplane.router.metrics import LATENCY_BUCKETS, add_latencies
-
-    registry = CollectorRegistry()
-    latency = Histogram("t", "t", ["how"], buckets=LATENCY_BUCKETS, registry=registry)
-    seconds = [0.0005, 0.001, 0.003, 0.003, 0.2, 45.0]
-    buckets = [0] * (len(LATENCY_BUCKETS) + 1)
-    for value in seconds:
-        latency.labels("one by one").observe(value)
-        buckets[bisect_left(LATENCY_BUCKETS, value)] += 1
-    add_latencies(latency.labels("batch"), sum(seconds), buckets)
-
-    def samples(how: str) -> list:
-        family = next(iter(registry.collect()))
-        return [
-            (s.name, s.labels.get("le"), s.value)
-            for s in family.samples
-            if s.labels["how"] == how and not s.name.endswith("_created")
-        ]
-
-    assert samples("batch") == samples("one by one")
