@@ -1,14 +1,22 @@
 """A lean HTTP/1.1 server transport for the data plane: asyncio Protocol + httptools,
-keep-alive, pipelining.
+keep-alive, pipelining, and a graceful stop.
 
 Requests on one connection are answered in order. A synchronous handler runs inline on the
 event loop (concurrency 1: no thread hand-off per request) or on a thread pool; an async
-handler (the router's) runs as a task per request, connections still answering in order.
+handler runs as a task per request, connections still answering in order. The router brings
+its own protocol (``protocol``): it streams bodies instead of reading them whole.
+
+On SIGTERM the server stops accepting, closes idle keep-alive connections, lets requests in
+progress finish (their answers say ``connection: close``) for up to a grace period, then
+exits. asyncio's ``Server.wait_closed()`` does not wait for connections on Python 3.11, so
+``Listener`` keeps the set of open connections itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +25,10 @@ from http import HTTPStatus
 import httptools
 
 REASONS = {status.value: status.phrase for status in HTTPStatus}
+# How long a stopping server lets requests in progress finish (WEIR_DRAIN_SECONDS).
+DRAIN_SECONDS = 30.0
+
+log = logging.getLogger("weir.http")
 
 
 class Headers(dict):
@@ -81,7 +93,10 @@ class HttpProtocol(asyncio.Protocol):
     # Bodies past this are not kept: the request is answered 413 once fully read.
     max_body: int | None = None
 
-    def __init__(self, handle, pool: ThreadPoolExecutor | None):
+    def __init__(self, handle, pool: ThreadPoolExecutor | None, listener: Listener | None = None):
+        self.listener = listener
+        self.stopping = False
+        self.in_message = False
         self.handle = handle  # Request -> Response (or an awaitable of one); must not raise
         self.pool = pool
         # A coroutine function, or an object whose __call__ is one (the router's app).
@@ -97,9 +112,22 @@ class HttpProtocol(asyncio.Protocol):
     # -- asyncio callbacks ----------------------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
+        if self.listener is not None:
+            self.listener.connections.add(self)
+            if self.listener.draining:
+                self.stop()
 
     def connection_lost(self, exc):
         self.transport = None
+        if self.listener is not None:
+            self.listener.connections.discard(self)
+
+    def stop(self) -> None:
+        """A graceful stop: close now if idle, else once the requests read are answered."""
+        self.stopping = True
+        if not self.busy and not self.pending and not self.in_message and self.transport:
+            self.transport.close()
+            self.transport = None
 
     def data_received(self, data: bytes):
         try:
@@ -109,6 +137,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- httptools callbacks --------------------------------------------------------------
     def on_message_begin(self):
+        self.in_message = True
         self._url, self._headers, self._body = b"", [], []
         self._body_size = 0
 
@@ -126,6 +155,7 @@ class HttpProtocol(asyncio.Protocol):
             self._body = []
 
     def on_message_complete(self):
+        self.in_message = False
         request = Request(
             self.parser.get_method().decode(),
             self._url,
@@ -152,7 +182,11 @@ class HttpProtocol(asyncio.Protocol):
         if not self.pending or self.transport is None:
             self.busy = False
             if self.transport is not None:
-                self.transport.resume_reading()
+                if self.stopping and not self.in_message:
+                    self.transport.close()
+                    self.transport = None
+                else:
+                    self.transport.resume_reading()
             return
         self.busy = True
         self.transport.pause_reading()
@@ -174,10 +208,46 @@ class HttpProtocol(asyncio.Protocol):
     def _send(self, response: Response, keep_alive: bool, head: bool):
         if self.transport is None:
             return
+        if self.stopping and not self.pending:
+            keep_alive = False
         self.transport.write(response.encode(keep_alive, head))
         if not keep_alive:
             self.transport.close()
             self.transport = None
+
+
+class Listener:
+    """A listening server and the connections it accepted (for a graceful stop)."""
+
+    def __init__(self):
+        self.server: asyncio.AbstractServer | None = None
+        self.connections: set = set()
+        self.draining = False
+
+    def close(self) -> None:
+        self.server.close()
+
+    async def wait_closed(self) -> None:
+        await self.server.wait_closed()
+
+    async def drain(self, grace: float) -> None:
+        """Stop accepting (new connections are refused), close idle connections, wait up
+        to ``grace`` seconds for the others to finish their requests, then drop them."""
+        self.draining = True
+        self.server.close()
+        for connection in list(self.connections):
+            connection.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if self.connections:
+            busy = len(self.connections)
+            log.warning("%d connection(s) still busy after %g s; closing them", busy, grace)
+            for connection in list(self.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
+        await self.server.wait_closed()
 
 
 async def serve(
@@ -188,17 +258,24 @@ async def serve(
     sock=None,
     max_body: int | None = None,
     reuse_port: bool = False,
-) -> asyncio.Server:
+    protocol=None,
+) -> Listener:
+    """Listen on host:port (or ``sock``). ``protocol(handle, listener)``, when given, makes
+    each connection's protocol instead of HttpProtocol."""
     pool = ThreadPoolExecutor(concurrency, "score") if concurrency > 1 else None
     loop = asyncio.get_running_loop()
+    listener = Listener()
 
-    def protocol():
-        connection = HttpProtocol(handle, pool)
+    def default():
+        connection = HttpProtocol(handle, pool, listener)
         connection.max_body = max_body
         return connection
 
-    return await loop.create_server(
-        protocol,
+    def custom():
+        return protocol(handle, listener)
+
+    listener.server = await loop.create_server(
+        default if protocol is None else custom,
         host=None if sock else host,
         port=None if sock else port,
         sock=sock,
@@ -206,13 +283,22 @@ async def serve(
         reuse_port=reuse_port or None,
         backlog=1024,
     )
+    return listener
 
 
 async def serve_until_signalled(
-    server: asyncio.Server, host: str, port: int, announce: bool = True
+    server: Listener,
+    host: str,
+    port: int,
+    announce: bool = True,
+    grace: float | None = None,
 ) -> None:
     """Announce readiness (``READY http://host:port`` on stdout, which supervisors wait
-    for), serve until SIGTERM or SIGINT, then stop accepting and close."""
+    for), serve until SIGTERM or SIGINT, then stop gracefully: refuse new connections,
+    close idle ones, let requests in progress finish within ``grace`` seconds
+    (``WEIR_DRAIN_SECONDS``, 30 by default)."""
+    if grace is None:
+        grace = float(os.environ.get("WEIR_DRAIN_SECONDS", DRAIN_SECONDS))
     if announce:
         print(f"READY http://{host}:{port}", flush=True)
     stop = asyncio.Event()
@@ -220,5 +306,4 @@ async def serve_until_signalled(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    server.close()
-    await server.wait_closed()
+    await server.drain(grace)

@@ -14,6 +14,7 @@ import tempfile
 import time
 
 from contracts.redis_urls import has_password, with_password
+from dataplane.router.proxy import MAX_BODY
 from dataplane.router.slots import SharedCounters
 
 log = logging.getLogger("weir.router")
@@ -69,6 +70,13 @@ def parse_args(argv=None):
         action=RedisUrlAction,
         default=env("CELERY_BROKER_URL") or "redis://localhost:6379/0",
         help="where the autoscaler sends its decisions (the workers' Celery broker)",
+    )
+    parser.add_argument(
+        "--max-body",
+        type=int,
+        default=int(env("WEIR_SCORING_MAX_BODY", str(MAX_BODY))),
+        help="bytes in one scoring request body; more is refused with 413 (default: "
+        "azureml-fe's 100 MB)",
     )
     parser.add_argument("--queue", default=env("WEIR_QUEUE", "provision"))
     parser.add_argument(

@@ -3,9 +3,9 @@
 Lines name the endpoint, the deployment that served, the status, the time taken and the
 time queued, and the request id (to find the request in the replica's log). They carry no
 bodies, no query strings and no headers beyond that, so no credential reaches the log.
-Lines are buffered and written every FLUSH_SECONDS, not once per request, in writes of at
-most PIPE_BUF bytes ending at a line's end, so several router processes sharing one stdout
-or file never interleave within a line.
+Lines are kept as tuples, then formatted and written every FLUSH_SECONDS, not once per
+request, in writes of at most PIPE_BUF bytes ending at a line's end, so several router
+processes sharing one stdout or file never interleave within a line.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _quote = encode_basestring_ascii
 class AccessLog:
     def __init__(self, fd: int):
         self.fd = fd
-        self.lines: list[str] = []
+        self.lines: list[tuple] = []
 
     def write(
         self,
@@ -35,14 +35,22 @@ class AccessLog:
         queued_ms: str,
         request_id: str,
     ) -> None:
-        # Formatted by hand (json.dumps of a dict costs more than the rest of the line);
-        # the strings a client controls are JSON-escaped.
-        queue = queued_ms or "null"
+        # Kept as a tuple: the line is formatted when the batch is written.
         self.lines.append(
-            f'{{"time": {time.time():.3f}, "method": {_quote(request.method)}, '
-            f'"path": {_quote(request.path)}, "endpoint": {_quote(endpoint)}, '
+            (time.time(), request.method, request.path, endpoint, deployment, status, seconds,
+             queued_ms, request_id)
+        )  # fmt: skip
+
+    @staticmethod
+    def format(record: tuple) -> str:
+        # By hand (json.dumps of a dict costs more than the rest of the line); the strings
+        # a client controls are JSON-escaped.
+        when, method, path, endpoint, deployment, status, seconds, queued_ms, request_id = record
+        return (
+            f'{{"time": {when:.3f}, "method": {_quote(method)}, '
+            f'"path": {_quote(path)}, "endpoint": {_quote(endpoint)}, '
             f'"deployment": {_quote(deployment)}, "status": {status}, '
-            f'"durationMs": {seconds * 1000:.2f}, "queueMs": {queue}, '
+            f'"durationMs": {seconds * 1000:.2f}, "queueMs": {queued_ms or "null"}, '
             f'"requestId": {_quote(request_id)}}}'
         )
 
@@ -50,8 +58,8 @@ class AccessLog:
         lines, self.lines = self.lines, []
         chunk: list[bytes] = []
         size = 0
-        for line in lines:
-            data = line.encode() + b"\n"
+        for record in lines:
+            data = self.format(record).encode() + b"\n"
             if size + len(data) > select.PIPE_BUF and chunk:
                 os.write(self.fd, b"".join(chunk))
                 chunk, size = [], 0

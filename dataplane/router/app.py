@@ -1,5 +1,9 @@
 """Scoring requests: find the endpoint, authenticate, pick a deployment and a replica,
-forward, and say who served. Error statuses are mapped here, with a JSON body each."""
+forward, and say who served. Error statuses are mapped here, with a JSON body each.
+
+All that decides where a request goes (endpoint, credential, deployment, size) is read from
+its headers (``dispatch``); a refused request is answered before its body is read. The body
+and the answer then stream through (``proxy.Exchange``)."""
 
 from __future__ import annotations
 
@@ -10,21 +14,24 @@ import itertools
 import json
 import logging
 import math
+import os
 import random
 import time
-import uuid
 
 import jwt
 
 from contracts.routing import TOKEN_ISSUER, DeploymentRoute, EndpointRoute
-from dataplane.http import REASONS, Request, Response
+from dataplane.http import REASONS
 from dataplane.router import metrics
 from dataplane.router.accesslog import AccessLog
+from dataplane.router.proxy import BUFFERED, CONTINUE, MAX_BODY, Exchange
 from dataplane.router.slots import SharedCounters
 from dataplane.router.table import RoutingTable
 from dataplane.router.upstream import (
+    Collected,
     Upstream,
     UpstreamBroken,
+    UpstreamClosed,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -32,9 +39,22 @@ from dataplane.router.upstream import (
 log = logging.getLogger("weir.router")
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
-# Not forwarded to replicas: the caller's credential, and hop-by-hop headers.
+# Not forwarded to replicas: the caller's credential, and hop-by-hop headers (an answer's
+# framing is the router's own).
 DROPPED = frozenset(
-    {"authorization", "host", "connection", "keep-alive", "transfer-encoding", "content-length"}
+    {
+        b"authorization",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"content-length",
+        b"expect",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-connection",
+    }
 )
 # Copies to a shadow deployment in flight at once, per endpoint: a slow shadow cannot make
 # the router hold more than this many extra requests (the rest are not mirrored).
@@ -47,13 +67,106 @@ QUEUE_HEADER = "ms-azureml-queue-time-ms"
 QUEUE_POLL = 0.005
 # Path-based scoring URIs: /endpoints/{workspace}/{endpoint}/score (no wildcard DNS needed).
 PATH_PREFIX = "/endpoints/"
-# Azure's limit on a scoring request body.
-MAX_BODY = 100 * 1024 * 1024
+# Verified AMLTokens remembered (until they expire or the signing keys change), and key
+# digests of credentials seen.
+TOKEN_CACHE = 10_000
+# Repeated warnings about one replica: at most one line per this many seconds.
+WARN_EVERY = 1.0
+
+JSON_TYPE = b"content-type: application/json\r\n"
+UNAUTHORIZED = b"www-authenticate: Bearer\r\n"
+RETRY_AFTER = b"retry-after: 1\r\n"
 
 
-def _json(status: int, message: str, extra: list | None = None) -> Response:
-    body = json.dumps({"message": message}).encode()
-    return Response(status, body, [("content-type", "application/json"), *(extra or [])])
+class Refusal:
+    """An answer of the router's own: a status and a message, sent as JSON."""
+
+    __slots__ = ("status", "message", "head")
+
+    def __init__(self, status: int, message: str, head: bytes = b""):
+        self.status, self.message, self.head = status, message, head
+
+    def body(self) -> bytes:
+        return json.dumps({"message": self.message}).encode()
+
+
+class Warnings:
+    """Warnings about one thing (a replica) at most once per WARN_EVERY seconds each, with
+    how many there were: a replica that went away fails every request sent to it, and the
+    log should say so once a second, not a thousand times."""
+
+    def __init__(self):
+        self.seen: dict[str, list] = {}  # key -> [count since last line, last line's time]
+
+    def warn(self, key: str, message: str, *args) -> None:
+        now = time.monotonic()
+        seen = self.seen.get(key)
+        if seen is None:
+            if len(self.seen) > 4096:
+                self.seen.clear()
+            seen = self.seen[key] = [0, now - WARN_EVERY]
+        seen[0] += 1
+        if now - seen[1] >= WARN_EVERY:
+            log.warning(message + " (%d times in %.1f s)", *args, seen[0], now - seen[1])
+            seen[0], seen[1] = 0, now
+
+
+def _request_ids():
+    """x-request-id for requests that come without one: a random per-process prefix and a
+    counter, in UUID form (uuid4 per request costs a system call)."""
+    prefix = os.urandom(10).hex()
+    template = f"{prefix[:8]}-{prefix[8:12]}-4{prefix[12:15]}-a{prefix[15:18]}-"
+    for number in itertools.count():
+        yield f"{template}{number & 0xFFFFFFFFFFFF:012x}"
+
+
+class LiveSink:
+    """Where a replica's answer goes: to the client, with the router's headers (who served,
+    time queued, the request id) and Azure's model-error mapping; a copy of up to BUFFERED
+    bytes is kept when a shadow answer is to be compared with it."""
+
+    __slots__ = ("exchange", "served_by", "request_id", "score", "copy")
+
+    def __init__(self, exchange: Exchange, served_by: bytes, request_id: str, score: bool):
+        self.exchange = exchange
+        self.served_by = served_by
+        self.request_id = request_id
+        self.score = score
+        self.copy: Collected | None = None
+
+    def start(self, status: int, headers: list, length: int | None) -> None:
+        if self.copy is not None:
+            self.copy.start(status, headers, length)
+        lines = []
+        exchange = self.exchange
+        exchange.response_id = ""
+        for name, value in headers:
+            lower = name.lower()
+            if lower in DROPPED:
+                continue
+            if lower == b"x-request-id":
+                exchange.response_id = value.decode("latin-1")
+            lines.append(b"%s: %s\r\n" % (name, value))
+        if not exchange.response_id:
+            exchange.response_id = self.request_id
+            lines.append(b"x-request-id: %s\r\n" % self.request_id.encode("latin-1"))
+        if status >= 400 and self.score:
+            # Azure's model error: the replica's own status and reason in headers.
+            lines.append(
+                b"ms-azureml-model-error-statuscode: %d\r\nms-azureml-model-error-reason: %s\r\n"
+                % (status, REASONS.get(status, "Unknown").encode())
+            )
+            status = 424
+        lines.append(self.served_by)
+        exchange.start(status, b"".join(lines), length)
+
+    def data(self, chunk: bytes) -> None:
+        self.exchange.write(chunk)
+        if self.copy is not None:
+            self.copy.data(chunk)
+
+    def end(self) -> None:
+        self.exchange.end()
 
 
 class RouterApp:
@@ -63,232 +176,504 @@ class RouterApp:
         upstream: Upstream | None = None,
         access_log: AccessLog | None = None,
         counters: SharedCounters | None = None,
+        max_body: int = MAX_BODY,
     ):
         self.table = table
         self.counters = counters or SharedCounters(1)
         self.access_log = access_log
         self.upstream = upstream or Upstream()
+        self.max_body = max_body
         self.loads: dict[tuple, Load] = {}
         self.mirrors_in_flight: dict[tuple, int] = {}
+        self.warnings = Warnings()
+        self.request_ids = _request_ids()
         self._counters: dict[tuple, object] = {}
         self._latencies: dict[tuple, object] = {}
+        self._retries: dict[tuple, object] = {}
+        self._tokens: dict[tuple, float] = {}
+        self._digests: dict[str, str] = {}  # credential -> its SHA-256, as key digests are
+        self._tokens_keys: dict | None = None
 
-    async def __call__(self, request: Request) -> Response:
-        started = time.perf_counter()
-        endpoint = ""
+    # -- from the headers -------------------------------------------------------------------
+    def dispatch(self, exchange: Exchange) -> None:
+        """Route ``exchange`` on its headers: refuse it at once, or start serving it."""
+        exchange.began = time.perf_counter()
         try:
-            endpoint, response = await self._route(request)
+            refusal = self._dispatch(exchange)
         except Exception:  # a bug of ours answers 500; the router goes on
-            log.exception("unexpected error routing %s", request.path)
-            response = _json(500, "An unexpected error occurred in the router.")
-        elapsed = time.perf_counter() - started
-        deployment = queued = request_id = ""
-        for name, value in response.headers:
-            if name == DEPLOYMENT_HEADER:
-                deployment = value
-            elif name == QUEUE_HEADER:
-                queued = value
-            elif name == "x-request-id":
-                request_id = value
-        counted = (endpoint, deployment, response.status)
-        counter = self._counters.get(counted)
-        if counter is None:  # labels() is a lookup worth skipping on the hot path
-            counter = self._counters[counted] = metrics.REQUESTS.labels(*map(str, counted))
-        counter.inc()
-        if deployment:
-            histogram = self._latencies.get(counted[:2])
-            if histogram is None:
-                histogram = self._latencies[counted[:2]] = metrics.LATENCY.labels(*counted[:2])
-            histogram.observe(elapsed)
-        if self.access_log is not None:
-            self.access_log.write(
-                request, endpoint, deployment, response.status, elapsed, queued, request_id
-            )
-        return response
+            log.exception("unexpected error routing %s", exchange.path)
+            refusal = Refusal(500, "An unexpected error occurred in the router.")
+        if refusal is not None:
+            self.refuse(exchange, refusal)
 
-    async def _route(self, request: Request) -> tuple[str, Response]:
+    def _dispatch(self, exchange: Exchange) -> Refusal | None:
         """Find the endpoint by host ({endpoint}.{workspace}.{domain}) or by path
-        (/endpoints/{workspace}/{endpoint}/...), then serve. Returns (endpoint, response)."""
-        path = request.path
+        (/endpoints/{workspace}/{endpoint}/...), check the credential and the size, pick
+        the deployment, and start serving; or say why not."""
+        path = exchange.path
         if path.startswith(PATH_PREFIX):
             parts = path.split("/", 4)
             if len(parts) < 4:
-                return "", _json(404, f"No endpoint is served at {path}.")
+                return Refusal(404, f"No endpoint is served at {path}.")
             entry = self.table.lookup_path(parts[2], parts[3])
             path = "/" + (parts[4] if len(parts) > 4 else "")
             if entry is None:
-                return "", _json(404, f"No endpoint '{parts[3]}' in workspace '{parts[2]}'.")
+                return Refusal(404, f"No endpoint '{parts[3]}' in workspace '{parts[2]}'.")
         else:
-            host = request.headers.get("host", "").rsplit(":", 1)[0].lower()
+            host = exchange.host.rsplit(":", 1)[0].lower()
             if path == "/healthz":
-                return "", Response(200, b"ok")
+                exchange.respond(200, b"", b"ok")
+                return None
             entry = self.table.lookup(host)
             if entry is None:
-                return "", _json(404, f"No endpoint is served at {host}.")
-        return entry.name, await self._serve(request, entry, path)
-
-    async def _serve(self, request: Request, entry: EndpointRoute, path: str) -> Response:
-        if not self._authorized(entry, request.headers.get("authorization", "")):
-            return _json(401, "The request is not authorized.", [("www-authenticate", "Bearer")])
-        requested = request.headers.get(DEPLOYMENT_HEADER)
+                return Refusal(404, f"No endpoint is served at {host}.")
+        exchange.endpoint = entry.name
+        if not self._authorized(entry, exchange.authorization):
+            return Refusal(401, "The request is not authorized.", UNAUTHORIZED)
+        if exchange.length is not None and exchange.length > self.max_body:
+            return self._too_large()
+        requested = exchange.deployment_header
+        shadow = None
         if requested:
             deployment = next(
                 (d for d in entry.deployments if d.lower() == requested.lower()), None
             )
             if deployment is None:
-                return _json(404, f"Deployment '{requested}' does not exist on this endpoint.")
+                return Refusal(404, f"Deployment '{requested}' does not exist on this endpoint.")
         else:
             deployment = self._pick(entry.traffic)
             if deployment is None:
-                return _json(404, "The endpoint has no deployment with traffic above 0.")
+                return Refusal(404, "The endpoint has no deployment with traffic above 0.")
             # Only requests routed by the traffic rules are mirrored, as on Azure.
             shadow = self._mirror_target(entry)
-            if shadow is not None:
-                return await self._mirrored(request, path, entry, deployment, shadow)
-        return await self._forward(request, path, entry, deployment)
+        if exchange.expect and exchange.expects_body:
+            exchange.expect = False
+            exchange.client.write(CONTINUE)
+        exchange.when_read(lambda: self._start(exchange, entry, path, deployment, shadow))
+        return None
 
+    def _start(self, exchange, entry, path, deployment, shadow) -> None:
+        """The body is read (or known to be streamed): forward, without a task when a slot
+        and a pooled connection are free at once (most requests), else in one."""
+        if exchange.gone:
+            return
+        try:
+            if (
+                shadow is None
+                and exchange.complete
+                and self._at_once(exchange, entry, path, deployment)
+            ):
+                return
+        except Exception:  # a bug of ours answers 500; the router goes on
+            log.exception("unexpected error routing %s", exchange.path)
+            self._answer(exchange, Refusal(500, "An unexpected error occurred in the router."))
+            return
+        asyncio.ensure_future(self._serve(exchange, entry, path, deployment, shadow))
+
+    def _at_once(self, exchange, entry, path, deployment) -> bool:
+        """Send a whole body on a pooled connection if a replica has room now; the answer
+        completes in callbacks. False when the request has to wait or connect."""
+        settings = entry.deployments.get(deployment)
+        if settings is None or not settings.replicas:
+            return False
+        load = self._load(entry, deployment, settings)
+        address = load.try_acquire(settings.replicas, settings.max_concurrent_requests_per_instance)
+        if address is None:
+            return False
+        connection = self.upstream.pooled(address)
+        if connection is None:
+            load.release(address)
+            return False
+        request_id = exchange.request_id or next(self.request_ids)
+        exchange.response_id = request_id
+        exchange.deployment, exchange.queued = deployment, "0.0"
+        served_by = b"azureml-model-deployment: %s\r\nms-azureml-queue-time-ms: 0.0\r\n" % (
+            deployment.encode("latin-1")
+        )
+        sink = LiveSink(exchange, served_by, request_id, path.startswith("/score"))
+        target = f"{path}?{exchange.query}" if exchange.query else path
+        body = exchange.body()
+        waiter = connection.begin(
+            sink,
+            b"%shost: %s\r\ncontent-length: %d\r\n\r\n%s"
+            % (self._head(exchange, target, request_id), address.encode(), len(body), body),
+        )
+        connection.arm(settings.request_timeout)
+        exchange.upstream = connection
+        waiter.add_done_callback(
+            lambda done: self._answered(done, exchange, entry, path, deployment, load, address)
+        )
+        return True
+
+    def _answered(self, done, exchange, entry, path, deployment, load, address) -> None:
+        connection = exchange.upstream
+        exchange.upstream = None
+        error = done.exception()
+        self.upstream.done(address, connection, error is None)
+        load.release(address)
+        if error is None or exchange.gone:
+            return
+        if isinstance(error, UpstreamClosed):
+            # A pooled connection the replica had closed, or a replica gone: as a request
+            # that waited, with connecting and retries.
+            asyncio.ensure_future(self._serve(exchange, entry, path, deployment, None))
+            return
+        settings = entry.deployments.get(deployment)
+        served_by = b"azureml-model-deployment: %s\r\n" % deployment.encode("latin-1")
+        if isinstance(error, UpstreamTimeout):
+            timeout = settings.request_timeout if settings is not None else 0
+            message = f"The model did not answer within {timeout:g} s (requestTimeout)."
+            self._answer(exchange, Refusal(408, message, served_by))
+        else:
+            message = f"A replica of '{deployment}' dropped the connection mid-request."
+            self._answer(exchange, Refusal(502, message, served_by))
+
+    def _load(self, entry, deployment: str, settings) -> Load:
+        key = (entry.name, entry.workspace, deployment)
+        load = self.loads.get(key)
+        if load is None:
+            load = self.loads[key] = Load(self.counters, settings.id, entry.name, deployment)
+        load.settings = settings
+        return load
+
+    def refuse(self, exchange: Exchange, refusal: Refusal) -> None:
+        exchange.respond(refusal.status, JSON_TYPE + refusal.head, refusal.body())
+
+    def _too_large(self) -> Refusal:
+        return Refusal(413, f"The request body is larger than {self.max_body} bytes.")
+
+    def too_large(self, exchange: Exchange) -> None:
+        """The body grew past the limit (chunked, or more than its Content-Length said)."""
+        if exchange.sink is not None and exchange.sink.transport is not None:
+            exchange.sink.transport.abort()
+        if exchange.started:
+            exchange.abort()
+        else:
+            self.refuse(exchange, self._too_large())
+        exchange.gone = True
+        exchange._wake()
+
+    # -- serving ------------------------------------------------------------------------------
+    async def _serve(
+        self, exchange: Exchange, entry: EndpointRoute, path: str, deployment: str, shadow
+    ) -> None:
+        try:
+            body = await exchange.whole_body()
+            if exchange.gone:
+                return
+            request_id = exchange.request_id or next(self.request_ids)
+            exchange.response_id = request_id
+            if shadow is not None and body is not None:
+                self._mirror(exchange, entry, path, deployment, shadow, body, request_id)
+                return
+            refusal = await self._forward(exchange, path, entry, deployment, body, request_id)
+            if refusal is not None:
+                self._answer(exchange, refusal)
+        except Exception:  # a bug of ours answers 500; the router goes on
+            log.exception("unexpected error routing %s", exchange.path)
+            self._answer(exchange, Refusal(500, "An unexpected error occurred in the router."))
+
+    def _answer(self, exchange: Exchange, refusal: Refusal) -> None:
+        if exchange.started:
+            exchange.abort()
+        else:
+            self.refuse(exchange, refusal)
+
+    async def _forward(
+        self,
+        exchange: Exchange,
+        path: str,
+        entry: EndpointRoute,
+        deployment: str,
+        body: bytes | None,
+        request_id: str,
+        sink=None,
+        copy: Collected | None = None,
+    ) -> Refusal | None:
+        """Send the request to a replica of ``deployment``, its answer to ``sink`` (the
+        client when None, and to ``copy`` too); or say why it could not be served."""
+        settings = entry.deployments.get(deployment)
+        replicas = settings.replicas if settings is not None else ()
+        live = sink is None
+        served_by = b"azureml-model-deployment: %s\r\n" % deployment.encode("latin-1")
+        if live:
+            exchange.deployment = deployment
+        if not replicas:
+            return Refusal(503, f"Deployment '{deployment}' has no ready replica.", served_by)
+        load = self._load(entry, deployment, settings)
+        slot = await load.acquire(
+            replicas, settings.max_concurrent_requests_per_instance, settings.max_queue_wait
+        )
+        if isinstance(slot, Refusal):
+            slot.head += served_by
+            return slot
+        address, queued_ms = slot
+        queued = f"{queued_ms:.1f}"
+        served_by += b"ms-azureml-queue-time-ms: %s\r\n" % queued.encode()
+        target = f"{path}?{exchange.query}" if exchange.query else path
+        if live:
+            exchange.queued = queued
+            sink = LiveSink(exchange, served_by, request_id, path.startswith("/score"))
+            sink.copy = copy
+        head = self._head(exchange, target, request_id)
+        timeout = settings.request_timeout
+        tried = [address]
+        fresh = body is None  # a streamed body goes on a new connection: it is sent once
+        try:
+            while True:
+                if live and exchange.gone:
+                    return None
+                connection = None if fresh else self.upstream.pooled(address)
+                reused = connection is not None
+                if connection is None:
+                    try:
+                        connection = await self.upstream.connect(address, timeout)
+                    except UpstreamError:
+                        # Nothing was sent (a streamed body waits for its connection).
+                        self.warnings.warn(
+                            address, "replica %s of %s unreachable", address, deployment
+                        )
+                        other = self._another(load, address, replicas, tried, entry.name)
+                        if other is None:
+                            return self._unreachable(deployment, served_by)
+                        address = other
+                        continue
+                    if live and exchange.gone:
+                        self.upstream.done(address, connection, True)
+                        return None
+                request = b"%shost: %s\r\n" % (head, address.encode())
+                if body is not None:
+                    waiter = connection.begin(
+                        sink, b"%scontent-length: %d\r\n\r\n%s" % (request, len(body), body)
+                    )
+                    connection.arm(timeout)
+                else:
+                    waiter = connection.begin(sink, request + exchange.body_head() + b"\r\n")
+                    exchange.attach(connection, timeout)
+                if live:
+                    exchange.upstream = connection
+                try:
+                    await waiter
+                except UpstreamClosed:
+                    self.upstream.done(address, connection, False)
+                    if live and exchange.gone:
+                        return None
+                    if body is None:
+                        message = f"A replica of '{deployment}' closed the connection."
+                        return Refusal(502, message, served_by)
+                    if reused:
+                        fresh = True  # a pooled connection the replica had closed
+                        continue
+                    # Nothing came back: the replica stopped or was killed. Another one
+                    # that was not tried yet gets the request.
+                    self.warnings.warn(
+                        address, "replica %s of %s closed the connection", address, deployment
+                    )
+                    other = self._another(load, address, replicas, tried, entry.name)
+                    if other is None:
+                        return self._unreachable(deployment, served_by)
+                    address, fresh = other, False
+                    continue
+                except UpstreamBroken:
+                    self.upstream.done(address, connection, False)
+                    message = f"A replica of '{deployment}' dropped the connection mid-request."
+                    return Refusal(502, message, served_by)
+                except UpstreamTimeout:
+                    self.upstream.done(address, connection, False)
+                    message = f"The model did not answer within {timeout:g} s (requestTimeout)."
+                    return Refusal(408, message, served_by)
+                finally:
+                    if live:
+                        exchange.upstream = None
+                self.upstream.done(address, connection, body is not None or exchange.complete)
+                return None
+        finally:
+            load.release(address)
+
+    def _another(self, load, address: str, replicas, tried: list, endpoint: str) -> str | None:
+        """A replica of the same deployment not tried yet for this request, or None."""
+        others = [a for a in replicas if a not in tried]
+        if not others:
+            return None
+        other = others[0]
+        load.move(address, other)
+        tried.append(other)
+        retries = self._retries.get((endpoint, load.deployment))
+        if retries is None:
+            retries = self._retries[(endpoint, load.deployment)] = metrics.RETRIES.labels(
+                endpoint, load.deployment
+            )
+        retries.inc()
+        return other
+
+    @staticmethod
+    def _unreachable(deployment: str, served_by: bytes) -> Refusal:
+        message = f"No replica of deployment '{deployment}' could be reached."
+        return Refusal(502, message, served_by)
+
+    @staticmethod
+    def _head(exchange: Exchange, target: str, request_id: str) -> bytes:
+        """The request line and the headers a replica gets (without host and framing)."""
+        lines = [b"%s %s HTTP/1.1\r\n" % (exchange.method.encode(), target.encode("latin-1"))]
+        for name, value in exchange.headers:
+            if name not in DROPPED:
+                lines.append(b"%s: %s\r\n" % (name, value))
+        if not exchange.request_id:
+            lines.append(b"x-request-id: %s\r\n" % request_id.encode())
+        return b"".join(lines)
+
+    # -- mirroring ----------------------------------------------------------------------------
     def _mirror_target(self, entry: EndpointRoute) -> str | None:
         for name, percent in entry.mirror_traffic.items():
             if percent > 0 and random.random() * 100 < percent and name in entry.deployments:
                 return name
         return None
 
-    async def _mirrored(
-        self, request: Request, path: str, entry: EndpointRoute, live: str, shadow: str
-    ) -> Response:
+    def _mirror(self, exchange, entry, path, live, shadow, body, request_id) -> None:
         """Serve from ``live``; copy the request to ``shadow`` without delaying or changing
         the client's answer, then compare the two answers (status, and JSON within a
-        numeric tolerance) and record the agreement and both latencies."""
+        numeric tolerance) and record the agreement and both latencies. Only bodies kept
+        whole (up to BUFFERED bytes) are mirrored."""
         key = (entry.name, shadow)
         if self.mirrors_in_flight.get(key, 0) >= MAX_MIRRORS_IN_FLIGHT:
             metrics.MIRROR_DROPPED.labels(entry.name, shadow).inc()
-            return await self._forward(request, path, entry, live)
+            asyncio.ensure_future(self._timed(exchange, path, entry, live, body, request_id))
+            return
         self.mirrors_in_flight[key] = self.mirrors_in_flight.get(key, 0) + 1
+        answer = Collected(BUFFERED)
         shadow_task = asyncio.ensure_future(
-            self._timed(self._forward(request, path, entry, shadow))
+            self._timed(exchange, path, entry, shadow, body, request_id, answer)
         )
-        response, live_seconds = await self._timed(self._forward(request, path, entry, live))
-        asyncio.ensure_future(self._compare(key, shadow_task, response, live_seconds))
-        return response
+        asyncio.ensure_future(
+            self._compare(key, shadow_task, answer, exchange, path, entry, live, body, request_id)
+        )
 
-    @staticmethod
-    async def _timed(awaitable):
+    async def _timed(
+        self, exchange, path, entry, deployment, body, request_id, sink=None, copy=None
+    ):
+        """Forward (the live answer when ``sink`` is None), and how long it took."""
         started = time.perf_counter()
-        result = await awaitable
-        return result, time.perf_counter() - started
+        refusal = await self._forward(
+            exchange, path, entry, deployment, body, request_id, sink, copy
+        )
+        if refusal is not None:
+            if sink is None:
+                self._answer(exchange, refusal)
+            target = copy if sink is None else sink
+            if target is not None:
+                target.status, target.body = refusal.status, [refusal.body()]
+        return time.perf_counter() - started
 
-    async def _compare(self, key, shadow_task, live: Response, live_seconds: float) -> None:
+    async def _compare(
+        self, key, shadow_task, answer, exchange, path, entry, live, body, request_id
+    ):
         endpoint, shadow = key
         try:
-            answer, shadow_seconds = await shadow_task
+            kept = Collected(BUFFERED)
+            live_seconds = await self._timed(
+                exchange, path, entry, live, body, request_id, None, kept
+            )
+            shadow_seconds = await shadow_task
             metrics.MIRRORED.labels(endpoint, shadow).inc()
             metrics.MIRROR_LATENCY.labels(endpoint, shadow, "live").observe(live_seconds)
             metrics.MIRROR_LATENCY.labels(endpoint, shadow, "shadow").observe(shadow_seconds)
-            if same_answer(live.status, live.body, answer.status, answer.body):
+            if not (kept.truncated or answer.truncated) and same_answer(
+                kept.status, b"".join(kept.body), answer.status, b"".join(answer.body)
+            ):
                 metrics.MIRROR_AGREED.labels(endpoint, shadow).inc()
+        except Exception:  # a bug of ours answers 500; the router goes on
+            log.exception("unexpected error routing %s", exchange.path)
+            self._answer(exchange, Refusal(500, "An unexpected error occurred in the router."))
         finally:
             self.mirrors_in_flight[key] -= 1
 
+    # -- auth ---------------------------------------------------------------------------------
     def _authorized(self, entry: EndpointRoute, header: str) -> bool:
         scheme, _, credential = header.partition(" ")
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
             return False
         if entry.auth_mode == "Key":
-            digest = hashlib.sha256(credential.encode()).hexdigest()
+            digest = self._digests.get(credential)
+            if digest is None:
+                if len(self._digests) >= TOKEN_CACHE:
+                    self._digests.clear()
+                digest = self._digests[credential] = hashlib.sha256(credential.encode()).hexdigest()
             return any(hmac.compare_digest(digest, known) for known in entry.key_digests)
         if entry.auth_mode == "AMLToken":
-            try:
-                kid = jwt.get_unverified_header(credential).get("kid")
-                key = self.table.signing_keys.get(kid)
-                if key is None:
-                    return False
-                jwt.decode(
-                    credential,
-                    key,
-                    algorithms=["EdDSA"],
-                    audience=entry.token_audience,
-                    issuer=TOKEN_ISSUER,
-                )
-                return True
-            except jwt.InvalidTokenError:
-                return False
+            return self._token_valid(entry, credential)
         return False  # AADToken needs Entra ID, which a self-hosted router cannot check
+
+    def _token_valid(self, entry: EndpointRoute, credential: str) -> bool:
+        """Verify an AMLToken (signature, audience, issuer, expiry); a verified one is
+        remembered until it expires or the signing keys change."""
+        keys = self.table.signing_keys
+        if keys is not self._tokens_keys:
+            self._tokens, self._tokens_keys = {}, keys
+        cached = (credential, entry.token_audience)
+        expires = self._tokens.get(cached)
+        if expires is not None:
+            if time.time() < expires:
+                return True
+            del self._tokens[cached]
+        try:
+            kid = jwt.get_unverified_header(credential).get("kid")
+            key = keys.get(kid)
+            if key is None:
+                return False
+            claims = jwt.decode(
+                credential,
+                key,
+                algorithms=["EdDSA"],
+                audience=entry.token_audience,
+                issuer=TOKEN_ISSUER,
+            )
+        except jwt.InvalidTokenError:
+            return False
+        if "exp" in claims:
+            if len(self._tokens) >= TOKEN_CACHE:
+                self._tokens.clear()
+            self._tokens[cached] = float(claims["exp"])
+        return True
 
     @staticmethod
     def _pick(traffic: dict) -> str | None:
         weighted = [(name, weight) for name, weight in traffic.items() if weight > 0]
         if not weighted:
             return None
+        if len(weighted) == 1:
+            return weighted[0][0]
         names, weights = zip(*weighted, strict=True)
         return random.choices(names, weights)[0]
 
-    async def _forward(
-        self, request: Request, path: str, entry: EndpointRoute, deployment: str
-    ) -> Response:
-        settings = entry.deployments.get(deployment)
-        replicas = settings.replicas if settings is not None else ()
-        served_by = [(DEPLOYMENT_HEADER, deployment)]
-        if not replicas:
-            return _json(503, f"Deployment '{deployment}' has no ready replica.", served_by)
-        key = (entry.name, entry.workspace, deployment)
-        load = self.loads.get(key)
-        if load is None:
-            load = self.loads[key] = Load(self.counters, settings.id, entry.name, deployment)
-        load.settings = settings
-        slot = await load.acquire(
-            replicas, settings.max_concurrent_requests_per_instance, settings.max_queue_wait
-        )
-        if isinstance(slot, Response):
-            slot.headers.extend(served_by)
-            return slot
-        address, queued_ms = slot
-        served_by.append((QUEUE_HEADER, f"{queued_ms:.1f}"))
-        headers = [(k, v) for k, v in request.headers.items() if k not in DROPPED]
-        request_id = request.headers.get("x-request-id")
-        if request_id is None:
-            request_id = str(uuid.uuid4())
-            headers.append(("x-request-id", request_id))
-        if request.query:
-            path = f"{path}?{request.query}"
-        timeout = settings.request_timeout
-        tried = [address]
-        try:
-            while True:
-                try:
-                    status, response_headers, body = await self.upstream.request(
-                        address, request.method, path, headers, request.body, timeout
-                    )
-                    break
-                except UpstreamError:
-                    # The request never reached this replica: once, try another one.
-                    log.warning("replica %s of %s unreachable", address, deployment)
-                    others = [a for a in replicas if a not in tried]
-                    if len(tried) > 1 or not others:
-                        message = f"No replica of deployment '{deployment}' could be reached."
-                        return _json(502, message, served_by)
-                    load.move(address, others[0])
-                    address = others[0]
-                    tried.append(address)
-                except UpstreamBroken:
-                    message = f"A replica of '{deployment}' dropped the connection mid-request."
-                    return _json(502, message, served_by)
-                except UpstreamTimeout:
-                    message = f"The model did not answer within {timeout:g} s (requestTimeout)."
-                    return _json(408, message, served_by)
-        finally:
-            load.release(address)
-        kept = [(k, v) for k, v in response_headers if k.lower() not in DROPPED]
-        if not any(k.lower() == "x-request-id" for k, _ in kept):
-            kept.append(("x-request-id", request_id))
-        if status >= 400 and path.startswith("/score"):
-            # Azure's model error: the replica's own status and reason in headers.
-            kept += [
-                ("ms-azureml-model-error-statuscode", str(status)),
-                ("ms-azureml-model-error-reason", REASONS.get(status, "Unknown")),
-            ]
-            return Response(424, body, [*kept, *served_by])
-        return Response(status, body, [*kept, *served_by])
+    # -- after the answer ---------------------------------------------------------------------
+    def record(self, exchange: Exchange) -> None:
+        """Count the answer and log it (called once per request, when it was answered).
+        Counted at once, not in batches: a process that is killed loses no counts."""
+        elapsed = time.perf_counter() - exchange.began
+        status = exchange.status if exchange.finished and not exchange.gone else 499
+        counted = (exchange.endpoint, exchange.deployment, status)
+        counter = self._counters.get(counted)
+        if counter is None:  # labels() is a lookup worth skipping on the hot path
+            counter = self._counters[counted] = metrics.REQUESTS.labels(
+                counted[0], counted[1], str(status)
+            )
+        counter.inc()
+        if exchange.deployment:
+            histogram = self._latencies.get(counted[:2])
+            if histogram is None:
+                histogram = self._latencies[counted[:2]] = metrics.LATENCY.labels(*counted[:2])
+            histogram.observe(elapsed)
+        if self.access_log is not None:
+            self.access_log.write(
+                exchange,
+                exchange.endpoint,
+                exchange.deployment,
+                status,
+                elapsed,
+                exchange.queued,
+                exchange.response_id or exchange.request_id,
+            )
 
 
 class Load:
@@ -351,6 +736,22 @@ class Load:
                 self.in_flight += 1
                 return address, (loop.time() - started) * 1000
 
+    def try_acquire(self, replicas, per_replica: int) -> str | None:
+        """A replica with room now (counted as ``acquire`` does), or None: the request has
+        to wait, or be refused, which ``acquire`` decides."""
+        counters = self.counters
+        with counters.lock:
+            admitted = counters.slot(self.name)
+            if counters.total(admitted) >= 2 * per_replica * len(replicas):
+                return None
+            address = self._take(replicas, per_replica)
+            if address is None:
+                return None
+            counters.add(admitted, 1)
+        self.admitted += 1
+        self.in_flight += 1
+        return address
+
     def _take(self, replicas: list[str], per_replica: int) -> str | None:
         """With the lock held: count a request on the least busy replica with room (ties
         round robin), or None when all are full."""
@@ -387,8 +788,8 @@ class Load:
             self.freed.notify()
 
 
-def _too_many(reason: str) -> Response:
-    return _json(429, f"Too many pending requests: {reason}.", [("retry-after", "1")])
+def _too_many(reason: str) -> Refusal:
+    return Refusal(429, f"Too many pending requests: {reason}.", RETRY_AFTER)
 
 
 def same_answer(status_a: int, body_a: bytes, status_b: int, body_b: bytes) -> bool:

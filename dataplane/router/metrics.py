@@ -68,3 +68,9 @@ SCALE_DECISIONS = Counter(
     "Autoscaler decisions (ScaleUp, ScaleDown, AtMaxInstances), by endpoint and deployment",
     ["endpoint", "deployment", "action"],
 )
+RETRIES = Counter(
+    "weir_router_retries_total",
+    "Requests sent again to another replica after one could not be reached or closed the "
+    "connection before answering",
+    ["endpoint", "deployment"],
+)

@@ -11,8 +11,9 @@ import prometheus_client
 
 from dataplane.http import serve, serve_until_signalled
 from dataplane.router.accesslog import AccessLog
-from dataplane.router.app import MAX_BODY, RouterApp
+from dataplane.router.app import RouterApp
 from dataplane.router.autoscaler import Autoscaler, LoadReporter
+from dataplane.router.proxy import ClientConnection
 from dataplane.router.slots import SharedCounters
 from dataplane.router.table import RoutingTable
 
@@ -33,7 +34,7 @@ async def main(args, counters: SharedCounters, ready_fd: int | None = None) -> N
     if args.access_log != "off":
         fd = 1 if args.access_log == "-" else os.open(args.access_log, APPEND, 0o640)
         access_log = AccessLog(fd)
-    app = RouterApp(table, access_log=access_log, counters=counters)
+    app = RouterApp(table, access_log=access_log, counters=counters, max_body=args.max_body)
     background = [asyncio.ensure_future(LoadReporter(app, args.redis_url).run())]
     if access_log is not None:
         background.append(asyncio.ensure_future(access_log.run()))
@@ -46,8 +47,8 @@ async def main(args, counters: SharedCounters, ready_fd: int | None = None) -> N
         args.host,
         args.port,
         concurrency=1,
-        max_body=MAX_BODY,
         reuse_port=args.processes > 1,
+        protocol=ClientConnection,
     )
     log.info("routing on http://%s:%s (pid %d)", args.host, args.port, os.getpid())
     if ready_fd is not None:

@@ -2,6 +2,10 @@
 
 import http.client
 import json
+import signal
+import socket
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -129,3 +133,47 @@ def test_concurrent_requests_with_several_in_flight(replica, tmp_path):
             pool.map(lambda i: requests.post(f"{served.url}/score", data=str(i)).json(), range(4))
         )
     assert bodies == ["0", "1", "2", "3"]
+
+
+SLOW = """import time
+
+def init():
+    pass
+
+def run(raw):
+    if raw.startswith('sleep:'):
+        time.sleep(float(raw[6:]))
+        return 'slept'
+    return 'ok'
+"""
+
+
+def test_a_stopping_replica_finishes_its_request_and_refuses_new_ones(replica, tmp_path):
+    served = replica(write(tmp_path, SLOW), tmp_path, 2)
+    with requests.Session() as idle:  # a keep-alive connection with nothing in flight
+        assert idle.post(f"{served.url}/score", "hello").text == '"ok"'
+        result = {}
+
+        def slow():
+            result["answer"] = requests.post(f"{served.url}/score", "sleep:2")
+
+        caller = threading.Thread(target=slow)
+        caller.start()
+        time.sleep(0.5)  # the slow request is in run()
+        served.process.send_signal(signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", served.port), timeout=1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        deadline = time.monotonic() + 5
+        while not refused() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert refused()
+        caller.join()
+        assert result["answer"].status_code == 200 and result["answer"].text == '"slept"'
+        assert result["answer"].headers["connection"] == "close"
+        assert served.process.wait(timeout=10) == 0

@@ -19,7 +19,8 @@ from contracts.routing import ROUTES, DeploymentRoute, EndpointRoute
 from dataplane.router.slots import SharedCounters, SlotsFull
 from tests.dataplane.conftest import ROOT, free_port
 
-FEED = "redis://127.0.0.1:6379/13"
+# A Redis db of the data-plane tests' own: a running stack rebuilds its routing table whole.
+FEED = os.environ.get("WEIR_DATAPLANE_TEST_REDIS", "redis://127.0.0.1:6379/13")
 HOST = "procs.ws.localhost"
 KEY = "processes-key"
 

@@ -279,7 +279,9 @@ def test_the_router_restarts_and_rides_out_a_lost_feed(stack, endpoint, tmp_path
     try:
         own = redis_client.Redis(port=redis_port)
         assert eventually(lambda: _pings(own))
-        shared = redis_client.Redis.from_url(stack.env["CELERY_BROKER_URL"])
+        # Where the stack's router reads its table (as dataplane.router picks it).
+        feed_url = stack.env.get("WEIR_ROUTING_REDIS_URL") or stack.env["CELERY_BROKER_URL"]
+        shared = redis_client.Redis.from_url(feed_url)
         for name in ("weir:routes", "weir:routes:signing-keys"):
             if content := shared.hgetall(name):
                 own.hset(name, mapping=content)
