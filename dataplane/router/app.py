@@ -296,7 +296,8 @@ class RouterApp:
         waiter = connection.begin(
             sink,
             b"%shost: %s\r\ncontent-length: %d\r\n\r\n%s"
-            % (self._head(exchange, target, request_id), address.encode(), len(body), body),
+            % (self._head(exchange, target, request_id), host_header(address), len(body), body),
+            exchange.method == "HEAD",
         )
         connection.arm(settings.request_timeout)
         exchange.upstream = connection
@@ -441,14 +442,19 @@ class RouterApp:
                     if live and exchange.gone:
                         self.upstream.done(address, connection, True)
                         return None
-                request = b"%shost: %s\r\n" % (head, address.encode())
+                request = b"%shost: %s\r\n" % (head, host_header(address))
+                is_head = exchange.method == "HEAD"
                 if body is not None:
                     waiter = connection.begin(
-                        sink, b"%scontent-length: %d\r\n\r\n%s" % (request, len(body), body)
+                        sink,
+                        b"%scontent-length: %d\r\n\r\n%s" % (request, len(body), body),
+                        is_head,
                     )
                     connection.arm(timeout)
                 else:
-                    waiter = connection.begin(sink, request + exchange.body_head() + b"\r\n")
+                    waiter = connection.begin(
+                        sink, request + exchange.body_head() + b"\r\n", is_head
+                    )
                     exchange.attach(connection, timeout)
                 if live:
                     exchange.upstream = connection
@@ -674,6 +680,11 @@ class RouterApp:
                 exchange.queued,
                 exchange.response_id or exchange.request_id,
             )
+
+
+def host_header(address: str) -> bytes:
+    """The Host a replica is sent: its address, or ``localhost`` for a Unix socket."""
+    return b"localhost" if address.startswith("unix:") else address.encode()
 
 
 class Load:

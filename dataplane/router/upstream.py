@@ -73,6 +73,7 @@ class Connection(asyncio.Protocol):
         self.keep_alive = False
         self.closed = False
         self.timer = None
+        self.head = False
         self._headers: list = []
 
     # -- asyncio ------------------------------------------------------------------------
@@ -81,6 +82,8 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes):
         self.received = True
+        if self.parser is None:
+            return  # after an answer to HEAD: the connection is closing
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -111,6 +114,12 @@ class Connection(asyncio.Protocol):
                 length = int(value)
         self.started = True
         self.sink.start(status, self._headers, length)
+        if self.head:
+            # An answer to HEAD has no body, whatever its content-length says; httptools
+            # would wait for one, so the answer ends here and the connection is not reused.
+            self.parser = None
+            self.keep_alive = False
+            self._complete()
 
     def on_body(self, body: bytes):
         self.sink.data(body)
@@ -118,6 +127,9 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self):
         # Only valid now: after the callback httptools has already reset its state.
         self.keep_alive = self.parser.should_keep_alive()
+        self._complete()
+
+    def _complete(self):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -134,9 +146,11 @@ class Connection(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(exc)
 
-    def begin(self, sink, payload: bytes) -> asyncio.Future:
+    def begin(self, sink, payload: bytes, head: bool = False) -> asyncio.Future:
         """Send ``payload`` (the request head, and its body when kept whole); the future
-        is done when the response has ended at ``sink``."""
+        is done when the response has ended at ``sink``. ``head``: the request is a HEAD,
+        so its answer has no body."""
+        self.head = head
         self.waiter = self.loop.create_future()
         self.sink, self.received, self.started, self._headers = sink, False, False, []
         self.transport.write(payload)

@@ -406,3 +406,22 @@ def test_a_replica_killed_under_load_fails_no_request(router, routes, replica, t
     # At most one line a second about the replica, each with a count.
     assert 1 <= len(warnings) <= seconds + 2, warnings
     assert all("times in" in line for line in warnings)
+
+
+def test_a_head_request_is_answered_without_waiting_for_a_body(router, routes, replica, tmp_path):
+    """An answer to HEAD carries the GET's content-length and no body: the router passes
+    it on at once and goes on serving on the same connection."""
+    script = tmp_path / "score.py"
+    script.write_bytes(SLOW)
+    served_by = replica(script, tmp_path)
+    routes("head.ws.localhost", entry("head", [f"127.0.0.1:{served_by.port}"], timeout=30))
+    served = router()
+    auth = {"Host": "head.ws.localhost", "Authorization": f"Bearer {KEY}"}
+    with requests.Session() as session:
+        for _ in range(2):
+            answer = session.head(f"{served.url}/", headers=auth, timeout=10)
+            assert answer.status_code == 200
+            assert answer.headers["content-length"] == str(len(b"Healthy"))
+            assert answer.headers["azureml-model-deployment"] == "blue"
+        scored = session.post(f"{served.url}/score", "sleep:0", headers=auth, timeout=10)
+        assert scored.status_code == 200
