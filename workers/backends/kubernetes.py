@@ -22,7 +22,6 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from controlplane.blobstore import storage
-from controlplane.core.durations import parse_seconds
 from dataplane.agent.spec import Probe
 from workers import replica_plan
 from workers.backends.base import Backend, BackendStatus, Say
@@ -223,9 +222,7 @@ class KubernetesBackend(Backend):
             readiness=readiness,
             requests=dict(requirements.get("containerResourceRequests") or {}),
             limits=dict(requirements.get("containerResourceLimits") or {}),
-            request_timeout=parse_seconds(
-                (deployment.request_settings or {}).get("requestTimeout") or "PT5S"
-            ),
+            request_timeout=replica_plan.request_timeout(deployment),
         )
         say(f"{plan.replicas} pod(s) of {reference} in namespace {self.namespace}")
         return plan
