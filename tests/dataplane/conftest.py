@@ -81,3 +81,17 @@ def replica(tmp_path):
     yield start
     for replica in started:
         replica.stop()
+
+
+# A scoring script that answers at once, or after "sleep:<seconds>".
+SLOW = """import time
+
+def init():
+    pass
+
+def run(raw):
+    if raw.startswith('sleep:'):
+        time.sleep(float(raw[6:]))
+        return 'slept'
+    return 'ok'
+"""

@@ -14,7 +14,7 @@ import numpy
 import pytest
 import requests
 
-from tests.dataplane.conftest import EXAMPLES
+from tests.dataplane.conftest import EXAMPLES, SLOW
 
 SAMPLE = json.loads((EXAMPLES / "model-1" / "sample-request.json").read_text())
 
@@ -133,19 +133,6 @@ def test_concurrent_requests_with_several_in_flight(replica, tmp_path):
             pool.map(lambda i: requests.post(f"{served.url}/score", data=str(i)).json(), range(4))
         )
     assert bodies == ["0", "1", "2", "3"]
-
-
-SLOW = """import time
-
-def init():
-    pass
-
-def run(raw):
-    if raw.startswith('sleep:'):
-        time.sleep(float(raw[6:]))
-        return 'slept'
-    return 'ok'
-"""
 
 
 def test_a_stopping_replica_finishes_its_request_and_refuses_new_ones(replica, tmp_path):

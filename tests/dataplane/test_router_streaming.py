@@ -23,7 +23,7 @@ import redis
 import requests
 
 from contracts.routing import ROUTES, DeploymentRoute, EndpointRoute
-from tests.dataplane.conftest import ROOT, free_port
+from tests.dataplane.conftest import ROOT, SLOW, free_port
 
 # A Redis db of the data-plane tests' own: a running stack rebuilds its routing table whole.
 FEED = os.environ.get("WEIR_DATAPLANE_TEST_REDIS", "redis://127.0.0.1:6379/13")
@@ -355,22 +355,9 @@ def test_anonymous_bursts_leave_the_routers_memory_where_it_was(router, routes, 
     assert requests.post(f"{served.url}/score", b"{}", headers=auth).status_code == 200
 
 
-SLOW = b"""import time
-
-def init():
-    pass
-
-def run(raw):
-    if raw.startswith('sleep:'):
-        time.sleep(float(raw[6:]))
-        return 'slept'
-    return 'ok'
-"""
-
-
 def test_a_replica_killed_under_load_fails_no_request(router, routes, replica, tmp_path):
     script = tmp_path / "score.py"
-    script.write_bytes(SLOW)
+    script.write_text(SLOW)
     first, second = replica(script, tmp_path, 4), replica(script, tmp_path, 4)
     victim = f"127.0.0.1:{first.port}"
     routes("killed.ws.localhost", entry("killed", [victim, f"127.0.0.1:{second.port}"]))
@@ -412,7 +399,7 @@ def test_a_head_request_is_answered_without_waiting_for_a_body(router, routes, r
     """An answer to HEAD carries the GET's content-length and no body: the router passes
     it on at once and goes on serving on the same connection."""
     script = tmp_path / "score.py"
-    script.write_bytes(SLOW)
+    script.write_text(SLOW)
     served_by = replica(script, tmp_path)
     routes("head.ws.localhost", entry("head", [f"127.0.0.1:{served_by.port}"], timeout=30))
     served = router()
