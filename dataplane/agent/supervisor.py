@@ -368,7 +368,10 @@ class ReplicaSupervisor:
             log.error("replica %s failed: exited %s before becoming ready", replica.name, code)
             return
         replica.state = "crashed"
-        replica.restart_at = now + min(2.0**replica.restarts, MAX_BACKOFF)
+        # The first restart is at once (a replica killed under load is back as soon as it
+        # can serve); then 1 s, 2 s, 4 s ... up to MAX_BACKOFF for one that keeps exiting.
+        backoff = 0.0 if replica.restarts == 0 else 2.0 ** (replica.restarts - 1)
+        replica.restart_at = now + min(backoff, MAX_BACKOFF)
         log.warning("replica %s exited with %s; restarting", replica.name, code)
 
     # -- probes ---------------------------------------------------------------------------
