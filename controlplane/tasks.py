@@ -12,10 +12,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("weir")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Celery reads these two from the environment ahead of its configuration; the settings' URLs
-# carry WEIR_REDIS_PASSWORD (a URL without it would be refused NOAUTH), so they go back there.
+# Celery reads these two from the environment ahead of its configuration: one set there gets
+# the settings' URL, which carries WEIR_REDIS_PASSWORD (without it Redis answers NOAUTH). One
+# not set stays unset, so the processes this one starts read their own settings.
 for _name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
-    os.environ[_name] = getattr(settings, _name)
+    if _name in os.environ:
+        os.environ[_name] = getattr(settings, _name)
 
 # The worker tasks the control plane sends (see workers/tasks/).
 APPLY_ENDPOINT = "weir.apply_endpoint"

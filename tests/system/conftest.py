@@ -211,7 +211,8 @@ def running_stack(data_dir: Path, database: str, redis_url: str, **settings):
     _recreate_database(database_url)
     redis.Redis.from_url(redis_url).flushdb()
     env = {
-        **os.environ,
+        # Results go to the stack's own Redis db (the broker's), whatever this shell says.
+        **{k: v for k, v in os.environ.items() if k != "CELERY_RESULT_BACKEND"},
         "DJANGO_SETTINGS_MODULE": "controlplane.settings",
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
