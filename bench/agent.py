@@ -89,7 +89,7 @@ def main() -> None:
             figures = ", ".join(f"{seconds:.2f}" for seconds in restarts)
             print(
                 f"SIGKILL to ready again (readiness period 10 s), kill by kill: {figures} s"
-                " (the restart backoff doubles from 1 s each time)"
+                " (the first restart is at once, then the backoff doubles from 1 s)"
             )
 
             alone = started_ready(state, "alone", echo)
