@@ -68,6 +68,13 @@ def test_kubernetes_manifests_are_valid_and_run_what_bin_start_runs():
     version = kubernetes_validate.latest_version()
     for document in documents:
         kubernetes_validate.validate(document, version, strict=True)
+        if document["kind"] == "Deployment":
+            # What the schemas cannot see: every mount names a volume of its pod.
+            pod = document["spec"]["template"]["spec"]
+            volumes = {v["name"] for v in pod.get("volumes", [])}
+            for container in pod.get("initContainers", []) + pod["containers"]:
+                for mount in container.get("volumeMounts", []):
+                    assert mount["name"] in volumes, (document["metadata"]["name"], mount)
     (weir,) = [
         d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "weir"
     ]
