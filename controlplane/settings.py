@@ -245,6 +245,9 @@ WEIR_IMAGE_BASE = env("WEIR_IMAGE_BASE", default="")
 # a compute without resourceId uses the pod's service account); and how long the SAS URLs
 # that pods fetch model and code with stay valid (pods restarted later fetch again).
 WEIR_KUBECONFIG = env("WEIR_KUBECONFIG", default="")
+# The namespace Weir's routers run in (deploy/kubernetes/weir.yaml): replica pods on a
+# Kubernetes compute take connections from there only (a NetworkPolicy).
+WEIR_ROUTER_NAMESPACE = env("WEIR_ROUTER_NAMESPACE", default="weir")
 WEIR_POD_SAS_LIFETIME = env.int("WEIR_POD_SAS_LIFETIME", default=30 * 24 * 3600)
 # CA certificates pip trusts inside image builds (a TLS-inspecting proxy's); mounted for
 # the build only, never part of the image. Default: the bundle pip uses here (PIP_CERT).

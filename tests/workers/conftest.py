@@ -286,15 +286,20 @@ class Handler(BaseHTTPRequestHandler):
                 200,
                 {"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": items},
             )
-        if parts[-1] == "services":
-            prefix = f"/api/v1/namespaces/{parts[-2]}/services/"
+        if parts[-1] in ("services", "networkpolicies"):
+            prefix = f"{path}/"
             items = [
                 o
                 for p, o in self.server.objects.items()
                 if p.startswith(prefix) and _matches(o, selector)
             ]
+            group, kind = (
+                ("v1", "ServiceList")
+                if parts[-1] == "services"
+                else ("networking.k8s.io/v1", "NetworkPolicyList")
+            )
             return self._send(
-                200, {"apiVersion": "v1", "kind": "ServiceList", "metadata": {}, "items": items}
+                200, {"apiVersion": group, "kind": kind, "metadata": {}, "items": items}
             )
         if parts[-1] == "pods":
             items = [p for p in self.server.pods(parts[-2]) if _matches(p, selector)]

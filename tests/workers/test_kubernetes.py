@@ -45,8 +45,8 @@ def plan(**changes) -> KubernetesPlan:
 
 def test_manifests_validate_against_the_kubernetes_schemas():
     version = kubernetes_validate.latest_version()
-    deployment, service = manifests(plan())
-    for manifest in (deployment, service):
+    deployment, service, policy = manifests(plan())
+    for manifest in (deployment, service, policy):
         kubernetes_validate.validate(manifest, version, strict=True)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
@@ -58,11 +58,18 @@ def test_manifests_validate_against_the_kubernetes_schemas():
     init = deployment["spec"]["template"]["spec"]["initContainers"][0]["command"][-1]
     assert "dataplane.fetch" in init and "/azureml-models/model" in init
     assert service["spec"]["selector"] == {ID_LABEL: plan().deployment_id}
+    # The replicas take connections from Weir's router pods only, on the server's port.
+    assert policy["spec"]["podSelector"] == {"matchLabels": {ID_LABEL: plan().deployment_id}}
+    (rule,) = policy["spec"]["ingress"]
+    (source,) = rule["from"]
+    assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "weir"}
+    assert source["podSelector"]["matchExpressions"][0]["values"] == ["weir", "weir-router"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5001}]
 
 
 def test_an_mlflow_model_without_a_scoring_script_runs_the_servers_mlflow_script():
     version = kubernetes_validate.latest_version()
-    deployment, _ = manifests(plan(scoring_script=None, code_uri=None))
+    deployment, *_ = manifests(plan(scoring_script=None, code_uri=None))
     kubernetes_validate.validate(deployment, version, strict=True)
     pod = deployment["spec"]["template"]["spec"]
     args = pod["containers"][0]["args"]
@@ -91,6 +98,7 @@ def test_apply_scale_status_logs_and_delete(cluster):
     blue = plan()
     deployment_path = "/apis/apps/v1/namespaces/team-a/deployments/my-endpoint-blue"
     service_path = "/api/v1/namespaces/team-a/services/my-endpoint-blue"
+    policy_path = "/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/my-endpoint-blue"
 
     backend.apply(blue)
     applies = [(m, p) for m, p, c, _ in server.calls if m == "PATCH" and c == APPLY]
@@ -98,6 +106,7 @@ def test_apply_scale_status_logs_and_delete(cluster):
         ("PATCH", "/api/v1/namespaces/team-a"),
         ("PATCH", deployment_path),
         ("PATCH", service_path),
+        ("PATCH", policy_path),
     ]
     assert all(auth == f"Bearer {KUBERNETES_TOKEN}" for *_, auth in server.calls)
     first = server.objects[deployment_path]["metadata"]["resourceVersion"]
@@ -130,6 +139,7 @@ def test_apply_scale_status_logs_and_delete(cluster):
 
     backend.delete(blue.deployment_id)
     assert deployment_path not in server.objects and service_path not in server.objects
+    assert policy_path not in server.objects
     assert backend.status(blue.deployment_id) is None
     backend.delete(blue.deployment_id)  # already gone: nothing to do
     assert backend.scale(blue.deployment_id, 1) is None  # nothing runs: apply a plan first

@@ -35,6 +35,9 @@ DEPLOYMENT_LABEL = f"{LABEL_PREFIX}/deployment"
 ID_LABEL = f"{LABEL_PREFIX}/deployment-id"
 REVISION_LABEL = f"{LABEL_PREFIX}/revision"
 APPLY = "application/apply-patch+yaml"
+# The pods that run Weir's router (deploy/kubernetes/weir.yaml): the Weir pod, whose router
+# serves the local backend, and the standalone routers.
+ROUTER_PODS = ("weir", "weir-router")
 # Seconds a stopping pod goes on serving (preStop) before its SIGTERM: the time Weir's
 # router needs to see it leave (the worker polls its readiness) and the Service's endpoints.
 DRAIN = 2
@@ -73,6 +76,7 @@ class KubernetesPlan:
     requests: dict[str, str] = field(default_factory=dict)  # cpu, memory, gpu
     limits: dict[str, str] = field(default_factory=dict)
     request_timeout: float = 5.0  # seconds: how long a stopping pod may finish a request
+    router_namespace: str = "weir"  # where Weir's routers run (the only clients of replicas)
 
     @property
     def name(self) -> str:
@@ -97,7 +101,7 @@ def _resources(values: dict[str, str]) -> dict[str, str]:
 
 
 def manifests(plan: KubernetesPlan) -> list[dict]:
-    """The Deployment and the Service for ``plan``."""
+    """The Deployment, the Service and the NetworkPolicy for ``plan``."""
     selector = {ID_LABEL: plan.deployment_id}
     labels = {
         **selector,
@@ -176,7 +180,29 @@ def manifests(plan: KubernetesPlan) -> list[dict]:
             "ports": [{"name": "http", "port": SERVER_PORT, "targetPort": "http"}],
         },
     }
-    return [deployment, service]
+    # Replicas take connections from Weir's routers only (and the kubelet's probes, which
+    # network policies do not govern): nobody in the cluster scores around the router's auth.
+    routers = {
+        "namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": plan.router_namespace}
+        },
+        "podSelector": {
+            "matchExpressions": [
+                {"key": "app.kubernetes.io/name", "operator": "In", "values": list(ROUTER_PODS)}
+            ]
+        },
+    }
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": plan.name, "namespace": plan.namespace, "labels": labels},
+        "spec": {
+            "podSelector": {"matchLabels": selector},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [routers], "ports": [{"protocol": "TCP", "port": SERVER_PORT}]}],
+        },
+    }
+    return [deployment, service, policy]
 
 
 class KubernetesBackend(Backend):
@@ -194,6 +220,7 @@ class KubernetesBackend(Backend):
         self.api = api
         self.apps = k8s.AppsV1Api(api)
         self.core = k8s.CoreV1Api(api)
+        self.networking = k8s.NetworkingV1Api(api)
         self.namespace = namespace
 
     # ---- writes ---------------------------------------------------------------------------
@@ -223,6 +250,7 @@ class KubernetesBackend(Backend):
             requests=dict(requirements.get("containerResourceRequests") or {}),
             limits=dict(requirements.get("containerResourceLimits") or {}),
             request_timeout=replica_plan.request_timeout(deployment),
+            router_namespace=settings.WEIR_ROUTER_NAMESPACE,
         )
         say(f"{plan.replicas} pod(s) of {reference} in namespace {self.namespace}")
         return plan
@@ -232,10 +260,11 @@ class KubernetesBackend(Backend):
             f"/api/v1/namespaces/{plan.namespace}",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plan.namespace}},
         )
-        deployment, service = manifests(plan)
+        deployment, service, policy = manifests(plan)
         base = f"/namespaces/{plan.namespace}"
         self._apply(f"/apis/apps/v1{base}/deployments/{plan.name}", deployment)
         self._apply(f"/api/v1{base}/services/{plan.name}", service)
+        self._apply(f"/apis/networking.k8s.io/v1{base}/networkpolicies/{plan.name}", policy)
 
     def _apply(self, path: str, body: dict) -> None:
         self.api.call_api(
@@ -267,6 +296,10 @@ class KubernetesBackend(Backend):
         for lister, remove in (
             (self.apps.list_namespaced_deployment, self.apps.delete_namespaced_deployment),
             (self.core.list_namespaced_service, self.core.delete_namespaced_service),
+            (
+                self.networking.list_namespaced_network_policy,
+                self.networking.delete_namespaced_network_policy,
+            ),
         ):
             for item in lister(self.namespace, label_selector=selector).items:
                 try:
