@@ -55,11 +55,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contracts.routing import (  # noqa: E402
-    CHANGED,
     ROUTES,
     SIGNING_KEYS,
     DeploymentRoute,
     EndpointRoute,
+    changed,
 )
 from dataplane.agent.supervisor import free_port  # noqa: E402
 
@@ -475,7 +475,7 @@ def router_scale(sizes: list[int], changes: int) -> str:
                         entry = endpoint_route(n, replica, {"blue": 0, "green": 100})
                         pipe = feed.pipeline()
                         pipe.hset(ROUTES, host(n), entry)
-                        pipe.publish(CHANGED, host(n))
+                        pipe.publish(changed(feed), host(n))
                         started_change = time.perf_counter()
                         pipe.execute()
                         wait_served(port, n, "green", timeout=30)

@@ -1,8 +1,8 @@
 """The routing table the scoring router serves from.
 
 Each endpoint is one JSON entry (``EndpointRoute``) in the ``ROUTES`` hash, keyed by its
-scoring host (``{endpoint}.{workspace}.{domain}``); a message on ``CHANGED`` names the entry
-that changed (``ALL``: reload everything). ``SIGNING_KEYS`` maps key ids to the public
+scoring host (``{endpoint}.{workspace}.{domain}``); a message on ``changed(client)`` names the
+entry that changed (``ALL``: reload everything). ``SIGNING_KEYS`` maps key ids to the public
 halves of the keys that sign AMLToken scoring tokens. The control plane writes, the router
 reads; Postgres stays the source of truth and the table is rebuilt from it.
 """
@@ -16,6 +16,15 @@ ROUTES = "weir:routes"
 SIGNING_KEYS = "weir:routes:signing-keys"
 CHANGED = "weir:routes:changed"
 ALL = "*"
+
+
+def changed(client) -> str:
+    """The channel announcing changes to the table in ``client``'s Redis db. Redis's pub/sub
+    ignores dbs, so the channel names it: installations sharing one Redis server on
+    different dbs do not hear (and reload on) each other's announcements."""
+    return f"{CHANGED}:{client.connection_pool.connection_kwargs.get('db', 0)}"
+
+
 # Who signs scoring tokens (their ``iss`` claim).
 TOKEN_ISSUER = "weir"
 

@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from contracts.routing import ALL, CHANGED, ROUTES, SIGNING_KEYS, EndpointRoute
+from contracts.routing import ALL, ROUTES, SIGNING_KEYS, EndpointRoute, changed
 
 log = logging.getLogger("weir.router")
 
@@ -70,7 +70,7 @@ class RoutingTable:
                 client = redis.Redis.from_url(self.redis_url, socket_timeout=None)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 # Subscribe before the snapshot, so no change between the two is missed.
-                pubsub.subscribe(CHANGED)
+                pubsub.subscribe(changed(client))
                 self.load_all(client)
                 while not stop.is_set():
                     message = pubsub.get_message(timeout=1.0)

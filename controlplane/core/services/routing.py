@@ -20,12 +20,12 @@ from django.db import transaction
 
 from contracts.routing import (
     ALL,
-    CHANGED,
     ROUTES,
     SIGNING_KEYS,
     AutoscaleRoute,
     DeploymentRoute,
     EndpointRoute,
+    changed,
 )
 from controlplane.core.durations import parse_seconds
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint, SigningKey
@@ -143,7 +143,7 @@ def publish(endpoint_id) -> None:
         pipe = client().pipeline()
         pipe.hset(ROUTES, host, entry(endpoint).to_json())
         _signing_keys(pipe)
-        pipe.publish(CHANGED, host)
+        pipe.publish(changed(client()), host)
         pipe.execute()
     except redis.RedisError:
         log.warning("could not publish routes for endpoint %s; the reconciler will", endpoint_id)
@@ -157,7 +157,7 @@ def unpublish(host: str) -> None:
     try:
         pipe = client().pipeline()
         pipe.hdel(ROUTES, host)
-        pipe.publish(CHANGED, host)
+        pipe.publish(changed(client()), host)
         pipe.execute()
     except redis.RedisError:
         log.warning("could not remove routes for %s; the reconciler will", host)
@@ -179,7 +179,7 @@ def publish_all() -> int:
         pipe.hset(ROUTES, mapping=entries)
     _signing_keys(pipe)
     if stale or entries:
-        pipe.publish(CHANGED, ALL)
+        pipe.publish(changed(client()), ALL)
     pipe.execute()
     return len(entries)
 
@@ -193,7 +193,7 @@ def publish_signing_keys() -> None:
     try:
         pipe = client().pipeline()
         _signing_keys(pipe)
-        pipe.publish(CHANGED, ALL)
+        pipe.publish(changed(client()), ALL)
         pipe.execute()
     except redis.RedisError:
         log.warning("could not publish signing keys; the reconciler will")
