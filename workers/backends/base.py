@@ -54,6 +54,11 @@ class BackendStatus:
             if r["state"] == "ready" and r["revision"] == self.revision and r.get("address")
         ]
 
+    def serving_addresses(self) -> list[str]:
+        """Every ready replica, whatever its revision: while a rollout runs, the replicas
+        that may take requests."""
+        return [r["address"] for r in self.replicas if r["state"] == "ready" and r.get("address")]
+
 
 class Backend(ABC):
     # Said when the backend never takes up a revision: where to look.

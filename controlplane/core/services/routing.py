@@ -90,12 +90,6 @@ def record_route(deployment: OnlineDeployment, replicas: list[str]) -> bool:
     return True
 
 
-def serving_addresses(status) -> list[str]:
-    """Every replica a backend ``status`` reports ready, whatever its revision: while a
-    rollout runs, the replicas that may take requests."""
-    return [r["address"] for r in status.replicas if r["state"] == "ready" and r.get("address")]
-
-
 def follow_rollout(deployment: OnlineDeployment, status) -> bool:
     """While an operation changes a deployment that serves already, keep its route to the
     replicas ready now: one that is leaving (scale-in, rolling update) is taken out as soon as
@@ -103,7 +97,7 @@ def follow_rollout(deployment: OnlineDeployment, status) -> bool:
     soon as it is ready. Returns whether the route changed (the caller publishes)."""
     if not deployment.route or status is None:
         return False
-    ready = serving_addresses(status)
+    ready = status.serving_addresses()
     if sorted(ready) == sorted(deployment.route.get("replicas") or ()):
         return False
     return record_route(deployment, ready)
