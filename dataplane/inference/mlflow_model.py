@@ -213,6 +213,12 @@ def _numpy_types(specs: list[dict]) -> dict:
     return types
 
 
+def typed_frame(frame, signature_inputs: list[dict] | None = None):
+    """``frame`` with its columns read as the types the signature's inputs name (a file's
+    integers in a double column become floats), as :func:`model_input` reads a request's."""
+    return _typed_columns(frame, _numpy_types(signature_inputs or []))
+
+
 def _typed_columns(frame, types: dict):
     for name, dtype in types.items():
         if name in frame.columns:
