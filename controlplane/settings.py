@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "controlplane.core",
     "controlplane.blobstore",
+    "controlplane.batch",
 ]
 
 MIDDLEWARE = [
@@ -144,7 +145,12 @@ CELERY_TASK_DEFAULT_QUEUE = env("WEIR_QUEUE", default="provision")
 # Environment and image builds run on a queue of their own (a worker with its own
 # concurrency), so a long build never delays a scale, a delete or an autoscale decision.
 WEIR_BUILD_QUEUE = env("WEIR_BUILD_QUEUE", default="builds")
-CELERY_TASK_ROUTES = {"weir.apply_deployment": {"queue": WEIR_BUILD_QUEUE}}
+# Batch jobs run for minutes or hours: their own worker, so no job holds up a build or a scale.
+WEIR_BATCH_QUEUE = env("WEIR_BATCH_QUEUE", default="batch")
+CELERY_TASK_ROUTES = {
+    "weir.apply_deployment": {"queue": WEIR_BUILD_QUEUE},
+    "weir.run_batch_job": {"queue": WEIR_BATCH_QUEUE},
+}
 # Only the tasks the control plane waits on (getLogs) keep a result, for a minute.
 CELERY_RESULT_BACKEND = with_password(env("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL))
 CELERY_RESULT_EXPIRES = 60
@@ -169,6 +175,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "weir.publish_routes",
         "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
     },
+    "reconcile-batch-jobs": {
+        "task": "weir.reconcile_batch_jobs",
+        "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
+    },
 }
 
 #
@@ -181,6 +191,8 @@ WEIR_ENCRYPTION_KEYS = server_secret(
 ).split(",")
 WEIR_TLS_CERT = env("WEIR_TLS_CERT", default=str(DATA_DIR / "tls" / "server.crt"))
 WEIR_TLS_KEY = env("WEIR_TLS_KEY", default=str(DATA_DIR / "tls" / "server.key"))
+# The API's public URL, for the URLs answers carry when no request names the host.
+WEIR_API_URL = env("WEIR_API_URL", default="https://localhost:8443")
 WEIR_LOCATION = env("WEIR_LOCATION", default="local")
 WEIR_TENANT_ID = env("WEIR_TENANT_ID", default="00000000-0000-0000-0000-000000000000")
 # Seconds a client should wait between polls of a Location URL (ARM allows 10..600).
@@ -258,6 +270,8 @@ WEIR_AGENT_DIR = Path(env("WEIR_AGENT_DIR", default=str(DATA_DIR / "agent")))
 # Where deployments' model and code files are placed for their replicas.
 WEIR_DEPLOYMENT_DIR = Path(env("WEIR_DEPLOYMENT_DIR", default=str(DATA_DIR / "deployments")))
 # How long a provisioning step waits for replicas to become ready.
+# Where batch jobs keep their inputs, mini-batch parts and outputs while they run.
+WEIR_BATCH_DIR = Path(env("WEIR_BATCH_DIR", default=str(DATA_DIR / "batch")))
 WEIR_READY_TIMEOUT = env.int("WEIR_READY_TIMEOUT", default=900)
 
 #

@@ -26,6 +26,7 @@ APPLY_DEPLOYMENT = "weir.apply_deployment"
 SCALE_DEPLOYMENT = "weir.scale_deployment"
 DELETE_DEPLOYMENT = "weir.delete_deployment"
 DEPLOYMENT_LOGS = "weir.deployment_logs"
+RUN_BATCH_JOB = "weir.run_batch_job"
 
 
 def send(name: str, **kwargs) -> None:

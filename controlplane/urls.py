@@ -4,6 +4,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from controlplane.arm.metadata import CloudMetadataView
+from controlplane.core.views.workspace import DiscoveryView
 
 
 def healthz(request):
@@ -13,6 +14,8 @@ def healthz(request):
 urlpatterns = [
     path("healthz", healthz),
     path("metadata/endpoints", CloudMetadataView.as_view()),
+    path("discovery/workspaces/<uuid:workspaceId>", DiscoveryView.as_view()),
+    path("", include("controlplane.batch.urls")),
     path("", include("controlplane.core.urls")),
 ]
 

@@ -32,30 +32,43 @@ class Assets:
     built-in MLflow script runs it, in an environment made from the model's own files."""
 
     def __init__(self, deployment):
-        self.workspace = workspace = deployment.endpoint.workspace
+        workspace = deployment.endpoint.workspace
         code = deployment.code_configuration or {}
-        self.model = _resolve(workspace, deployment.model, "models") if deployment.model else None
+        self._take(
+            workspace,
+            _resolve(workspace, deployment.model, "models") if deployment.model else None,
+            deployment.environment_id,
+            code.get("codeId"),
+            code.get("scoringScript"),
+        )
+
+    @classmethod
+    def named(cls, workspace, model, environment_id, code_id, scoring_script) -> Assets:
+        """The assets a batch job runs: its model version and the ids it was invoked with."""
+        assets = cls.__new__(cls)
+        assets._take(workspace, model, environment_id, code_id, scoring_script)
+        return assets
+
+    def _take(self, workspace, model, environment_id, code_id, scoring_script) -> None:
+        self.workspace, self.model = workspace, model
         self.no_code = (
-            self.model is not None
-            and self.model.is_mlflow
-            and not deployment.environment_id
-            and not code.get("codeId")
+            self.model is not None and self.model.is_mlflow and not environment_id and not code_id
         )
         self.environment = self.code = self.scoring_script = None
         if self.no_code:
             return
         # The API refuses these; rows written before it did still reach here.
-        if not deployment.environment_id:
+        if not environment_id:
             raise PermanentError(
                 "EnvironmentRequired", "the deployment names no environment (environmentId)"
             )
-        if not code.get("codeId"):
+        if not code_id:
             raise PermanentError(
                 "CodeRequired", "the deployment names no code (codeConfiguration.codeId)"
             )
-        self.environment = _resolve(workspace, deployment.environment_id, "environments")
-        self.code = _resolve(workspace, code["codeId"], "codes")
-        self.scoring_script = code["scoringScript"]
+        self.environment = _resolve(workspace, environment_id, "environments")
+        self.code = _resolve(workspace, code_id, "codes")
+        self.scoring_script = scoring_script
 
     def __str__(self) -> str:
         if self.no_code:
@@ -135,12 +148,12 @@ def place(assets: Assets, directory: Path, say) -> tuple[Path, Path]:
         return model_dir, code_dir
     shutil.rmtree(directory, ignore_errors=True)
     if assets.model is not None:
-        count = _download(assets.workspace, assets.model.model_uri, model_dir, keep_name=True)
+        count = download(assets.workspace, assets.model.model_uri, model_dir, keep_name=True)
         say(f"placed {count} model file(s) from {assets.model.model_uri}")
     model_dir.mkdir(parents=True, exist_ok=True)
     code_dir.mkdir(parents=True, exist_ok=True)
     if assets.code is not None:
-        count = _download(assets.workspace, assets.code.code_uri, code_dir, keep_name=False)
+        count = download(assets.workspace, assets.code.code_uri, code_dir, keep_name=False)
         say(f"placed {count} code file(s) from {assets.code.code_uri}")
         script = (code_dir / assets.scoring_script).resolve()
         if not script.is_relative_to(code_dir.resolve()) or not script.is_file():
@@ -162,7 +175,7 @@ def _stored(workspace, uri: str):
     return blobs, location.path.rstrip("/")
 
 
-def _download(workspace, uri: str, target: Path, keep_name: bool) -> int:
+def download(workspace, uri: str, target: Path, keep_name: bool) -> int:
     """Copy a blob, or every blob under a directory, to ``target``. A directory's own name is
     kept (``keep_name``) the way Azure lays out AZUREML_MODEL_DIR."""
     blobs, path = _stored(workspace, uri)

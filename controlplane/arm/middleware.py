@@ -34,10 +34,24 @@ CANONICAL_SEGMENTS = {
         "locations",
         "mfeOperationsStatus",
         "mfeOperationResults",
+        "batchEndpoints",
+        "jobs",
+        "cancel",
+        "runs",
+        "details",
+        "children",
+        "rundata",
+        "dataversion",
+        "batchGetResolvedUris",
     ]
 }
 
 _CLIENT_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+# The data-plane services that address a workspace by its ARM path after their own prefix
+# (run history, the management front end, data, batch scoring).
+DATA_PLANE_PREFIXES = ("/history/v1.0", "/mferp/managementfrontend", "/data/v1.0", "/batch")
 
 
 def canonical_arm_path(path: str) -> str:
@@ -46,7 +60,11 @@ def canonical_arm_path(path: str) -> str:
     ARM paths alternate type and name: /subscriptions/{s}/resourceGroups/{rg}/providers/
     {namespace}/workspaces/{ws}/...; a trailing odd segment is an action (listKeys).
     """
-    if not path.lower().startswith("/subscriptions/"):
+    lowered = path.lower()
+    for prefix in DATA_PLANE_PREFIXES:
+        if lowered.startswith(prefix + "/subscriptions/"):
+            return prefix + canonical_arm_path(path[len(prefix) :])
+    if not lowered.startswith("/subscriptions/"):
         return path
     segments = path.split("/")[1:]
     index = 0

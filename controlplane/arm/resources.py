@@ -105,7 +105,9 @@ class ArmResourceView(ArmView):
         )
 
     def get(self, request, **kwargs):
-        return resource_response(self.serializer_class, self.get_row(self.parent()))
+        return resource_response(
+            self.serializer_class, self.get_row(self.parent()), request=request
+        )
 
     def put(self, request, **kwargs):
         self.check_name()
@@ -117,7 +119,7 @@ class ArmResourceView(ArmView):
         row, created, operation = self.create_or_update(
             parent, serializer.validated_data, principal_name(request)
         )
-        body = self.serializer_class(row).data
+        body = self.serializer_class(row, context={"request": request}).data
         return put_response(request, body, created=created, operation=operation, etag=row.etag)
 
     def patch(self, request, **kwargs):
@@ -130,7 +132,7 @@ class ArmResourceView(ArmView):
         )
         if operation is not None:
             return accepted_response(request, operation)
-        return resource_response(self.serializer_class, self.get_row(parent))
+        return resource_response(self.serializer_class, self.get_row(parent), request=request)
 
     def delete(self, request, **kwargs):
         row = self.find(self.parent())
@@ -166,5 +168,10 @@ class ArmListView(ArmView):
 
     def get(self, request, **kwargs):
         serializer = self.serializer_class
+        context = {"request": request}
         # One serializer for the page: its fields are built once, not once per row.
-        return Response(page(request, self.rows(), lambda rows: serializer(rows, many=True).data))
+        return Response(
+            page(
+                request, self.rows(), lambda rows: serializer(rows, many=True, context=context).data
+            )
+        )

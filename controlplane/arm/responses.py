@@ -54,8 +54,11 @@ def quote_etag(etag: str) -> str:
     return f'"{etag}"'
 
 
-def resource_response(serializer_class, resource, status: int = 200) -> Response:
-    """A resource's ARM body with its ``ETag`` header."""
-    response = Response(serializer_class(resource).data, status=status)
+def resource_response(serializer_class, resource, status: int = 200, request=None) -> Response:
+    """A resource's ARM body with its ``ETag`` header (URLs in it on the host ``request``
+    called)."""
+    response = Response(
+        serializer_class(resource, context={"request": request}).data, status=status
+    )
     response["ETag"] = quote_etag(resource.etag)
     return response

@@ -14,12 +14,12 @@ from controlplane.arm.responses import PROVIDER, quote_etag
 API_VERSION = re.compile(r"^20[2-9]\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(-preview)?$")
 
 
-class ArmView(APIView):
-    """A view on an ARM path. URL kwargs use Azure's parameter names (subscriptionId,
-    resourceGroupName, workspaceName, ...), which also name them in the OpenAPI schema."""
+class ScopedView(APIView):
+    """A view on a path that names an ARM scope (a workspace's, for the data-plane services
+    Azure's SDKs address by it: run history, batch scoring). URL kwargs use Azure's
+    parameter names (subscriptionId, resourceGroupName, workspaceName, ...)."""
 
     def initial(self, request, *args, **kwargs):
-        check_api_version(request)
         check_url_text(request, kwargs)
         super().initial(request, *args, **kwargs)
 
@@ -50,6 +50,14 @@ class ArmView(APIView):
             raise ArmError(
                 412, "PreconditionFailed", "The resource already exists.", "If-None-Match"
             )
+
+
+class ArmView(ScopedView):
+    """A view on an ARM path: it also takes an api-version."""
+
+    def initial(self, request, *args, **kwargs):
+        check_api_version(request)
+        super().initial(request, *args, **kwargs)
 
 
 def principal_name(request) -> str:

@@ -59,6 +59,11 @@ class OperationKind(models.TextChoices):
     SCALE_DEPLOYMENT = "ScaleDeployment"
     UPDATE_DEPLOYMENT = "UpdateDeployment"
     DELETE_DEPLOYMENT = "DeleteDeployment"
+    # Batch endpoints and deployments are written synchronously, and a cancel is recorded
+    # at once: their operations are finished when they are answered (no task runs).
+    WRITE_BATCH_RESOURCE = "WriteBatchResource"
+    DELETE_BATCH_RESOURCE = "DeleteBatchResource"
+    CANCEL_BATCH_JOB = "CancelBatchJob"
 
 
 class AuthMode(models.TextChoices):

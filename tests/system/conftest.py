@@ -50,7 +50,7 @@ class Stack:
     # ---- processes --------------------------------------------------------------------
     def start_worker(self) -> None:
         """The workers as bin/start runs them: one on the provision queue (with beat), one
-        on the builds queue."""
+        on the builds queue, one on the batch queue."""
         log = open(Path(self.env["WEIR_DATA_DIR"]) / "worker.log", "ab")  # noqa: SIM115
         schedule = str(Path(self.env["WEIR_DATA_DIR"]) / "beat-schedule")
         self.workers = [
@@ -66,6 +66,7 @@ class Stack:
             for arguments in (
                 ["--beat", "--schedule", schedule, "-Q", "provision", "-c", "2"],
                 ["-Q", "builds", "-c", "1"],
+                ["-Q", "batch", "-c", "2"],
             )
         ]
 

@@ -25,7 +25,7 @@ def backend_for(deployment) -> Backend:
         return local_backend()
     endpoint = deployment.endpoint
     compute = compute_service.named(endpoint.workspace, endpoint.compute)
-    if compute is None:
+    if compute is None or compute.compute_type != "Kubernetes":
         raise PermanentError(
             "KubernetesComputeRequired",
             f"endpoint '{endpoint.name}' names no attached Kubernetes compute "

@@ -65,6 +65,29 @@ def reconcile_operations() -> int:
     return redriven
 
 
+@periodic_task("weir.reconcile_batch_jobs")
+def reconcile_batch_jobs() -> int:
+    """Batch jobs whose worker stopped extending their lease (it died, or the broker lost
+    the task) are claimed and enqueued again: the next run resumes from the job's ledger.
+    Returns how many."""
+    from controlplane.batch import jobs, states
+    from controlplane.batch.models import BatchJob
+
+    redriven = 0
+    lapsed = BatchJob.objects.exclude(status__in=states.TERMINAL).filter(
+        lease_expires_at__lt=timezone.now()
+    )
+    for job in lapsed[:100]:
+        claimed = BatchJob.objects.filter(pk=job.pk, lease_expires_at=job.lease_expires_at).update(
+            lease_expires_at=jobs.lease_deadline()
+        )
+        if claimed == 1:
+            log.warning("re-driving batch job %s (%s)", job.name, job.status)
+            jobs.enqueue(job)
+            redriven += 1
+    return redriven
+
+
 def _target(operation: Operation):
     if operation.deployment_id:
         return OnlineDeployment, operation.deployment_id

@@ -1,13 +1,18 @@
-"""Compute (Microsoft.MachineLearningServices/workspaces/computes): Kubernetes only."""
+"""Compute (Microsoft.MachineLearningServices/workspaces/computes): an attached Kubernetes
+cluster, or an AmlCompute cluster, which Weir runs as a pool of local batch workers."""
 
 import re
 
 from rest_framework import serializers
 
 from controlplane.arm.envelope import ProvisioningStateMixin, TrackedResourceSerializer
+from controlplane.arm.fields import IntegerField
+from controlplane.core.serializers.fields import DurationField, JsonDocumentSerializer
 
 # A Kubernetes namespace: a DNS-1123 label.
 NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+KUBERNETES = "Kubernetes"
+AML_COMPUTE = "AmlCompute"
 
 
 class KubernetesPropertiesSerializer(serializers.Serializer):
@@ -28,11 +33,41 @@ class KubernetesPropertiesSerializer(serializers.Serializer):
         return value
 
 
+class ScaleSettingsSerializer(JsonDocumentSerializer):
+    maxNodeCount = IntegerField(min_value=1)
+    minNodeCount = IntegerField(min_value=0, default=0)
+    nodeIdleTimeBeforeScaleDown = DurationField(min_seconds=0, required=False, allow_null=True)
+
+    def validate(self, attrs):
+        if attrs["minNodeCount"] > attrs["maxNodeCount"]:
+            raise serializers.ValidationError(
+                {"minNodeCount": ["minNodeCount cannot exceed maxNodeCount"]}
+            )
+        return attrs
+
+
+class AmlComputePropertiesSerializer(JsonDocumentSerializer):
+    """AmlCompute's properties as Azure's SDK sends them. Weir runs the cluster's nodes as
+    local batch worker processes: scaleSettings.maxNodeCount caps a job's instances; the
+    VM size and priority are kept and answered as sent."""
+
+    vmSize = serializers.CharField(required=False, allow_null=True, max_length=64)
+    vmPriority = serializers.CharField(required=False, allow_null=True, max_length=32)
+    osType = serializers.CharField(required=False, allow_null=True, max_length=16)
+    scaleSettings = ScaleSettingsSerializer()
+    remoteLoginPortPublicAccess = serializers.CharField(
+        required=False, allow_null=True, max_length=16
+    )
+    enableNodePublicIp = serializers.JSONField(required=False, allow_null=True)
+
+
 class ComputePropertiesSerializer(ProvisioningStateMixin):
     computeType = serializers.ChoiceField(
         source="compute_type",
-        choices=["Kubernetes"],
-        error_messages={"invalid_choice": "only Kubernetes computes can be attached, not {input}"},
+        choices=[KUBERNETES, AML_COMPUTE],
+        error_messages={
+            "invalid_choice": "only Kubernetes and AmlCompute computes can be attached, not {input}"
+        },
     )
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     resourceId = serializers.CharField(
@@ -40,7 +75,35 @@ class ComputePropertiesSerializer(ProvisioningStateMixin):
     )
     createdOn = serializers.DateTimeField(source="created_at", read_only=True)
     modifiedOn = serializers.DateTimeField(source="modified_at", read_only=True)
-    properties = KubernetesPropertiesSerializer(source="*", required=False)
+    # Kubernetes: namespace, defaultInstanceType, instanceTypes; AmlCompute: its own
+    # properties (AmlComputePropertiesSerializer). Checked by type in validate.
+    properties = serializers.JSONField(source="*", required=False)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if instance.compute_type == AML_COMPUTE:
+            data["properties"] = instance.properties
+        else:
+            data["properties"] = KubernetesPropertiesSerializer(instance).data
+        return data
+
+    def to_internal_value(self, data):
+        raw = data.get("properties") if isinstance(data, dict) else None
+        attrs = super().to_internal_value(
+            {k: v for k, v in data.items() if k != "properties"} if isinstance(data, dict) else data
+        )
+        if attrs["compute_type"] == AML_COMPUTE:
+            nested = AmlComputePropertiesSerializer(data=raw if raw is not None else {})
+            if not nested.is_valid():
+                raise serializers.ValidationError({"properties": nested.errors})
+            attrs["properties"] = dict(AmlComputePropertiesSerializer(nested.validated_data).data)
+            attrs["namespace"] = "default"
+        else:
+            nested = KubernetesPropertiesSerializer(data=raw if raw is not None else {})
+            if not nested.is_valid():
+                raise serializers.ValidationError({"properties": nested.errors})
+            attrs.update(nested.validated_data)
+        return attrs
 
 
 class ComputeResourceSerializer(TrackedResourceSerializer):

@@ -216,35 +216,37 @@ class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
         return value
 
     def validate(self, attrs):
-        """A deployment runs a scoring script (codeConfiguration.codeId) in an environment
-        (environmentId); an MLflow model may leave out both, and then runs with the scoring
-        script and environment its own files make (Azure's no-code deployment)."""
-        code = (attrs.get("code_configuration") or {}).get("codeId")
-        environment = attrs.get("environment_id")
-        if code and environment:
-            return attrs
-        model = attrs.get("model")
-        mlflow = (
-            bool(model) and references.resolve(self.context["workspace"], model, "models").is_mlflow
+        check_runnable(self.context["workspace"], attrs, attrs.get("model"))
+        return attrs
+
+
+def check_runnable(workspace, attrs: dict, model: str | None) -> None:
+    """A deployment (online or batch) runs a scoring script (codeConfiguration.codeId) in an
+    environment (environmentId); an MLflow model may leave out both, and then runs with the
+    scoring script and environment its own files make (Azure's no-code deployment)."""
+    code = (attrs.get("code_configuration") or {}).get("codeId")
+    environment = attrs.get("environment_id")
+    if code and environment:
+        return
+    mlflow = bool(model) and references.resolve(workspace, model, "models").is_mlflow
+    if mlflow and not code and not environment:
+        return
+    if mlflow:
+        because = "; leave out both to deploy the MLflow model with its own"
+        needs = (
+            "an environment (environmentId) for its scoring script",
+            "a scoring script (codeConfiguration) to run in its environment",
         )
-        if mlflow and not code and not environment:
-            return attrs
-        if mlflow:
-            because = "; leave out both to deploy the MLflow model with its own"
-            needs = (
-                "an environment (environmentId) for its scoring script",
-                "a scoring script (codeConfiguration) to run in its environment",
-            )
-        else:
-            because = ": only an MLflow model (modelType mlflow_model) deploys without one"
-            needs = ("an environment (environmentId)", "a scoring script (codeConfiguration)")
-        if not environment:
-            message = f"The deployment needs {needs[0]}{because}."
-            raise serializers.ValidationError({"environmentId": [message]})
-        message = f"The deployment needs {needs[1]}{because}."
-        if attrs.get("code_configuration"):
-            raise serializers.ValidationError({"codeConfiguration": {"codeId": [message]}})
-        raise serializers.ValidationError({"codeConfiguration": [message]})
+    else:
+        because = ": only an MLflow model (modelType mlflow_model) deploys without one"
+        needs = ("an environment (environmentId)", "a scoring script (codeConfiguration)")
+    if not environment:
+        message = f"The deployment needs {needs[0]}{because}."
+        raise serializers.ValidationError({"environmentId": [message]})
+    message = f"The deployment needs {needs[1]}{because}."
+    if attrs.get("code_configuration"):
+        raise serializers.ValidationError({"codeConfiguration": {"codeId": [message]}})
+    raise serializers.ValidationError({"codeConfiguration": [message]})
 
 
 class OnlineDeploymentSerializer(TrackedResourceSerializer):

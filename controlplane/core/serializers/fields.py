@@ -75,3 +75,15 @@ class _AttrDict(dict):
             return self[item]
         except KeyError as exc:
             raise AttributeError(item) from exc
+
+
+class CaseInsensitiveChoiceField(serializers.ChoiceField):
+    """An enum matched whatever its case (Azure's SDK sends ``aadToken`` for ``AADToken``,
+    ``info`` for ``Info``) and kept in the spelling of the choices."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            for choice in self.choices:
+                if str(choice).lower() == data.lower():
+                    return choice
+        return super().to_internal_value(data)

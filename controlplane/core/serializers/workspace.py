@@ -49,6 +49,20 @@ class WorkspacePropertiesSerializer(ProvisioningStateMixin):
     def get_mlFlowTrackingUri(self, obj) -> str | None:
         return None
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if not data.get("discoveryUrl"):
+            data["discoveryUrl"] = discovery_url(self.context.get("request"), instance)
+        return data
+
+
+def discovery_url(request, workspace) -> str:
+    """The workspace's discovery document (where Azure's SDKs find its data-plane APIs)."""
+    path = f"/discovery/workspaces/{workspace.workspace_id}"
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return settings.WEIR_API_URL.rstrip("/") + path
+
 
 class WorkspaceSerializer(TrackedResourceSerializer):
     resource_type = "Microsoft.MachineLearningServices/workspaces"

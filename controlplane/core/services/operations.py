@@ -56,6 +56,26 @@ def start(
     return operation
 
 
+def finished(
+    kind: str, *, resource_id: str, subscription_id: str, principal: str, result_status: int = 200
+) -> Operation:
+    """Record an operation whose work was done in the request: it answers Succeeded from
+    the start, for clients that poll every write of a resource Azure runs long."""
+    now = timezone.now()
+    return Operation.objects.create(
+        kind=kind,
+        status=OperationStatus.SUCCEEDED,
+        subscription_id=subscription_id,
+        location=settings.WEIR_LOCATION,
+        resource_id=resource_id,
+        percent_complete=100.0,
+        result_status=result_status,
+        created_by=principal,
+        ended_at=now,
+        lease_expires_at=now,
+    )
+
+
 def enqueue(operation: Operation) -> None:
     """Send the operation's task. If the broker is down the operation stays InProgress and
     the reconciler sends it again once its lease lapses."""

@@ -1,0 +1,259 @@
+"""Batch endpoints and deployments (ARM resources, written synchronously), AmlCompute
+clusters, invoking an endpoint, and the job it starts, run by the real task and scoring
+processes in this process."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.blobstore import storage
+from controlplane.core.models import Workspace
+from tests.conftest import WS, assert_arm_error, url
+
+CLUSTER = {
+    "location": "local",
+    "properties": {
+        "computeType": "AmlCompute",
+        "properties": {
+            "vmSize": "STANDARD_DS3_V2",
+            "vmPriority": "Dedicated",
+            "scaleSettings": {"maxNodeCount": 2, "minNodeCount": 0},
+        },
+    },
+}
+# Each line of every file scored becomes a line of the predictions: "<file>:<line>".
+BATCH_SCORE = b"""import os
+
+def init():
+    global prefix
+    prefix = os.environ.get("PREFIX", "")
+
+def run(mini_batch):
+    rows = []
+    for path in mini_batch:
+        name = os.path.basename(path)
+        if name.startswith("bad"):
+            raise ValueError("cannot score " + name)
+        with open(path) as f:
+            rows += [prefix + name + ":" + line.strip() for line in f if line.strip()]
+    return rows
+"""
+ENDPOINT = {"location": "local", "properties": {"authMode": "aadToken", "description": "d"}}
+
+
+def deployment_body(**settings):
+    return {
+        "location": "local",
+        "properties": {
+            "model": {"referenceType": "Id", "assetId": "azureml:sklearn:1"},
+            "codeConfiguration": {"codeId": "azureml:batch-score:1", "scoringScript": "score.py"},
+            "environmentId": "azureml:test-env:1",
+            "compute": "azureml:batch-cluster",
+            "environmentVariables": {"PREFIX": "p-"},
+            "resources": {"instanceCount": 1},
+            "miniBatchSize": 2,
+            "maxConcurrencyPerInstance": 2,
+            "outputAction": "AppendRow",
+            "retrySettings": {"maxRetries": 1, "timeout": "PT30S"},
+            "loggingLevel": "info",
+            **settings,
+        },
+    }
+
+
+@pytest.fixture
+def batch(client, workspace, model_version):
+    account = storage.account_for(Workspace.objects.get())
+    storage.write_blob(account, account.default_container, "bc/score.py", [BATCH_SCORE])
+    for index in range(5):
+        lines = f"a{index}\nb{index}\n".encode()
+        storage.write_blob(account, account.default_container, f"in/f{index}.txt", [lines])
+    code = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/bc/"}}
+    assert client.put(url("/codes/batch-score/versions/1"), code, format="json").status_code == 201
+    assert client.put(url("/computes/batch-cluster"), CLUSTER, format="json").status_code == 201
+    response = client.put(url("/batchEndpoints/bep"), ENDPOINT, format="json")
+    assert response.status_code == 201, response.content
+    response = client.put(
+        url("/batchEndpoints/bep/deployments/dep-one"), deployment_body(), format="json"
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def invoke(client, headers=None, **properties):
+    endpoint = client.get(url("/batchEndpoints/bep")).json()
+    body = {
+        "properties": {
+            "inputData": {
+                "UriFolder": {
+                    "jobInputType": "UriFolder",
+                    "uri": "azureml://datastores/workspaceblobstore/paths/in/",
+                }
+            },
+            **properties,
+        }
+    }
+    return client.post(endpoint["properties"]["scoringUri"], body, format="json", **(headers or {}))
+
+
+def run_job(name: str) -> dict:
+    import workers.tasks  # noqa: F401 - registers the tasks
+    from controlplane.batch.models import BatchJob
+    from workers.celery_app import app
+
+    job = BatchJob.objects.get(name=name)
+    app.tasks["weir.run_batch_job"](job_id=str(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def test_aml_compute_is_accepted_and_answered_as_sent(client, workspace):
+    body = client.put(url("/computes/batch-cluster"), CLUSTER, format="json").json()
+    properties = body["properties"]
+    assert properties["computeType"] == "AmlCompute"
+    assert properties["provisioningState"] == "Succeeded"
+    assert properties["properties"]["scaleSettings"]["maxNodeCount"] == 2
+    bad = {**CLUSTER, "properties": {**CLUSTER["properties"], "properties": {"vmSize": "x"}}}
+    assert_arm_error(
+        client.put(url("/computes/other"), bad, format="json"),
+        400,
+        "ValidationError",
+        "properties.properties.scaleSettings",
+    )
+
+
+def test_endpoint_and_deployment_round_trip_with_the_services_defaults(client, batch):
+    endpoint = client.get(url("/batchEndpoints/bep")).json()
+    assert endpoint["properties"]["authMode"] == "AADToken"
+    assert endpoint["properties"]["provisioningState"] == "Succeeded"
+    assert endpoint["properties"]["scoringUri"].endswith(f"/batch{WS}/batchEndpoints/bep/jobs")
+    deployment = client.get(url("/batchEndpoints/bep/deployments/dep-one")).json()["properties"]
+    assert deployment["miniBatchSize"] == 2
+    assert deployment["loggingLevel"] == "Info"
+    assert deployment["outputFileName"] == "predictions.csv"
+    assert deployment["errorThreshold"] == -1
+    assert deployment["retrySettings"] == {"maxRetries": 1, "timeout": "PT30S"}
+    assert deployment["resources"]["instanceCount"] == 1
+    endpoint["properties"]["defaults"] = {"deploymentName": "DEP-ONE"}
+    response = client.put(url("/batchEndpoints/bep"), endpoint, format="json")
+    assert response.status_code == 200
+    operation = client.get(response["Azure-AsyncOperation"]).json()
+    assert operation["status"] == "Succeeded"
+    assert client.get(url("/batchEndpoints/bep")).json()["properties"]["defaults"] == {
+        "deploymentName": "DEP-ONE"
+    }
+
+
+def test_bad_deployments_are_refused_naming_the_field(client, batch):
+    cases = [
+        ({"compute": "azureml:nope"}, "properties.compute"),
+        ({"resources": {"instanceCount": 3}}, "properties.resources.instanceCount"),
+        ({"miniBatchSize": 0}, "properties.miniBatchSize"),
+        ({"outputAction": "Sometimes"}, "properties.outputAction"),
+        ({"outputFileName": "a/b.csv"}, "properties.outputFileName"),
+        ({"model": {"referenceType": "Id", "assetId": "azureml:missing:1"}}, None),
+    ]
+    for settings, target in cases:
+        response = client.put(
+            url("/batchEndpoints/bep/deployments/dep-two"),
+            deployment_body(**settings),
+            format="json",
+        )
+        error = assert_arm_error(response, 400, "ValidationError")
+        if target:
+            assert error["target"] == target, (settings, error)
+    assert [
+        d["name"] for d in client.get(url("/batchEndpoints/bep/deployments")).json()["value"]
+    ] == ["dep-one"]
+    wrong = {
+        **ENDPOINT,
+        "properties": {**ENDPOINT["properties"], "defaults": {"deploymentName": "x"}},
+    }
+    assert_arm_error(
+        client.put(url("/batchEndpoints/bep"), wrong, format="json"),
+        400,
+        "ValidationError",
+        "properties.defaults.deploymentName",
+    )
+
+
+def test_an_invocation_runs_a_job_whose_predictions_are_in_input_order(client, batch):
+    response = invoke(client, headers={"HTTP_REPEATABILITY_REQUEST_ID": "r-1"})
+    assert response.status_code == 201, response.content
+    job = response.json()
+    assert job["properties"]["status"] == "Queued"
+    again = invoke(client, headers={"HTTP_REPEATABILITY_REQUEST_ID": "r-1"})
+    assert again.status_code == 200 and again.json()["name"] == job["name"]
+
+    done = run_job(job["name"])
+    assert done.status == "Completed", done.error
+    assert (done.mini_batches, done.mini_batches_done) == (3, 3)
+    account = storage.account_for(Workspace.objects.get())
+    from controlplane.blobstore.backends import blob_backend
+    from controlplane.blobstore.models import Blob
+
+    blob = Blob.objects.get(name=f"azureml/{job['name']}/score/predictions.csv")
+    with blob_backend().open(blob.digest) as source:
+        lines = source.read().decode().splitlines()
+    assert lines == [f"p-f{i}.txt:{c}{i}" for i in range(5) for c in "ab"]
+    assert account is not None
+
+    arm = client.get(url(f"/jobs/{job['name']}")).json()
+    assert arm["properties"]["status"] == "Completed"
+    assert arm["properties"]["tags"]["azureml.batchrun"] == "true"
+    details = client.get(f"/history/v1.0{WS}/runs/{job['name']}/details").json()
+    log_url = details["logFiles"]["user_logs/std_log.txt"]
+    assert "sig=" in log_url
+
+
+def test_a_failing_mini_batch_is_retried_then_counted_against_the_threshold(client, batch):
+    account = storage.account_for(Workspace.objects.get())
+    storage.write_blob(account, account.default_container, "in/bad.txt", [b"x\n"])
+    job = invoke(client, errorThreshold=0).json()
+    done = run_job(job["name"])
+    assert done.status == "Failed"
+    assert done.error["code"] == "ErrorThresholdExceeded"
+    attempts = done.ledger.get(files__contains=["bad.txt"]).attempts
+    assert attempts == 2  # maxRetries 1: two attempts
+
+    tolerant = invoke(client).json()  # errorThreshold -1: failures are counted, not fatal
+    done = run_job(tolerant["name"])
+    assert done.status == "Completed"
+    assert done.items_failed == 2  # bad.txt and the file in its mini-batch
+
+
+def test_bad_invocations_are_refused_and_start_nothing(client, batch):
+    from controlplane.batch.models import BatchJob
+
+    missing = {
+        "inputData": {
+            "x": {
+                "jobInputType": "UriFolder",
+                "uri": "azureml://datastores/workspaceblobstore/paths/none/",
+            }
+        }
+    }
+    assert_arm_error(
+        invoke(client, **missing), 400, "ValidationError", "properties.inputData.x.uri"
+    )
+    asset = {"inputData": {"x": {"jobInputType": "UriFolder", "uri": "azureml:heart@latest"}}}
+    assert_arm_error(invoke(client, **asset), 400, "ValidationError", "properties.inputData.x.uri")
+    assert_arm_error(
+        invoke(client, miniBatchSize="many"), 400, "ValidationError", "properties.miniBatchSize"
+    )
+    assert_arm_error(
+        invoke(client, headers={"HTTP_AZUREML_MODEL_DEPLOYMENT": "nope"}), 404, "ResourceNotFound"
+    )
+    assert not BatchJob.objects.exists()
+
+
+def test_cancel_a_queued_job_and_jobs_outlive_their_endpoint(client, batch):
+    job = invoke(client).json()
+    response = client.post(url(f"/jobs/{job['name']}/cancel"))
+    assert response.status_code == 202
+    assert client.get(url(f"/jobs/{job['name']}")).json()["properties"]["status"] == "Canceled"
+    response = client.delete(url("/batchEndpoints/bep"))
+    assert response.status_code == 202
+    assert client.get(response["Location"]).status_code == 204
+    assert client.get(url("/batchEndpoints/bep")).status_code == 404
+    assert client.get(url(f"/jobs/{job['name']}")).json()["properties"]["status"] == "Canceled"

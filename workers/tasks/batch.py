@@ -1,0 +1,443 @@
+"""Batch jobs: one task runs a job from Queued to Completed, Failed or Canceled on this
+machine's worker pool. Every mini-batch's outcome is committed to the job's ledger as it
+comes, so a job whose worker dies is re-driven by the reconciler and scores only the
+mini-batches not committed; its output is merged in index order, so it is the same however
+often it was resumed."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from controlplane.batch import files, states
+from controlplane.batch.jobs import lease_deadline
+from controlplane.batch.models import BatchJob, JobStatus, MiniBatch, MiniBatchStatus
+from controlplane.blobstore import storage
+from controlplane.blobstore.models import Blob
+from controlplane.core import references
+from controlplane.core.durations import parse_seconds
+from workers import replica_plan
+from workers.batch_pool import InitFailed, Pool, PoolSettings, Work
+from workers.builds import environment
+from workers.decorators import provisioning_task
+from workers.errors import PermanentError
+from workers.tasks.reconcile import MAX_ATTEMPTS
+
+log = logging.getLogger(__name__)
+
+S = JobStatus
+POLL = 0.25
+LEASE_REFRESH = 5.0
+LOG_UPLOAD = 2.0
+# What a scoring process inherits from the worker (not the worker's settings or secrets).
+INHERITED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+WEIR_ROOT = Path(__file__).resolve().parents[2]
+
+
+class JobCanceled(Exception):
+    pass
+
+
+@provisioning_task("weir.run_batch_job")
+def run_batch_job(self, *, job_id: str) -> None:
+    job = claim(job_id)
+    if job is None:
+        return
+    progress = Progress(job)
+    try:
+        if job.status == S.CANCEL_REQUESTED:
+            raise JobCanceled
+        if job.status == S.QUEUED:
+            states.transition(job.pk, S.PREPARING)
+        progress.say(f"job {job.name}: attempt {job.attempts}, status {job.status}")
+        if job.status in (S.QUEUED, S.PREPARING, S.RUNNING):
+            run_mini_batches(job, progress)
+        finalize(job, progress)
+    except JobCanceled:
+        progress.say("canceled")
+        states.transition(job.pk, S.CANCELED)
+    except PermanentError as exc:
+        progress.say(f"failed: {exc.code}: {exc.message}")
+        states.transition(job.pk, S.FAILED, error={"code": exc.code, "message": exc.message})
+    except Exception as exc:
+        log.exception("batch job %s failed", job.name)
+        progress.say(f"failed: {type(exc).__name__}: {exc}")
+        states.transition(
+            job.pk,
+            S.FAILED,
+            error={"code": "InternalError", "message": f"{type(exc).__name__}: {exc}"},
+        )
+    finally:
+        progress.upload()
+    if BatchJob.objects.filter(pk=job.pk, status__in=states.TERMINAL).exists():
+        shutil.rmtree(job_dir(job), ignore_errors=True)
+
+
+def claim(job_id: str) -> BatchJob | None:
+    """Take the job if it has not finished, extending its lease; fail it after
+    MAX_ATTEMPTS deliveries."""
+    rows = (
+        BatchJob.objects.filter(pk=job_id)
+        .exclude(status__in=states.TERMINAL)
+        .update(lease_expires_at=lease_deadline(), attempts=F("attempts") + 1)
+    )
+    if rows != 1:
+        return None
+    job = BatchJob.objects.select_related("workspace").get(pk=job_id)
+    if job.attempts > MAX_ATTEMPTS:
+        states.transition(
+            job.pk,
+            S.FAILED,
+            error={
+                "code": "JobTimedOut",
+                "message": f"The job did not finish after {job.attempts - 1} attempts.",
+            },
+        )
+        return None
+    return job
+
+
+def job_dir(job: BatchJob) -> Path:
+    return Path(settings.WEIR_BATCH_DIR) / str(job.id)
+
+
+class Progress:
+    """The job's progress log: lines in logs/job_progress_overview.txt, mirrored to the
+    blob Azure's SDK streams; saying something also keeps the job's lease."""
+
+    def __init__(self, job: BatchJob):
+        self.job = job
+        self.path = job_dir(job) / "logs" / "job_progress_overview.txt"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.uploaded = self.leased = 0.0
+
+    def say(self, line: str) -> None:
+        stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
+        with self.path.open("a") as out:
+            out.write(f"{stamp} {line}\n")
+        log.info("batch job %s: %s", self.job.name, line)
+        self.tick()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.leased > LEASE_REFRESH:
+            BatchJob.objects.filter(pk=self.job.pk).update(lease_expires_at=lease_deadline())
+            self.leased = now
+        if now - self.uploaded > LOG_UPLOAD:
+            self.upload()
+
+    def upload(self) -> None:
+        if not self.path.exists():
+            return
+        account = storage.account_for(self.job.workspace)
+        content = self.path.read_bytes()
+        storage.write_blob(
+            account,
+            account.default_container,
+            files.log_blob_name(self.job),
+            [content],
+            "text/plain; charset=utf-8",
+        )
+        self.uploaded = time.monotonic()
+
+    def check_canceled(self) -> None:
+        if BatchJob.objects.filter(pk=self.job.pk, status=S.CANCEL_REQUESTED).exists():
+            raise JobCanceled
+
+
+# ---- Preparing -----------------------------------------------------------------------------
+def prepare(job: BatchJob, progress: Progress) -> tuple[Path, Path, Path, replica_plan.Assets]:
+    """Environment, model and code files, and the input files: (python, model, code)."""
+    run = job.settings
+    workspace = job.workspace
+    try:
+        model = references.resolve(workspace, run["model"], "models")
+    except ValueError as exc:
+        raise PermanentError("AssetNotFound", str(exc)) from None
+    assets = replica_plan.Assets.named(
+        workspace, model, run["environment"], run["code"], run["scoringScript"]
+    )
+    progress.say(f"model {model.arm_id}; {assets}")
+    spec = replica_plan.environment_spec(assets, progress.say)
+    env_dir = environment.ensure(spec, progress.say)
+    progress.check_canceled()
+    model_dir, code_dir = replica_plan.place(assets, job_dir(job) / "assets", progress.say)
+    return env_dir / "bin" / "python", model_dir, code_dir, assets
+
+
+def input_files(job: BatchJob, progress: Progress) -> list[str]:
+    """The job's input files, fetched once into its directory: a folder's files (not its
+    sub-folders, as Azure reads them), sorted so every run splits them alike."""
+    target = job_dir(job) / "inputs"
+    marker = job_dir(job) / ".inputs-fetched"
+    if not marker.exists():
+        shutil.rmtree(target, ignore_errors=True)
+        ((name, spec),) = job.inputs.items()
+        count = replica_plan.download(job.workspace, spec["uri"], target, keep_name=False)
+        progress.say(f"input {name}: fetched {count} file(s) from {spec['uri']}")
+        marker.write_text("")
+    return sorted(p.name for p in target.iterdir() if p.is_file())
+
+
+def ledger(job: BatchJob, names: list[str]) -> list[MiniBatch]:
+    """The job's mini-batches, made once (the first run) and read back by every re-run."""
+    size = int(job.settings["miniBatchSize"])
+    with transaction.atomic():
+        locked = BatchJob.objects.select_for_update().get(pk=job.pk)
+        if not MiniBatch.objects.filter(job=locked).exists():
+            inputs = job_dir(job) / "inputs"
+            MiniBatch.objects.bulk_create(
+                MiniBatch(
+                    job=locked,
+                    index=index,
+                    files=chunk,
+                    input_hash=_digest(inputs, chunk),
+                )
+                for index, chunk in enumerate(
+                    names[start : start + size] for start in range(0, len(names), size)
+                )
+            )
+            total = MiniBatch.objects.filter(job=locked).count()
+            BatchJob.objects.filter(pk=job.pk).update(mini_batches=total)
+    return list(MiniBatch.objects.filter(job=job).order_by("index"))
+
+
+def _digest(folder: Path, names: list[str]) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0")
+        with (folder / name).open("rb") as source:
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---- Running -------------------------------------------------------------------------------
+def run_mini_batches(job: BatchJob, progress: Progress) -> None:
+    python, model_dir, code_dir, assets = prepare(job, progress)
+    names = input_files(job, progress)
+    if not names:
+        raise PermanentError("InputEmpty", "the job's input holds no files")
+    batches = ledger(job, names)
+    progress.check_canceled()
+    states.transition(job.pk, S.RUNNING)
+    parts = job_dir(job) / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    pending = [
+        b
+        for b in batches
+        if b.status == MiniBatchStatus.PENDING
+        or (b.status == MiniBatchStatus.SUCCEEDED and not _committed_part(job, b))
+    ]
+    done = len(batches) - len(pending)
+    progress.say(
+        f"{len(names)} file(s) in {len(batches)} mini-batch(es) of up to "
+        f"{job.settings['miniBatchSize']}; {done} already committed, {len(pending)} to score"
+    )
+    if pending:
+        score(job, progress, pending, python, model_dir, code_dir, assets)
+
+
+def _committed_part(job: BatchJob, batch: MiniBatch) -> bool:
+    if job.settings["outputAction"] != "AppendRow":
+        return True
+    return part_path(job, batch.index).exists()
+
+
+def part_path(job: BatchJob, index: int) -> Path:
+    return job_dir(job) / "parts" / f"{index:08d}.part"
+
+
+def score(job, progress, pending, python, model_dir, code_dir, assets) -> None:
+    run = job.settings
+    inputs = job_dir(job) / "inputs"
+    output_dir = job_dir(job) / "output"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    retry = run["retrySettings"]
+    max_retries = int(retry.get("maxRetries", 3))
+    threshold = int(run["errorThreshold"])
+    processes = int(run["instanceCount"]) * int(run["maxConcurrencyPerInstance"])
+    env = {k: v for k, v in os.environ.items() if k in INHERITED_ENVIRONMENT}
+    env.update(
+        {
+            **run["environmentVariables"],
+            "AZUREML_MODEL_DIR": str(model_dir),
+            "AZUREML_BI_OUTPUT_PATH": str(output_dir),
+            "PYTHONPATH": str(WEIR_ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    pool = Pool(
+        PoolSettings(
+            python=str(python),
+            script=str(code_dir / assets.scoring_script) if assets.scoring_script else None,
+            output_dir=output_dir,
+            logs_dir=job_dir(job) / "logs",
+            cwd=code_dir,
+            env=env,
+            processes=min(processes, len(pending)),
+            timeout=parse_seconds(retry.get("timeout", "PT30S")),
+            logging_level=run["loggingLevel"].lower(),
+            output_action="append_row" if run["outputAction"] == "AppendRow" else "summary_only",
+            append_row_file_name=run["outputFileName"],
+            mini_batch_size=int(run["miniBatchSize"]),
+            error_threshold=threshold,
+            process_count_per_node=int(run["maxConcurrencyPerInstance"]),
+            mlflow=assets.no_code,
+        )
+    )
+    queue = list(pending)
+    by_index = {b.index: b for b in pending}
+    attempts = {b.index: 0 for b in pending}
+    outstanding = len(pending)
+
+    def work_of(batch: MiniBatch) -> Work:
+        return Work(
+            batch.index,
+            [str(inputs / name) for name in batch.files],
+            str(part_path(job, batch.index)),
+        )
+
+    def on_done(work: Work, event: dict) -> None:
+        nonlocal outstanding
+        outstanding -= 1
+        with transaction.atomic():
+            MiniBatch.objects.filter(job=job, index=work.index).update(
+                status=MiniBatchStatus.SUCCEEDED,
+                attempts=attempts[work.index],
+                items=int(event.get("items", 0)),
+                seconds=event.get("seconds"),
+                error=None,
+                ended_at=timezone.now(),
+            )
+            BatchJob.objects.filter(pk=job.pk).update(mini_batches_done=F("mini_batches_done") + 1)
+        progress.say(
+            f"mini-batch {work.index}: {len(work.files)} file(s) -> {event.get('items', 0)} "
+            f"item(s) in {float(event.get('seconds') or 0):.2f} s (attempt {attempts[work.index]})"
+        )
+
+    def on_failed(work: Work, error: str) -> None:
+        nonlocal outstanding
+        tries = attempts[work.index]
+        last_line = error.strip().splitlines()[-1] if error.strip() else error
+        progress.say(f"mini-batch {work.index}: attempt {tries} failed: {last_line}")
+        for line in error.strip().splitlines():
+            progress.say(f"  | {line}")
+        if tries <= max_retries:
+            queue.append(by_index[work.index])
+            return
+        outstanding -= 1
+        with transaction.atomic():
+            MiniBatch.objects.filter(job=job, index=work.index).update(
+                status=MiniBatchStatus.FAILED,
+                attempts=tries,
+                error=error[-4000:],
+                ended_at=timezone.now(),
+            )
+            BatchJob.objects.filter(pk=job.pk).update(
+                mini_batches_failed=F("mini_batches_failed") + 1,
+                items_failed=F("items_failed") + len(work.files),
+            )
+        failed_files = BatchJob.objects.values_list("items_failed", flat=True).get(pk=job.pk)
+        progress.say(
+            f"mini-batch {work.index}: failed after {tries} attempt(s); "
+            f"{failed_files} failed file(s) so far"
+        )
+        if threshold >= 0 and failed_files > threshold:
+            raise PermanentError(
+                "ErrorThresholdExceeded",
+                f"{failed_files} file(s) failed, more than the error threshold ({threshold}); "
+                f"last error: {last_line}",
+            )
+
+    pool.start()
+    progress.say(f"started {len(pool.drivers)} scoring process(es)")
+    try:
+        while outstanding > 0:
+            for driver in pool.idle():
+                if not queue:
+                    break
+                batch = queue.pop(0)
+                attempts[batch.index] += 1
+                pool.hand(driver, work_of(batch))
+            pool.poll(POLL, on_done, on_failed)
+            progress.check_canceled()
+            progress.tick()
+    except InitFailed as exc:
+        pool.kill()
+        raise PermanentError(
+            "UserInitFailed", f"User program failed in init(): {_last(exc)}"
+        ) from None
+    except BaseException:
+        pool.kill()
+        raise
+    pool.stop()
+
+
+def _last(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else str(exc)
+
+
+# ---- Finalizing ----------------------------------------------------------------------------
+def finalize(job: BatchJob, progress: Progress) -> None:
+    """Merge the parts in index order, upload the outputs, Completed."""
+    first = states.transition(job.pk, S.FINALIZING)
+    job.refresh_from_db()
+    if job.status != S.FINALIZING:
+        return
+    succeeded = MiniBatch.objects.filter(job=job, status=MiniBatchStatus.SUCCEEDED).count()
+    if succeeded == 0:
+        raise PermanentError(
+            "NoSucceededMiniBatch", "No succeeded mini batch item returned from run()."
+        )
+    output_dir = job_dir(job) / "output"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    location = files.output_location(job)
+    account, container = location.account, location.container
+    folder = (
+        location.path if location.path.endswith("/") or not location.path else location.path + "/"
+    )
+    file_name = job.output["fileName"]
+    if job.settings["outputAction"] == "AppendRow":
+        merged = output_dir / file_name
+        with merged.open("wb") as out:
+            for batch in MiniBatch.objects.filter(
+                job=job, status=MiniBatchStatus.SUCCEEDED
+            ).order_by("index"):
+                out.write(part_path(job, batch.index).read_bytes())
+    produced = sorted(p for p in output_dir.rglob("*") if p.is_file())
+    if first:
+        # Azure does not overwrite an output file that is already there.
+        names = [folder + str(p.relative_to(output_dir)) for p in produced]
+        clash = Blob.objects.filter(account=account, container=container, name__in=names).first()
+        if clash is not None:
+            raise PermanentError(
+                "OutputExists",
+                f"the output folder already holds '{clash.name}'; choose another output "
+                "location or remove it",
+            )
+    for path in produced:
+        relative = str(path.relative_to(output_dir))
+        with path.open("rb") as source:
+            storage.write_blob(
+                account,
+                container,
+                folder + relative,
+                iter(lambda source=source: source.read(1 << 20), b""),
+            )
+    progress.say(
+        f"{succeeded} mini-batch(es) succeeded, {job.mini_batches_failed} failed; "
+        f"{len(produced)} output file(s) written to {job.output['uri']}"
+    )
+    progress.say("The activity completed successfully. Finalizing run...")
+    states.transition(job.pk, S.COMPLETED)
