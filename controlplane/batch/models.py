@@ -153,6 +153,9 @@ class BatchJob(models.Model):
     # enqueues the job again and the next run resumes from the ledger.
     lease_expires_at = models.DateTimeField()
     attempts = models.PositiveIntegerField(default=0)
+    # The run that owns the job now: each run claims it with a new id, and a run that finds
+    # another id there stops, so two runs never score the same job.
+    runner = models.UUIDField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -24,6 +24,7 @@ from controlplane.batch.serializers import (
 )
 from controlplane.core import names
 from controlplane.core.choices import OperationKind
+from controlplane.core.serializers.endpoint import EndpointAuthKeysSerializer
 from controlplane.core.services import operations
 from controlplane.core.views.lookups import get_workspace
 
@@ -78,7 +79,9 @@ class BatchEndpointView(ArmResourceView):
 
 
 class BatchEndpointListKeysView(ArmView):
-    @extend_schema(operation_id="BatchEndpoints_ListKeys", request=None)
+    @extend_schema(
+        operation_id="BatchEndpoints_ListKeys", request=None, responses=EndpointAuthKeysSerializer
+    )
     def post(self, request, **kwargs):
         """Batch endpoints take Microsoft Entra (here: Weir) tokens only: no keys."""
         get_batch_endpoint(kwargs)

@@ -10,11 +10,12 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 S = JobStatus
 POLL = 0.25
-LEASE_REFRESH = 5.0
 LOG_UPLOAD = 2.0
 # What a scoring process inherits from the worker (not the worker's settings or secrets).
 INHERITED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
@@ -47,12 +47,47 @@ class JobCanceled(Exception):
     pass
 
 
+class Superseded(Exception):
+    """Another run claimed the job (this one's lease lapsed): this run stops, touching
+    nothing more."""
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the job's lease while its run works, whether or not it has anything to say (an
+    environment build can be silent for minutes), and notices when another run took it."""
+
+    def __init__(self, job: BatchJob):
+        super().__init__(name=f"heartbeat-{job.name}", daemon=True)
+        self.job = job
+        self.stopped = threading.Event()
+        self.lost = False
+        self.interval = max(0.5, settings.WEIR_OPERATION_LEASE_SECONDS / 3)
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                held = BatchJob.objects.filter(pk=self.job.pk, runner=self.job.runner).update(
+                    lease_expires_at=lease_deadline()
+                )
+                if held != 1:
+                    self.lost = True
+                    return
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
 @provisioning_task("weir.run_batch_job")
 def run_batch_job(self, *, job_id: str) -> None:
     job = claim(job_id)
     if job is None:
         return
-    progress = Progress(job)
+    heartbeat = Heartbeat(job)
+    heartbeat.start()
+    progress = Progress(job, heartbeat)
     try:
         if job.status == S.CANCEL_REQUESTED:
             raise JobCanceled
@@ -62,6 +97,10 @@ def run_batch_job(self, *, job_id: str) -> None:
         if job.status in (S.QUEUED, S.PREPARING, S.RUNNING):
             run_mini_batches(job, progress)
         finalize(job, progress)
+    except Superseded:
+        log.warning("batch job %s: another run took it over; this run stops", job.name)
+        heartbeat.stop()
+        return
     except JobCanceled:
         progress.say("canceled")
         states.transition(job.pk, S.CANCELED)
@@ -77,7 +116,8 @@ def run_batch_job(self, *, job_id: str) -> None:
             error={"code": "InternalError", "message": f"{type(exc).__name__}: {exc}"},
         )
     finally:
-        progress.upload()
+        heartbeat.stop()
+    progress.upload()
     if BatchJob.objects.filter(pk=job.pk, status__in=states.TERMINAL).exists():
         shutil.rmtree(job_dir(job), ignore_errors=True)
 
@@ -112,13 +152,13 @@ def job_dir(job: BatchJob) -> Path:
 
 class Progress:
     """The job's progress log: lines in logs/job_progress_overview.txt, mirrored to the
-    blob Azure's SDK streams; saying something also keeps the job's lease."""
+    blob Azure's SDK streams; saying something also checks the run still owns the job."""
 
-    def __init__(self, job: BatchJob):
-        self.job = job
+    def __init__(self, job: BatchJob, heartbeat: Heartbeat):
+        self.job, self.heartbeat = job, heartbeat
         self.path = job_dir(job) / "logs" / "job_progress_overview.txt"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.uploaded = self.leased = 0.0
+        self.uploaded = 0.0
 
     def say(self, line: str) -> None:
         stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
@@ -128,11 +168,9 @@ class Progress:
         self.tick()
 
     def tick(self) -> None:
-        now = time.monotonic()
-        if now - self.leased > LEASE_REFRESH:
-            BatchJob.objects.filter(pk=self.job.pk).update(lease_expires_at=lease_deadline())
-            self.leased = now
-        if now - self.uploaded > LOG_UPLOAD:
+        if self.heartbeat.lost:
+            raise Superseded(self.job.name)
+        if time.monotonic() - self.uploaded > LOG_UPLOAD:
             self.upload()
 
     def upload(self) -> None:
