@@ -152,6 +152,17 @@ def batch_compute(workspace, reference: str | None):
     return compute
 
 
+def deployments_on(compute) -> list[str]:
+    """The batch deployments that run on ``compute`` (it may not be deleted under them)."""
+    return [
+        f"batch deployment '{deployment.endpoint.name}/{deployment.name}'"
+        for deployment in BatchDeployment.objects.filter(
+            endpoint__workspace=compute.workspace
+        ).select_related("endpoint")
+        if compute_service.named(compute.workspace, deployment.compute) == compute
+    ]
+
+
 def max_instances(compute) -> int:
     return int(compute.properties.get("scaleSettings", {}).get("maxNodeCount") or 1)
 

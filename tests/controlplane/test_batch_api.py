@@ -257,3 +257,10 @@ def test_cancel_a_queued_job_and_jobs_outlive_their_endpoint(client, batch):
     assert client.get(response["Location"]).status_code == 204
     assert client.get(url("/batchEndpoints/bep")).status_code == 404
     assert client.get(url(f"/jobs/{job['name']}")).json()["properties"]["status"] == "Canceled"
+
+
+def test_a_cluster_a_batch_deployment_runs_on_cannot_be_deleted(client, batch):
+    error = assert_arm_error(client.delete(url("/computes/batch-cluster")), 409, "Conflict")
+    assert "batch deployment 'bep/dep-one'" in error["message"]
+    assert client.delete(url("/batchEndpoints/bep/deployments/dep-one")).status_code == 202
+    assert client.delete(url("/computes/batch-cluster")).status_code == 200

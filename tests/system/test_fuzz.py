@@ -47,6 +47,32 @@ def seed(stack, workspace) -> dict:
     deployment = {"location": "local", "properties": {"endpointComputeType": "Managed", **runtime}}
     response = stack.call("PUT", f"{endpoint}/deployments/blue", deployment)
     assert response.status_code == 201, response.text
+    # The batch side under the same names: a cluster, an endpoint, a deployment and a job.
+    cluster = {
+        "location": "local",
+        "properties": {
+            "computeType": "AmlCompute",
+            "properties": {"scaleSettings": {"maxNodeCount": 1}},
+        },
+    }
+    response = stack.call("PUT", f"{workspace}/computes/fuzz-cluster", cluster)
+    assert response.status_code == 201, response.text
+    batch = f"{workspace}/batchEndpoints/fuzz-endpoint"
+    response = stack.call(
+        "PUT", batch, {"location": "local", "properties": {"authMode": "AADToken"}}
+    )
+    assert response.status_code == 201, response.text
+    model = {"referenceType": "Id", "assetId": f"{workspace}/models/fuzz/versions/1"}
+    properties = {**runtime, "model": model, "compute": "azureml:fuzz-cluster"}
+    response = stack.call(
+        "PUT", f"{batch}/deployments/blue", {"location": "local", "properties": properties}
+    )
+    assert response.status_code == 201, response.text
+    data = stack.upload(workspace, {"a.txt": b"a"})
+    scoring_uri = stack.call("GET", batch).json()["properties"]["scoringUri"]
+    invocation = {"properties": {"inputData": {"in": {"jobInputType": "UriFolder", "uri": data}}}}
+    job = stack.call("POST", scoring_uri, invocation)
+    assert job.status_code == 201, job.text
     return {
         "path.subscriptionId": stack.subscription,
         "path.resourceGroupName": "rg1",
@@ -59,6 +85,8 @@ def seed(stack, workspace) -> dict:
         "query.api-version": "2024-04-01",
         # The endpoint's create operation, for the operation status and result routes.
         "path.operationId": status_url.split("?")[0].rsplit("/", 1)[-1],
+        "path.jobName": job.json()["name"],
+        "path.computeName": "fuzz-cluster",
     }
 
 

@@ -3,6 +3,8 @@ endpoint names."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
 
 from controlplane.arm.errors import conflict
@@ -48,17 +50,24 @@ def named(workspace: Workspace, reference: str | None) -> Compute | None:
     return _by_name(workspace, name).first()
 
 
+# Other apps' uses of a compute (batch deployments, ...): functions of a compute returning
+# descriptions such as "batch deployment 'e/d'"; each app adds its own when it is ready.
+USERS: list[Callable[[Compute], list[str]]] = []
+
+
+def _online_users(compute: Compute) -> list[str]:
+    return [
+        f"online endpoint '{endpoint.name}'"
+        for endpoint in OnlineEndpoint.objects.filter(workspace=compute.workspace)
+        if endpoint.compute and named(compute.workspace, endpoint.compute) == compute
+    ]
+
+
 def delete(compute: Compute, principal: str, check) -> None:
     """Refused while an endpoint sends its deployments there."""
     with transaction.atomic():
         compute = lock(compute, check)
-        users = sorted(
-            endpoint.name
-            for endpoint in OnlineEndpoint.objects.filter(workspace=compute.workspace)
-            if endpoint.compute and named(compute.workspace, endpoint.compute) == compute
-        )
+        users = sorted(user for find in (_online_users, *USERS) for user in find(compute))
         if users:
-            raise conflict(
-                f"Compute '{compute.name}' is used by online endpoint(s) {', '.join(users)}."
-            )
+            raise conflict(f"Compute '{compute.name}' is used by {', '.join(users)}.")
         compute.delete()
