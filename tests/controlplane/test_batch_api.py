@@ -107,6 +107,15 @@ def run_job(name: str) -> dict:
     return job
 
 
+def read_blob(name: str) -> str:
+    from controlplane.blobstore.backends import blob_backend
+    from controlplane.blobstore.models import Blob
+
+    blob = Blob.objects.get(name=name)
+    with blob_backend().open(blob.digest) as source:
+        return source.read().decode()
+
+
 def test_aml_compute_is_accepted_and_answered_as_sent(client, workspace):
     body = client.put(url("/computes/batch-cluster"), CLUSTER, format="json").json()
     properties = body["properties"]
@@ -188,15 +197,8 @@ def test_an_invocation_runs_a_job_whose_predictions_are_in_input_order(client, b
     done = run_job(job["name"])
     assert done.status == "Completed", done.error
     assert (done.mini_batches, done.mini_batches_done) == (3, 3)
-    account = storage.account_for(Workspace.objects.get())
-    from controlplane.blobstore.backends import blob_backend
-    from controlplane.blobstore.models import Blob
-
-    blob = Blob.objects.get(name=f"azureml/{job['name']}/score/predictions.csv")
-    with blob_backend().open(blob.digest) as source:
-        lines = source.read().decode().splitlines()
+    lines = read_blob(f"azureml/{job['name']}/score/predictions.csv").splitlines()
     assert lines == [f"p-f{i}.txt:{c}{i}" for i in range(5) for c in "ab"]
-    assert account is not None
 
     arm = client.get(url(f"/jobs/{job['name']}")).json()
     assert arm["properties"]["status"] == "Completed"
@@ -220,6 +222,14 @@ def test_a_failing_mini_batch_is_retried_then_counted_against_the_threshold(clie
     done = run_job(tolerant["name"])
     assert done.status == "Completed"
     assert done.items_failed == 2  # bad.txt and the file in its mini-batch
+    rows = read_blob(f"azureml/{tolerant['name']}/score/failed_items.csv").splitlines()
+    assert rows[0] == "file,mini_batch,attempts,error"
+    assert rows[1:] == [
+        "bad.txt,0,2,ValueError: cannot score bad.txt",
+        "f0.txt,0,2,ValueError: cannot score bad.txt",
+    ]
+    predictions = read_blob(f"azureml/{tolerant['name']}/score/predictions.csv").splitlines()
+    assert predictions == [f"p-f{i}.txt:{c}{i}" for i in range(1, 5) for c in "ab"]
 
 
 def test_bad_invocations_are_refused_and_start_nothing(client, batch):

@@ -6,6 +6,7 @@ often it was resumed."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import os
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 S = JobStatus
 POLL = 0.25
 LOG_UPLOAD = 2.0
+# Written beside the outputs when files failed (Weir's own; Azure leaves it to the logs).
+FAILED_ITEMS = "failed_items.csv"
 # What a scoring process inherits from the worker (not the worker's settings or secrets).
 INHERITED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 WEIR_ROOT = Path(__file__).resolve().parents[2]
@@ -421,6 +424,18 @@ def score(job, progress, pending, python, model_dir, code_dir, assets) -> None:
     pool.stop()
 
 
+def write_failed_items(path: Path, failed: list[MiniBatch]) -> None:
+    """Each file of a failed mini-batch, with the mini-batch, its attempts and the last line
+    of its last error: what failed, without reading the logs."""
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["file", "mini_batch", "attempts", "error"])
+        for batch in failed:
+            error = _last(Exception(batch.error or ""))
+            for name in batch.files:
+                writer.writerow([name, batch.index, batch.attempts, error])
+
+
 def _last(exc: Exception) -> str:
     lines = str(exc).strip().splitlines()
     return lines[-1] if lines else str(exc)
@@ -453,6 +468,11 @@ def finalize(job: BatchJob, progress: Progress) -> None:
                 job=job, status=MiniBatchStatus.SUCCEEDED
             ).order_by("index"):
                 out.write(part_path(job, batch.index).read_bytes())
+    failed = list(
+        MiniBatch.objects.filter(job=job, status=MiniBatchStatus.FAILED).order_by("index")
+    )
+    if failed:
+        write_failed_items(output_dir / FAILED_ITEMS, failed)
     produced = sorted(p for p in output_dir.rglob("*") if p.is_file())
     if first:
         # Azure does not overwrite an output file that is already there.
