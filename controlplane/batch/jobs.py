@@ -24,6 +24,11 @@ from controlplane.core.durations import parse_seconds
 
 log = logging.getLogger(__name__)
 
+# Weir's own opt-in, a deployment property (or an invocation's properties.properties): a
+# mini-batch whose files, model, code, environment and settings match one an earlier job
+# committed reuses its result instead of being scored again.
+INCREMENTAL = "weir.incrementalScoring"
+
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 DATA_ASSET = re.compile(r"/data/[^/]+/versions/[^/]+$|^azureml:[^/]+$", re.IGNORECASE)
 DATASTORE_ID = re.compile(r"/datastores/(?P<name>[^/]+)$", re.IGNORECASE)
@@ -167,7 +172,10 @@ def job_settings(deployment, props: dict) -> dict:
         "retrySettings": retry,
         "errorThreshold": deployment.error_threshold,
         "loggingLevel": deployment.logging_level,
+        "incremental": _flag((deployment.properties or {}).get(INCREMENTAL)),
     }
+    if (asked := _keys(props.get("properties")).get(INCREMENTAL.lower())) is not None:
+        run["incremental"] = _flag(asked)
     if "minibatchsize" in props:
         run["miniBatchSize"] = _int(props["minibatchsize"], "properties.miniBatchSize", 1)
     if (count := _keys(props.get("compute")).get("instancecount")) is not None:
@@ -194,6 +202,10 @@ def job_settings(deployment, props: dict) -> dict:
     if file_name := props.get("outputfilename"):
         run["outputFileName"] = _file_name(file_name, "properties.outputFileName")
     return run
+
+
+def _flag(value) -> bool:
+    return str(value).lower() in ("true", "1", "yes")
 
 
 def _file_name(value, target: str) -> str:

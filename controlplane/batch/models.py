@@ -205,6 +205,8 @@ class MiniBatch(models.Model):
     error = models.TextField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Incremental scoring: the job whose committed result this mini-batch reused.
+    reused_from = models.CharField(max_length=255, null=True, blank=True)
 
     class Meta:
         constraints = [

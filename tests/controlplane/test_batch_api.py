@@ -34,6 +34,9 @@ def run(mini_batch):
         name = os.path.basename(path)
         if name.startswith("bad"):
             raise ValueError("cannot score " + name)
+        if os.environ.get("SCORED_LOG"):
+            with open(os.environ["SCORED_LOG"], "a") as log:
+                log.write(name + "\\n")
         with open(path) as f:
             rows += [prefix + name + ":" + line.strip() for line in f if line.strip()]
     return rows
@@ -274,3 +277,38 @@ def test_a_cluster_a_batch_deployment_runs_on_cannot_be_deleted(client, batch):
     assert "batch deployment 'bep/dep-one'" in error["message"]
     assert client.delete(url("/batchEndpoints/bep/deployments/dep-one")).status_code == 202
     assert client.delete(url("/computes/batch-cluster")).status_code == 200
+
+
+def test_incremental_scoring_scores_only_what_is_new(client, batch, tmp_path):
+    scored = tmp_path / "scored.txt"
+    body = deployment_body(
+        properties={"weir.incrementalScoring": "true"},
+        environmentVariables={"PREFIX": "p-", "SCORED_LOG": str(scored)},
+    )
+    response = client.put(url("/batchEndpoints/bep/deployments/dep-one"), body, format="json")
+    assert response.status_code == 200, response.content
+    first = invoke(client).json()
+    assert run_job(first["name"]).status == "Completed"
+    assert sorted(scored.read_text().split()) == [f"f{i}.txt" for i in range(5)]
+
+    # The folder grows by files that sort after the old ones: only the last, partial
+    # mini-batch (f4) and the new files are scored; the rest reuse the first job's results.
+    account = storage.account_for(Workspace.objects.get())
+    for index in (5, 6):
+        lines = f"a{index}\nb{index}\n".encode()
+        storage.write_blob(account, account.default_container, f"in/f{index}.txt", [lines])
+    scored.write_text("")
+    second = invoke(client).json()
+    done = run_job(second["name"])
+    assert done.status == "Completed"
+    assert sorted(scored.read_text().split()) == ["f4.txt", "f5.txt", "f6.txt"]
+    reused = {b.index: b.reused_from for b in done.ledger.all()}
+    assert reused == {0: first["name"], 1: first["name"], 2: None, 3: None}
+    lines = read_blob(f"azureml/{second['name']}/score/predictions.csv").splitlines()
+    assert lines == [f"p-f{i}.txt:{c}{i}" for i in range(7) for c in "ab"]
+
+    # Without the opt-in, everything is scored again.
+    scored.write_text("")
+    plain = invoke(client, properties={"weir.incrementalScoring": "false"}).json()
+    assert run_job(plain["name"]).status == "Completed"
+    assert len(scored.read_text().split()) == 7

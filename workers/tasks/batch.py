@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -24,6 +25,7 @@ from controlplane.batch import files, states
 from controlplane.batch.jobs import lease_deadline
 from controlplane.batch.models import BatchJob, JobStatus, MiniBatch, MiniBatchStatus
 from controlplane.blobstore import storage
+from controlplane.blobstore.backends import blob_backend, read_chunks
 from controlplane.blobstore.models import Blob
 from controlplane.core import references
 from controlplane.core.durations import parse_seconds
@@ -279,6 +281,8 @@ def run_mini_batches(job: BatchJob, progress: Progress) -> None:
         if b.status == MiniBatchStatus.PENDING
         or (b.status == MiniBatchStatus.SUCCEEDED and not _committed_part(job, b))
     ]
+    if job.settings.get("incremental") and job.settings["outputAction"] == "AppendRow":
+        pending = reuse(job, progress, pending)
     done = len(batches) - len(pending)
     progress.say(
         f"{len(names)} file(s) in {len(batches)} mini-batch(es) of up to "
@@ -286,6 +290,75 @@ def run_mini_batches(job: BatchJob, progress: Progress) -> None:
     )
     if pending:
         score(job, progress, pending, python, model_dir, code_dir, assets)
+
+
+# ---- Incremental scoring --------------------------------------------------------------------
+RESULTS_PREFIX = "azureml/batch-results"
+
+
+def result_key(job: BatchJob, batch: MiniBatch) -> str:
+    """What a mini-batch's result depends on: its files (names and contents), the model,
+    code and environment versions, the script and the settings that change what it writes."""
+    run = job.settings
+    document = {
+        "input": batch.input_hash,
+        **{k: run.get(k) for k in ("model", "code", "environment", "scoringScript", "mlflow")},
+        "variables": run.get("environmentVariables"),
+        "action": run.get("outputAction"),
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def reuse(job: BatchJob, progress: Progress, pending: list[MiniBatch]) -> list[MiniBatch]:
+    """Take the committed results of earlier jobs for the pending mini-batches that have one;
+    returns the mini-batches left to score."""
+    account = storage.account_for(job.workspace)
+    container = account.default_container
+    keys = {batch.index: f"{RESULTS_PREFIX}/{result_key(job, batch)}.part" for batch in pending}
+    stored = {
+        blob.name: blob
+        for blob in Blob.objects.filter(
+            account=account, container=container, name__in=list(keys.values())
+        )
+    }
+    left = []
+    for batch in pending:
+        blob = stored.get(keys[batch.index])
+        if blob is None:
+            left.append(batch)
+            continue
+        path = part_path(job, batch.index)
+        with blob_backend().open(blob.digest) as source, path.open("wb") as out:
+            for chunk in read_chunks(source):
+                out.write(chunk)
+        source_job = blob.metadata.get("job")
+        MiniBatch.objects.filter(pk=batch.pk).update(
+            status=MiniBatchStatus.SUCCEEDED,
+            items=int(blob.metadata.get("items", 0)),
+            reused_from=source_job,
+            ended_at=timezone.now(),
+        )
+        BatchJob.objects.filter(pk=job.pk).update(mini_batches_done=F("mini_batches_done") + 1)
+    if len(left) < len(pending):
+        progress.say(
+            f"incremental scoring: {len(pending) - len(left)} mini-batch(es) reuse the results "
+            "earlier jobs committed for the same files, model, code and environment"
+        )
+    return left
+
+
+def keep_result(job: BatchJob, batch: MiniBatch, items: int) -> None:
+    """Store a committed mini-batch's part for later jobs to reuse (incremental scoring)."""
+    account = storage.account_for(job.workspace)
+    path = part_path(job, batch.index)
+    with path.open("rb") as source:
+        blob = storage.write_blob(
+            account,
+            account.default_container,
+            f"{RESULTS_PREFIX}/{result_key(job, batch)}.part",
+            iter(lambda: source.read(1 << 20), b""),
+        )
+    Blob.objects.filter(pk=blob.pk).update(metadata={"job": job.name, "items": str(items)})
 
 
 def _committed_part(job: BatchJob, batch: MiniBatch) -> bool:
@@ -361,6 +434,8 @@ def score(job, progress, pending, python, model_dir, code_dir, assets) -> None:
                 ended_at=timezone.now(),
             )
             BatchJob.objects.filter(pk=job.pk).update(mini_batches_done=F("mini_batches_done") + 1)
+        if run.get("incremental") and run["outputAction"] == "AppendRow":
+            keep_result(job, by_index[work.index], int(event.get("items", 0)))
         progress.say(
             f"mini-batch {work.index}: {len(work.files)} file(s) -> {event.get('items', 0)} "
             f"item(s) in {float(event.get('seconds') or 0):.2f} s (attempt {attempts[work.index]})"
