@@ -312,3 +312,27 @@ def test_incremental_scoring_scores_only_what_is_new(client, batch, tmp_path):
     plain = invoke(client, properties={"weir.incrementalScoring": "false"}).json()
     assert run_job(plain["name"]).status == "Completed"
     assert len(scored.read_text().split()) == 7
+
+
+def test_an_output_file_already_there_fails_the_job_and_is_left_alone(client, batch):
+    account = storage.account_for(Workspace.objects.get())
+    storage.write_blob(account, account.default_container, "out/taken.csv", [b"keep me\n"])
+    output = {
+        "score": {
+            "jobOutputType": "UriFile",
+            "uri": "azureml://datastores/workspaceblobstore/paths/out/taken.csv",
+        }
+    }
+    job = invoke(client, outputData=output).json()
+    done = run_job(job["name"])
+    assert done.status == "Failed"
+    assert done.error["code"] == "OutputExists"
+    assert "out/taken.csv" in done.error["message"]
+    assert read_blob("out/taken.csv") == "keep me\n"
+
+    elsewhere = {
+        "score": {**output["score"], "uri": output["score"]["uri"].replace("taken", "new")}
+    }
+    job = invoke(client, outputData=elsewhere).json()
+    assert run_job(job["name"]).status == "Completed"
+    assert read_blob("out/new.csv").splitlines()[0] == "p-f0.txt:a0"
