@@ -336,3 +336,18 @@ def test_an_output_file_already_there_fails_the_job_and_is_left_alone(client, ba
     job = invoke(client, outputData=elsewhere).json()
     assert run_job(job["name"]).status == "Completed"
     assert read_blob("out/new.csv").splitlines()[0] == "p-f0.txt:a0"
+
+
+def test_a_run_whose_job_another_run_claimed_loses_it(client, batch):
+    from workers.tasks.batch import Heartbeat, claim
+
+    job = invoke(client).json()
+    from controlplane.batch.models import BatchJob
+
+    pk = BatchJob.objects.get(name=job["name"]).pk
+    first = claim(pk)
+    assert Heartbeat(first).beat()
+    second = claim(pk)  # the reconciler re-drove it: a new run owns it now
+    assert second.runner != first.runner
+    assert not Heartbeat(first).beat()
+    assert Heartbeat(second).beat()

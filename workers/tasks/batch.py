@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -71,14 +72,18 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.interval):
-                held = BatchJob.objects.filter(pk=self.job.pk, runner=self.job.runner).update(
-                    lease_expires_at=lease_deadline()
-                )
-                if held != 1:
-                    self.lost = True
+                if not self.beat():
                     return
         finally:
             connection.close()
+
+    def beat(self) -> bool:
+        """Extend the lease if this run still owns the job; False (and ``lost``) if not."""
+        held = BatchJob.objects.filter(pk=self.job.pk, runner=self.job.runner).update(
+            lease_expires_at=lease_deadline()
+        )
+        self.lost = held != 1
+        return not self.lost
 
     def stop(self) -> None:
         self.stopped.set()
@@ -133,7 +138,7 @@ def claim(job_id: str) -> BatchJob | None:
     rows = (
         BatchJob.objects.filter(pk=job_id)
         .exclude(status__in=states.TERMINAL)
-        .update(lease_expires_at=lease_deadline(), attempts=F("attempts") + 1)
+        .update(lease_expires_at=lease_deadline(), attempts=F("attempts") + 1, runner=uuid.uuid4())
     )
     if rows != 1:
         return None
