@@ -15,7 +15,7 @@ import kubernetes_validate
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIR_SERVICES = {"migrate", "web", "blob", "worker", "builder", "agent", "router"}
+WEIR_SERVICES = {"migrate", "web", "blob", "worker", "builder", "batch", "agent", "router"}
 # Where a command's own words end and its settings (addresses, paths) begin.
 SETTINGS_FLAGS = {"--bind", "--port", "--host", "--schedule", "-Q", "--concurrency"}
 
