@@ -2,7 +2,9 @@
 
 import pytest
 
-from tests.conftest import assert_arm_error, url
+from controlplane.core import references
+from controlplane.core.models import Workspace
+from tests.conftest import WS, assert_arm_error, url
 from tests.controlplane.arm_resource import ArmResourceTests
 
 MODEL = {
@@ -245,3 +247,38 @@ def test_data_versions_filter_by_tags_as_azure_names_the_parameter(client, works
     client.put(url("/data/rows/versions/2"), DATA, format="json")
     listed = client.get(url("/data/rows/versions", "$tags=split=train")).json()["value"]
     assert [version["name"] for version in listed] == ["1"]
+
+
+@pytest.mark.parametrize(
+    "reference, version",
+    [
+        (f"{WS}/data/rows/versions/1", "1"),
+        (f"{WS.lower()}/DATA/Rows/versions/1", "1"),
+        ("azureml:rows:1", "1"),
+        ("azureml:rows@latest", "2"),
+        ("azureml:rows", "2"),
+        ("azureml://locations/local/workspaces/ws1/data/rows/versions/1", "1"),
+        ("azureml://workspaces/ws1/data/rows/versions/2", "2"),
+    ],
+)
+def test_data_references_resolve_to_the_version(client, workspace, reference, version):
+    for name in ("1", "2"):
+        client.put(url(f"/data/rows/versions/{name}"), DATA, format="json")
+    found = references.resolve(Workspace.objects.get(), reference, "data")
+    assert (found.container.name, found.name) == ("rows", version)
+    assert (found.data_type, found.data_uri) == ("uri_folder", DATA["properties"]["dataUri"])
+
+
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        (f"{WS}/codes/test-score/versions/1", "refers to codes, not data"),
+        ("azureml://workspaces/other/data/rows/versions/1", "another workspace"),
+        ("azureml:nothing:1", "data 'nothing' does not exist"),
+        ("azureml:rows:9", "data 'rows' has no version '9'"),
+    ],
+)
+def test_a_data_reference_to_nothing_is_refused(client, workspace, reference, message):
+    client.put(url("/data/rows/versions/1"), DATA, format="json")
+    with pytest.raises(ValueError, match=message):
+        references.resolve(Workspace.objects.get(), reference, "data")
