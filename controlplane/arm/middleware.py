@@ -27,6 +27,7 @@ CANONICAL_SEGMENTS = {
         "models",
         "environments",
         "codes",
+        "data",
         "versions",
         "startPendingUpload",
         "datastores",

@@ -1,27 +1,28 @@
-"""Asset references in deployments: a full ARM id or ``azureml:name:version``."""
+"""Asset references in deployments and jobs: a full ARM id, an ``azureml://`` URI or
+``azureml:name:version``."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+ASSET_PATH = (
+    r"/(?P<kind>models|environments|codes|data)/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?$"
+)
 ARM_ASSET = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
-    r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)/(?P<kind>models|environments|codes)"
-    r"/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?$",
+    r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)" + ASSET_PATH,
     re.IGNORECASE,
 )
 AZUREML_URI = re.compile(
-    r"^azureml://(?:locations/[^/]+/)?workspaces/(?P<ws>[^/]+)/(?P<kind>models|environments|codes)"
-    r"/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?$",
-    re.IGNORECASE,
+    r"^azureml://(?:locations/[^/]+/)?workspaces/(?P<ws>[^/]+)" + ASSET_PATH, re.IGNORECASE
 )
 SHORT = re.compile(r"^azureml:(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>latest))?$")
 
 
 @dataclass(frozen=True)
 class AssetRef:
-    kind: str  # "models", "environments" or "codes"
+    kind: str  # "models", "environments", "codes" or "data"
     name: str
     version: str | None  # None means the latest version
     workspace: str | None  # None: the deployment's own workspace
@@ -53,7 +54,7 @@ def parse(value: str, kind: str) -> AssetRef:
 
 def resolve(workspace, value: str, kind: str):
     """Find the asset version ``value`` names in ``workspace``; raise ValueError if none."""
-    from controlplane.core.models import CodeContainer, EnvironmentContainer, ModelContainer
+    from controlplane.core.services.asset import KINDS
 
     ref = parse(value, kind)
     if ref.workspace is not None and (
@@ -62,18 +63,15 @@ def resolve(workspace, value: str, kind: str):
         or (ref.resource_group and ref.resource_group.lower() != workspace.resource_group.lower())
     ):
         raise ValueError(f"'{value}' is in another workspace")
-    container_model = {
-        "models": ModelContainer,
-        "environments": EnvironmentContainer,
-        "codes": CodeContainer,
-    }[kind]
-    container = container_model.objects.filter(
+    asset_kind = KINDS[kind]
+    label = asset_kind.label.lower()
+    container = asset_kind.container_model.objects.filter(
         workspace=workspace, name__lower=ref.name.lower()
     ).first()
     if container is None:
-        raise ValueError(f"{kind[:-1]} '{ref.name}' does not exist in this workspace")
+        raise ValueError(f"{label} '{ref.name}' does not exist in this workspace")
     version = ref.version or container.latest_version
     found = container.versions.filter(name__lower=version.lower()).first() if version else None
     if found is None:
-        raise ValueError(f"{kind[:-1]} '{ref.name}' has no version '{ref.version or 'latest'}'")
+        raise ValueError(f"{label} '{ref.name}' has no version '{ref.version or 'latest'}'")
     return found

@@ -4,7 +4,7 @@ from django.urls import path
 
 from contracts.arm import PROVIDER
 from controlplane.blobstore import datastores
-from controlplane.core.services.asset import CODE, ENVIRONMENT, MODEL
+from controlplane.core.services.asset import KINDS
 from controlplane.core.views import (
     asset,
     compute,
@@ -52,6 +52,8 @@ urlpatterns += [
     path(f"{WS}/datastores/<str:name>", datastores.DatastoreView.as_view()),
     path(f"{WS}/datastores/<str:name>/listSecrets", datastores.ListSecretsView.as_view()),
 ]
+# Azure has no startPendingUpload for a workspace's data: azure-ai-ml uploads a data
+# asset's local files through the workspace's datastore.
 for collection, label in (("codes", "Code"), ("models", "Model")):
     urlpatterns.append(
         path(
@@ -60,11 +62,7 @@ for collection, label in (("codes", "Code"), ("models", "Model")):
         )
     )
 
-for collection, kind in (
-    ("models", MODEL),
-    ("environments", ENVIRONMENT),
-    ("codes", CODE),
-):
+for collection, kind in KINDS.items():
     views = asset.views_for(kind)
     urlpatterns += [
         path(f"{WS}/{collection}", views["containers"].as_view()),

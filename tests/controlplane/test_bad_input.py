@@ -312,7 +312,7 @@ def stored_strings(serializer, model, path=""):
 
 
 def row_serializers():
-    kinds = (asset_service.MODEL, asset_service.ENVIRONMENT, asset_service.CODE)
+    kinds = asset_service.KINDS.values()
     yield from [
         (WorkspaceSerializer, Workspace),
         (ComputeResourceSerializer, Compute),

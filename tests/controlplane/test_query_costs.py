@@ -16,15 +16,27 @@ pytestmark = pytest.mark.django_db
 MODEL = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/m/"}}
 ENVIRONMENT = {"properties": {"image": "python:3.11-slim"}}
 CODE = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/c/"}}
+DATA = {
+    "properties": {
+        "dataType": "uri_folder",
+        "dataUri": "azureml://datastores/workspaceblobstore/paths/c/",
+    }
+}
 
 
 def add_rows(client, first: int, last: int) -> None:
-    """Endpoints ep{i}, deployments of ep0, models/environments/codes a{i} (one version each,
+    """Endpoints ep{i}, deployments of ep0, models/environments/codes/data a{i} (one version each,
     plus more versions of a0), computes c{i}."""
     for i in range(first, last):
         assert put_endpoint(client, f"ep{i}").status_code == 201
         assert put_deployment(client, "ep0", f"dep{i}").status_code == 201
-        for collection, body in (("models", MODEL), ("environments", ENVIRONMENT), ("codes", CODE)):
+        assets = (
+            ("models", MODEL),
+            ("environments", ENVIRONMENT),
+            ("codes", CODE),
+            ("data", DATA),
+        )
+        for collection, body in assets:
             for name, version in ((f"a{i}", "1"), ("a0", str(i + 2))):
                 response = client.put(
                     url(f"/{collection}/{name}/versions/{version}"), body, format="json"
@@ -44,6 +56,8 @@ LISTS = [
     "/environments/a0/versions",
     "/codes",
     "/codes/a0/versions",
+    "/data",
+    "/data/a0/versions",
     "/computes",
     "/datastores",
 ]

@@ -4,6 +4,8 @@ from controlplane.core.models.apitoken import ApiToken
 from controlplane.core.models.asset import (
     CodeContainer,
     CodeVersion,
+    DataContainer,
+    DataVersion,
     EnvironmentContainer,
     EnvironmentVersion,
     ModelContainer,
@@ -22,6 +24,8 @@ __all__ = [
     "CodeContainer",
     "CodeVersion",
     "Compute",
+    "DataContainer",
+    "DataVersion",
     "EnvironmentContainer",
     "EnvironmentVersion",
     "ModelContainer",

@@ -1,4 +1,4 @@
-"""Versioned assets: model, environment and code containers with their versions."""
+"""Versioned assets: model, environment, code and data containers with their versions."""
 
 from django.db import models
 from django.db.models import Case, DecimalField, F, OuterRef, Subquery, When
@@ -9,6 +9,15 @@ from controlplane.core.models.base import ArmResource
 
 # The modelType of MLflow models, as azure-ai-ml sends it (AssetTypes.MLFLOW_MODEL).
 MLFLOW_MODEL = "mlflow_model"
+
+
+class DataType(models.TextChoices):
+    """What a data asset's URI names (Azure's DataType)."""
+
+    URI_FILE = "uri_file"  # one file
+    URI_FOLDER = "uri_folder"  # a directory
+    MLTABLE = "mltable"  # a directory holding an MLTable file
+
 
 # A version name that is a number ranks by its value, above every other name.
 NUMERIC_VERSION = Case(
@@ -38,7 +47,7 @@ class AssetContainer(ArmResource):
 
     objects = AssetContainerQuerySet.as_manager()
 
-    # The URL segment of this kind of asset: "models", "environments" or "codes".
+    # The URL segment of this kind of asset: "models", "environments", "codes" or "data".
     collection = ""
 
     workspace = models.ForeignKey("weir.Workspace", on_delete=models.CASCADE, related_name="+")
@@ -184,3 +193,25 @@ class CodeVersion(AssetVersion):
             # Azure's SDK looks code up by content hash before every upload.
             models.Index(KeyTransform("hash_sha256", "properties"), name="code_version_hash"),
         ]
+
+
+class DataContainer(AssetContainer):
+    collection = "data"
+    # Every version of a data asset has its container's type.
+    data_type = models.CharField(max_length=16, choices=DataType.choices)
+
+    class Meta:
+        constraints = _container_constraint("data_container_unique_name")
+        indexes = _container_indexes("data_container")
+
+
+class DataVersion(AssetVersion):
+    container = models.ForeignKey(DataContainer, on_delete=models.CASCADE, related_name="versions")
+    data_type = models.CharField(max_length=16, choices=DataType.choices)
+    data_uri = models.CharField(max_length=2048)
+    # The URIs an MLTable file names (for lineage); None for the other types.
+    referenced_uris = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = _version_constraint("data_version_unique_name")
+        indexes = _version_indexes("data_version")

@@ -1,4 +1,4 @@
-"""Asset containers and versions: models, environments, codes (ARM proxy resources)."""
+"""Asset containers and versions: models, environments, codes, data (ARM proxy resources)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from rest_framework import serializers
 
 from controlplane.arm.envelope import ArmResourceSerializer, string_map, tag_map
 from controlplane.arm.fields import BooleanField, IntegerField
-from controlplane.core.serializers.fields import JsonDocumentSerializer
+from controlplane.core.models.asset import DataType
+from controlplane.core.serializers.fields import (
+    CaseInsensitiveChoiceField,
+    JsonDocumentSerializer,
+)
 
 PREFIX = "Microsoft.MachineLearningServices/workspaces"
 
@@ -102,6 +106,34 @@ class CodeVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
     )
 
 
+class DataContainerPropertiesSerializer(AssetContainerPropertiesSerializer):
+    dataType = CaseInsensitiveChoiceField(source="data_type", choices=DataType.choices)
+
+
+class DataVersionPropertiesSerializer(AssetVersionPropertiesSerializer):
+    dataType = CaseInsensitiveChoiceField(source="data_type", choices=DataType.choices)
+    dataUri = serializers.CharField(source="data_uri", min_length=1, max_length=2048)
+    referencedUris = serializers.ListField(
+        source="referenced_uris",
+        child=serializers.CharField(max_length=2048),
+        required=False,
+        allow_null=True,
+        help_text="Only for mltable: the URIs its MLTable file names.",
+    )
+
+    def validate(self, attrs):
+        # Only MLTable versions have referencedUris (Azure's MLTableData).
+        if attrs.get("data_type") != DataType.MLTABLE:
+            attrs["referenced_uris"] = None
+        return attrs
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data["dataType"] != DataType.MLTABLE:
+            del data["referencedUris"]
+        return data
+
+
 def _resource_serializer(name: str, type_suffix: str, properties_class):
     return type(
         name,
@@ -131,4 +163,10 @@ CodeContainerSerializer = _resource_serializer(
 )
 CodeVersionSerializer = _resource_serializer(
     "CodeVersionSerializer", "codes/versions", CodeVersionPropertiesSerializer
+)
+DataContainerSerializer = _resource_serializer(
+    "DataContainerSerializer", "data", DataContainerPropertiesSerializer
+)
+DataVersionSerializer = _resource_serializer(
+    "DataVersionSerializer", "data/versions", DataVersionPropertiesSerializer
 )

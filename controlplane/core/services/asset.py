@@ -11,13 +11,21 @@ from controlplane.blobstore import storage
 from controlplane.core.models import (
     CodeContainer,
     CodeVersion,
+    DataContainer,
+    DataVersion,
     EnvironmentContainer,
     EnvironmentVersion,
     ModelContainer,
     ModelVersion,
 )
 from controlplane.core.serializers import asset as s
-from controlplane.core.services.rows import create_or_conflict, lock, save_changes, upsert
+from controlplane.core.services.rows import (
+    Fixed,
+    create_or_conflict,
+    lock,
+    save_changes,
+    upsert,
+)
 
 CONTAINER_FIELDS = ("description", "tags", "properties", "is_archived")
 BASE_VERSION_FIELDS = ("description", "tags", "properties", "is_archived", "is_anonymous")
@@ -35,6 +43,15 @@ class AssetKind:
     content_fields: tuple[str, ...]
     # The field holding the URI of the version's bytes, which must be in Weir's storage.
     uri_field: str | None = None
+    # Fields a container and each of its versions share: set when the container is created
+    # (by its own PUT or its first version's), fixed after, and every version must agree.
+    shared_fields: tuple[str, ...] = ()
+    # The query parameter of a version list that filters by tags, as Azure names it.
+    tags_parameter: str = "tags"
+
+    @property
+    def container_fields(self) -> tuple[str, ...]:
+        return CONTAINER_FIELDS + self.shared_fields
 
     @property
     def version_fields(self) -> tuple[str, ...]:
@@ -67,6 +84,18 @@ CODE = AssetKind(
     ("code_uri",),
     uri_field="code_uri",
 )
+DATA = AssetKind(
+    "Data",
+    DataContainer,
+    DataVersion,
+    s.DataContainerSerializer,
+    s.DataVersionSerializer,
+    ("data_type", "data_uri", "referenced_uris"),
+    uri_field="data_uri",
+    shared_fields=("data_type",),
+    tags_parameter="$tags",
+)
+KINDS = {kind.container_model.collection: kind for kind in (MODEL, ENVIRONMENT, CODE, DATA)}
 
 
 def _values(data: dict, fields) -> dict:
@@ -88,12 +117,14 @@ def find_version(container, name: str):
 
 def put_container(kind: AssetKind, workspace, name: str, data: dict, principal: str, check):
     """Create or update a container. Returns (container, created, None)."""
+    values = _values(data, kind.container_fields)
     return upsert(
         kind.container_model.objects.filter(workspace=workspace, name__lower=name.lower()),
         check,
         principal,
-        _values(data, CONTAINER_FIELDS),
+        {field: value for field, value in values.items() if field not in kind.shared_fields},
         new=lambda: {"workspace": workspace, "name": name},
+        fixed=tuple(Fixed(f, values[f], TARGETS[f]) for f in kind.shared_fields),
     )
 
 
@@ -127,6 +158,7 @@ def put_version(
         save_changes(version, principal, values)
 
     values = _values(data, kind.version_fields)
+    shared = {field: values[field] for field in kind.shared_fields}
     with transaction.atomic():
         container = (
             kind.container_model.objects.select_for_update()
@@ -138,7 +170,15 @@ def put_version(
             name=name,
             created_by=principal,
             modified_by=principal,
+            **shared,
         )
+        for field, value in shared.items():
+            if getattr(container, field) != value:
+                raise bad_request(
+                    f"{kind.label} '{container.name}' holds {getattr(container, field)} "
+                    f"versions, not {value}.",
+                    TARGETS[field],
+                )
         return upsert(
             container.versions.filter(name__lower=version_name.lower()),
             check,
@@ -155,14 +195,20 @@ def delete(row, principal: str, check) -> None:
         lock(row, check).delete()
 
 
-URI_TARGETS = {"code_uri": "properties.codeUri", "model_uri": "properties.modelUri"}
+# Where a refused field is in the request body.
+TARGETS = {
+    "code_uri": "properties.codeUri",
+    "model_uri": "properties.modelUri",
+    "data_uri": "properties.dataUri",
+    "data_type": "properties.dataType",
+}
 
 
 def check_content(workspace, uri: str, field: str) -> str:
     """The URI must name a blob, or a directory holding blobs, in the workspace's storage:
     a version never points at an upload that did not finish. A path on this machine is
     copied in first. Returns the URI to store."""
-    target = URI_TARGETS[field]
+    target = TARGETS[field]
     try:
         if storage.is_local_reference(uri):
             uri = storage.import_local(workspace, uri)

@@ -1,4 +1,4 @@
-"""Models, environments and codes: containers and versions, all synchronous."""
+"""Models, environments, codes and data: containers and versions, all synchronous."""
 
 from __future__ import annotations
 
@@ -80,7 +80,9 @@ class AssetVersionListView(ArmListView):
             queryset = versions.filter(container=container)
         if version := query.get("version"):
             queryset = queryset.filter(name__lower=version.lower())
-        queryset = filter_tags(_by_view_type(queryset, self.request), query.get("tags"))
+        queryset = filter_tags(
+            _by_view_type(queryset, self.request), query.get(self.kind.tags_parameter)
+        )
         order = query.get("$orderBy", "createdtime desc").lower()
         return queryset.order_by("created_at" if order.endswith("asc") else "-created_at")
 
@@ -160,7 +162,7 @@ def views_for(kind: AssetKind) -> dict[str, type]:
                 pagination.TOP,
                 pagination.SKIP,
                 OpenApiParameter("version", str),
-                OpenApiParameter("tags", str),
+                OpenApiParameter(kind.tags_parameter, str),
                 OpenApiParameter("hash", str),
                 OpenApiParameter("hashVersion", str),
                 OpenApiParameter("listViewType", str, enum=ListViewType.values),
