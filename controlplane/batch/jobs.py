@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 INCREMENTAL = "weir.incrementalScoring"
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
-DATA_ASSET = re.compile(r"/data/[^/]+/versions/[^/]+$|^azureml:[^/]+$", re.IGNORECASE)
+DATA_ASSET = re.compile(r"/data/[^/]+(/versions/[^/]+)?$|^azureml:[^/]+$", re.IGNORECASE)
 DATASTORE_ID = re.compile(r"/datastores/(?P<name>[^/]+)$", re.IGNORECASE)
 
 
@@ -240,11 +240,18 @@ def _inputs(workspace, props: dict) -> dict:
     if not isinstance(uri, str) or not uri:
         raise bad_request("The input names its data (uri).", f"{target}.uri")
     if DATA_ASSET.search(uri):
-        raise bad_request(
-            f"'{uri}' is a data asset; Weir reads inputs from a datastore path "
-            "(azureml://datastores/<name>/paths/<path>) or a blob URL.",
-            f"{target}.uri",
-        )
+        # A data asset (the SDK sends its version's ARM id): the job reads what it names.
+        try:
+            data = references.resolve(workspace, uri, "data")
+        except ValueError as exc:
+            raise bad_request(str(exc), f"{target}.uri") from None
+        if data.data_type == "mltable":
+            raise bad_request(
+                f"'{uri}' is an mltable; a batch job reads a uri_folder or uri_file.",
+                f"{target}.uri",
+            )
+        kind = "urifile" if data.data_type == "uri_file" else "urifolder"
+        uri = data.data_uri
     try:
         location = storage.resolve(workspace, uri)
     except ValueError as exc:

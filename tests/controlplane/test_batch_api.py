@@ -351,3 +351,36 @@ def test_a_run_whose_job_another_run_claimed_loses_it(client, batch):
     assert second.runner != first.runner
     assert not Heartbeat(first).beat()
     assert Heartbeat(second).beat()
+
+
+def test_a_data_asset_is_an_input(client, batch):
+    folder = {
+        "properties": {
+            "dataType": "uri_folder",
+            "dataUri": "azureml://datastores/workspaceblobstore/paths/in/",
+        }
+    }
+    version = client.put(url("/data/letters/versions/1"), folder, format="json")
+    assert version.status_code == 201, version.content
+    inputs = {"inputData": {"heart": {"jobInputType": "UriFolder", "uri": version.json()["id"]}}}
+    job = invoke(client, **inputs).json()
+    done = run_job(job["name"])
+    assert done.status == "Completed", done.error
+    lines = read_blob(f"azureml/{job['name']}/score/predictions.csv").splitlines()
+    assert lines == [f"p-f{i}.txt:{c}{i}" for i in range(5) for c in "ab"]
+
+    latest = {
+        "inputData": {"heart": {"jobInputType": "UriFolder", "uri": "azureml:letters@latest"}}
+    }
+    assert invoke(client, **latest).status_code == 201
+    table = {
+        "properties": {
+            "dataType": "mltable",
+            "dataUri": "azureml://datastores/workspaceblobstore/paths/in/",
+        }
+    }
+    assert client.put(url("/data/table/versions/1"), table, format="json").status_code == 201
+    mltable = {"inputData": {"t": {"jobInputType": "UriFolder", "uri": "azureml:table:1"}}}
+    assert_arm_error(
+        invoke(client, **mltable), 400, "ValidationError", "properties.inputData.t.uri"
+    )
