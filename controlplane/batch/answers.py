@@ -8,8 +8,6 @@ from controlplane.batch.models import BatchJob
 from controlplane.blobstore import storage
 
 PROVIDER_TYPE = "Microsoft.MachineLearningServices/workspaces"
-# The run-history log Azure's SDK streams (it matches user_logs/std_log*.txt).
-STREAMED_LOG = "user_logs/std_log.txt"
 
 
 def _time(moment) -> str | None:
@@ -126,7 +124,7 @@ def _kind(value: str) -> str:
     return {"UriFolder": "uri_folder", "UriFile": "uri_file"}.get(value, value)
 
 
-def run(job: BatchJob, log_url: str | None) -> dict:
+def run(job: BatchJob, logs: dict[str, str]) -> dict:
     """The job's run-history record (``runs/{id}/details``)."""
     return {
         "runId": job.name,
@@ -143,7 +141,7 @@ def run(job: BatchJob, log_url: str | None) -> dict:
         "endTimeUtc": _time(job.ended_at),
         "properties": properties(job),
         "tags": tags(job),
-        "logFiles": {STREAMED_LOG: log_url} if log_url else {},
+        "logFiles": logs,
         "warnings": [],
         "error": {"error": job.error} if job.error else None,
     }

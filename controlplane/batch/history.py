@@ -37,7 +37,7 @@ class HistoryView(ScopedView):
 class RunDetailsView(HistoryView):
     def get(self, request, **kwargs):
         job = get_job(kwargs)
-        return Response(answers.run(job, files.log_url(job)))
+        return Response(answers.run(job, files.log_urls(job)))
 
 
 @extend_schema(exclude=True)
@@ -55,7 +55,7 @@ class RunDataView(HistoryView):
         if not isinstance(run_id, str) or not run_id:
             raise bad_request("rundata names a run (runId).", "runId")
         job = get_job({**kwargs, "jobName": run_id})
-        metadata = answers.run(job, files.log_url(job))
+        metadata = answers.run(job, files.log_urls(job))
         metadata["outputs"] = {"score": {"assetId": output_asset_id(job), "type": "uri_folder"}}
         return Response({"runMetadata": metadata})
 

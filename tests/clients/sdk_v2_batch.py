@@ -42,6 +42,7 @@ from azure.ai.ml.entities import (
     AmlCompute,
     BatchRetrySettings,
     CodeConfiguration,
+    Data,
     Model,
     ModelBatchDeployment,
     ModelBatchDeploymentSettings,
@@ -396,6 +397,25 @@ def run_steps(ml: MLClient) -> None:  # noqa: C901 - one walk, step after step
         return {"files": files, "lines": len(lines), "head": lines[:3]}
 
     step("mlflow_download", mlflow_download)
+
+    def data_asset_invoke():
+        """The same files registered as a data asset, named by azureml:<name>@latest."""
+        ml.data.create_or_update(
+            Data(name="heart-unlabeled", path=str(DATA), type=AssetTypes.URI_FOLDER)
+        )
+        job = ml.batch_endpoints.invoke(
+            endpoint_name=MLFLOW_ENDPOINT,
+            deployment_name=MLFLOW_DEPLOYMENT,
+            input=Input(type=AssetTypes.URI_FOLDER, path="azureml:heart-unlabeled@latest"),
+        )
+        status = wait_for(job.name)
+        assert status == "Completed", f"job {job.name} ended {status}"
+        target = DOWNLOADS / "data-asset"
+        ml.jobs.download(name=job.name, download_path=str(target), output_name="score")
+        files = listing(target / "named-outputs" / "score")
+        return {"name": job.name, "files": files}
+
+    step("data_asset_invoke", data_asset_invoke)
 
     # ---- Azure's published custom MLflow script: it cannot score --------------------------
     def failing_deployment_create():

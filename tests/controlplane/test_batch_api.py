@@ -207,8 +207,10 @@ def test_an_invocation_runs_a_job_whose_predictions_are_in_input_order(client, b
     assert arm["properties"]["status"] == "Completed"
     assert arm["properties"]["tags"]["azureml.batchrun"] == "true"
     details = client.get(f"/history/v1.0{WS}/runs/{job['name']}/details").json()
-    log_url = details["logFiles"]["user_logs/std_log.txt"]
-    assert "sig=" in log_url
+    logs = details["logFiles"]
+    assert "sig=" in logs["user_logs/std_log.txt"]
+    assert "user/stdout/process001.stdout.txt" in logs
+    assert "user/stderr/process002.stderr.txt" in logs
 
 
 def test_a_failing_mini_batch_is_retried_then_counted_against_the_threshold(client, batch):

@@ -36,6 +36,7 @@ STEPS = [
     "mlflow_stream",
     "mlflow_job_completes",
     "mlflow_download",
+    "data_asset_invoke",
     "failing_deployment_create",
     "failing_script",
     "delete_deployment",
@@ -88,10 +89,15 @@ def test_the_sdk_v2_walks_azures_batch_samples(stack, workspace, tmp_path):
         assert pd.read_parquet(files[name]["path"]).equals(pd.read_parquet(expected)), name
 
     # Sample B: one line per input row, `row,prediction,file` with no header, read as Azure's
-    # notebook reads it; rows in any order (Azure appends mini-batches as they finish).
+    # notebook reads it; in input order (Azure appends mini-batches as they finish, Weir
+    # merges them in order).
     predictions = pd.read_csv(
         details["mlflow_download"]["files"]["predictions.csv"]["path"],
         names=["row", "prediction", "file"],
     )
-    got = sorted(predictions.itertuples(index=False, name=None))
-    assert got == sorted(samples.predictions)
+    got = list(predictions.itertuples(index=False, name=None))
+    assert sorted(got) == sorted(samples.predictions)
+    assert got == sorted(got, key=lambda row: (row[2], row[0]))
+    # The same files as a data asset give the same predictions.
+    by_asset = details["data_asset_invoke"]["files"]["predictions.csv"]["sha256"]
+    assert by_asset == details["mlflow_download"]["files"]["predictions.csv"]["sha256"]

@@ -127,7 +127,7 @@ def run_batch_job(self, *, job_id: str) -> None:
         )
     finally:
         heartbeat.stop()
-    progress.upload()
+    progress.upload_logs()
     if BatchJob.objects.filter(pk=job.pk, status__in=states.TERMINAL).exists():
         shutil.rmtree(job_dir(job), ignore_errors=True)
 
@@ -196,6 +196,23 @@ class Progress:
             "text/plain; charset=utf-8",
         )
         self.uploaded = time.monotonic()
+
+    def upload_logs(self) -> None:
+        """The progress log, and every scoring process's stdout and stderr, kept with the
+        job once its directory goes."""
+        self.upload()
+        account = storage.account_for(self.job.workspace)
+        logs = job_dir(self.job) / "logs"
+        for path in sorted((logs / "user").rglob("*")) if (logs / "user").exists() else []:
+            if path.is_file():
+                with path.open("rb") as source:
+                    storage.write_blob(
+                        account,
+                        account.default_container,
+                        files.logs_prefix(self.job) + str(path.relative_to(logs)),
+                        iter(lambda source=source: source.read(1 << 20), b""),
+                        "text/plain; charset=utf-8",
+                    )
 
     def check_canceled(self) -> None:
         if BatchJob.objects.filter(pk=self.job.pk, status=S.CANCEL_REQUESTED).exists():
