@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from cli import assets, config, sdk, specs
+from cli import assets, batch, config, jobs, sdk, specs
 from cli.client import Client
 from cli.common import add_scope, client_for, command, confirm, finish, workspace_location
 from cli.errors import CliError
@@ -336,7 +336,8 @@ def asset_list(args):
 # ---- the parser ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="weir", description="Weir's command line: online endpoints, deployments, assets."
+        prog="weir",
+        description="Weir's command line: online and batch endpoints, deployments, jobs, assets.",
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
 
@@ -431,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-c", "--container-type", choices=sorted(CONTAINER_TYPES), default="inference-server"
     )
+
+    batch.add_parsers(groups)
+    jobs.add_parsers(groups)
 
     for kind in ASSET_COLLECTIONS:
         commands = groups.add_parser(kind, help=f"registered {kind}s").add_subparsers(
