@@ -14,6 +14,8 @@ from cli.progress import Progress
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 UPLOAD_PREFIX = "LocalUpload"
+# Progress is shown at each tenth of the files (a line each when not on a terminal).
+STEPS = 10
 DATASTORE_URI = re.compile(
     r"^azureml://(?:subscriptions/[^/]+/resource[gG]roups/[^/]+/"
     r"(?:providers/Microsoft\.MachineLearningServices/)?workspaces/[^/]+/)?"
@@ -64,7 +66,7 @@ def upload_input(client: Client, local: Path) -> str:
         name = f"{directory}/{file.relative_to(local)}" if local.is_dir() else directory
         with file.open("rb") as handle:
             store.upload_blob(name, handle, overwrite=True)
-        progress.update(f"{count}/{len(files)} file(s)")
+        _step(progress, count, len(files))
     progress.done(f"{len(files)} file(s)")
     return uri
 
@@ -91,6 +93,11 @@ def download(client: Client, uri: str, target: Path, title: str) -> list[Path]:
         with destination.open("wb") as handle:
             store.download_blob(name).readinto(handle)
         written.append(destination)
-        progress.update(f"{count}/{len(names)} file(s)")
+        _step(progress, count, len(names))
     progress.done(f"{len(names)} file(s)")
     return written
+
+
+def _step(progress: Progress, count: int, total: int) -> None:
+    if count == total or count % max(1, total // STEPS) == 0:
+        progress.update(f"{count}/{total} file(s)")
