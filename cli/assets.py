@@ -35,17 +35,12 @@ def content_hash(path: Path) -> str:
 
 def upload(client: Client, collection: str, name: str, version: str, local: Path) -> str:
     """Upload a file or folder for ``collection/name/version``; the blob URI of it."""
-    from azure.storage.blob import ContainerClient
-
     path = f"{client.workspace_path()}/{collection}/{name}/versions/{version}/startPendingUpload"
     pending = client.call("POST", path, {}).json()["blobReferenceForConsumption"]
     sas = urlsplit(pending["credential"]["sasUri"])
     account, container_name = sas.path.lstrip("/").split("/")[:2]
-    container = ContainerClient(
-        f"{sas.scheme}://{sas.netloc}/{account}",
-        container_name,
-        credential=sas.query,
-        connection_verify=client.config.ca_bundle or True,
+    container = client.blob_container(
+        f"{sas.scheme}://{sas.netloc}/{account}", container_name, sas.query
     )
     directory = pending["blobUri"].split(f"/{container_name}/", 1)[1]
     files = [p for p in local.rglob("*") if p.is_file()] if local.is_dir() else [local]

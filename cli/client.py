@@ -57,10 +57,17 @@ class Client:
         return f"{self.base}{path}{separator}api-version={API_VERSION}"
 
     # ---- calls --------------------------------------------------------------------------
-    def call(self, method: str, path: str, body=None, ok=(200, 201, 202, 204)) -> requests.Response:
+    def call(
+        self, method: str, path: str, body=None, ok=(200, 201, 202, 204), headers=None
+    ) -> requests.Response:
         try:
             response = self.session.request(
-                method, self.url(path), json=body, timeout=120, verify=self.verify
+                method,
+                self.url(path),
+                json=body,
+                headers=headers,
+                timeout=120,
+                verify=self.verify,
             )
         except requests.exceptions.SSLError as exc:
             raise CliError(
@@ -86,6 +93,14 @@ class Client:
             items += page.get("value", [])
             url = page.get("nextLink")
         return items
+
+    def blob_container(self, account_url: str, container: str, sas: str):
+        """An azure-storage-blob ContainerClient on Weir's blob server, with a SAS."""
+        from azure.storage.blob import ContainerClient
+
+        return ContainerClient(
+            account_url, container, credential=sas, connection_verify=self.verify
+        )
 
     def wait(self, response: requests.Response, title: str, quiet: bool = False) -> dict | None:
         """Follow a long-running operation to its end; the operation status (or None when

@@ -9,8 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from cli import assets, config, sdk, specs
+from cli import assets, batch, config, jobs, sdk, specs
 from cli.client import Client
+from cli.common import add_scope, client_for, command, confirm, finish, workspace_location
 from cli.errors import CliError
 from cli.output import render
 from contracts.arm import PROVIDER
@@ -22,37 +23,13 @@ CONTAINER_TYPES = {
 }
 
 
-# ---- shared --------------------------------------------------------------------------------
-def client_for(args) -> Client:
-    settings = config.load()
-    if getattr(args, "subscription", None):
-        settings.subscription = args.subscription
-    return Client(settings, args.resource_group, args.workspace_name)
-
-
-def workspace_location(client: Client) -> str:
-    return client.get(client.workspace_path()).get("location") or "local"
-
-
+# ---- shared ----------------------------------------------------------------------------
 def endpoint_path(client: Client, name: str) -> str:
     return f"{client.workspace_path()}/onlineEndpoints/{name}"
 
 
 def deployment_path(client: Client, endpoint: str, name: str) -> str:
     return f"{endpoint_path(client, endpoint)}/deployments/{name}"
-
-
-def finish(client: Client, response, title: str, args) -> None:
-    if not args.no_wait:
-        client.wait(response, title)
-
-
-def confirm(args, what: str) -> None:
-    if args.yes or not sys.stdin.isatty():
-        return
-    answer = input(f"Are you sure you want to delete {what}? (y/n): ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise CliError("not deleted")
 
 
 # ---- configure and workspaces -----------------------------------------------------------
@@ -357,30 +334,10 @@ def asset_list(args):
 
 
 # ---- the parser ---------------------------------------------------------------------------
-def _scope(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-g", "--resource-group", help="the resource group [defaults.group]")
-    parser.add_argument("-w", "--workspace-name", help="the workspace [defaults.workspace]")
-    parser.add_argument("--subscription", help="the subscription id [defaults.subscription]")
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    _scope(parser)
-    parser.add_argument(
-        "-o", "--output", default="json", choices=["json", "table", "tsv", "yaml", "none"]
-    )
-    parser.add_argument("--query", help="a JMESPath query applied to the result")
-
-
-def _command(groups, name: str, handler, help_text: str):
-    parser = groups.add_parser(name, help=help_text, description=help_text)
-    _common(parser)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="weir", description="Weir's command line: online endpoints, deployments, assets."
+        prog="weir",
+        description="Weir's command line: online and batch endpoints, deployments, jobs, assets.",
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
 
@@ -399,48 +356,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     text = "Print Python that connects Azure's ML SDK v2 (azure-ai-ml MLClient) to this Weir."
     p = groups.add_parser("ml-client", help=text, description=text)
-    _scope(p)
+    add_scope(p)
     p.set_defaults(handler=ml_client, output="none", query=None)
 
     workspace = groups.add_parser("workspace", help="workspaces").add_subparsers(
         dest="command", required=True
     )
-    p = _command(workspace, "create", workspace_create, "Create a workspace.")
+    p = command(workspace, "create", workspace_create, "Create a workspace.")
     p.add_argument("-n", "--name", required=True)
     p.add_argument("-l", "--location", default="local")
     p.add_argument("--description")
-    p = _command(workspace, "show", workspace_show, "Show a workspace.")
+    p = command(workspace, "show", workspace_show, "Show a workspace.")
     p.add_argument("-n", "--name")
-    _command(workspace, "list", workspace_list, "List the workspaces of a resource group.")
+    command(workspace, "list", workspace_list, "List the workspaces of a resource group.")
 
     endpoint = groups.add_parser("online-endpoint", help="online endpoints").add_subparsers(
         dest="command", required=True
     )
-    p = _command(endpoint, "create", endpoint_create, "Create an online endpoint.")
+    p = command(endpoint, "create", endpoint_create, "Create an online endpoint.")
     p.add_argument("-f", "--file")
     p.add_argument("-n", "--name")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.add_argument("--no-wait", action="store_true")
-    p = _command(endpoint, "show", endpoint_show, "Show an online endpoint.")
+    p = command(endpoint, "show", endpoint_show, "Show an online endpoint.")
     p.add_argument("-n", "--name", required=True)
-    _command(endpoint, "list", endpoint_list, "List online endpoints.")
-    p = _command(endpoint, "update", endpoint_update, "Update an online endpoint.")
+    command(endpoint, "list", endpoint_list, "List online endpoints.")
+    p = command(endpoint, "update", endpoint_update, "Update an online endpoint.")
     p.add_argument("-f", "--file")
     p.add_argument("-n", "--name")
     p.add_argument("--traffic", help='e.g. "blue=90 green=10"')
     p.add_argument("--mirror-traffic", help='e.g. "green=10"')
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.add_argument("--no-wait", action="store_true")
-    p = _command(endpoint, "delete", endpoint_delete, "Delete an online endpoint.")
+    p = command(endpoint, "delete", endpoint_delete, "Delete an online endpoint.")
     p.add_argument("-n", "--name", required=True)
     p.add_argument("-y", "--yes", action="store_true")
     p.add_argument("--no-wait", action="store_true")
-    p = _command(endpoint, "invoke", endpoint_invoke, "Score a request through the endpoint.")
+    p = command(endpoint, "invoke", endpoint_invoke, "Score a request through the endpoint.")
     p.add_argument("-n", "--name", required=True)
     p.add_argument("-r", "--request-file", required=True)
     p.add_argument("-d", "--deployment-name")
     p.add_argument("--timeout", type=float, default=90)
-    p = _command(endpoint, "get-credentials", endpoint_get_credentials, "Keys or a token.")
+    p = command(endpoint, "get-credentials", endpoint_get_credentials, "Keys or a token.")
     p.add_argument("-n", "--name", required=True)
 
     deployment = groups.add_parser("online-deployment", help="online deployments").add_subparsers(
@@ -450,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("create", deployment_create, "Create an online deployment."),
         ("update", deployment_update, "Update an online deployment."),
     ):
-        p = _command(deployment, name, handler, text)
+        p = command(deployment, name, handler, text)
         p.add_argument("-f", "--file")
         p.add_argument("-n", "--name")
         p.add_argument("-e", "--endpoint-name")
@@ -458,17 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-wait", action="store_true")
         if name == "create":
             p.add_argument("--all-traffic", action="store_true")
-    p = _command(deployment, "show", deployment_show, "Show an online deployment.")
+    p = command(deployment, "show", deployment_show, "Show an online deployment.")
     p.add_argument("-n", "--name", required=True)
     p.add_argument("-e", "--endpoint-name", required=True)
-    p = _command(deployment, "list", deployment_list, "List an endpoint's deployments.")
+    p = command(deployment, "list", deployment_list, "List an endpoint's deployments.")
     p.add_argument("-e", "--endpoint-name", required=True)
-    p = _command(deployment, "delete", deployment_delete, "Delete an online deployment.")
+    p = command(deployment, "delete", deployment_delete, "Delete an online deployment.")
     p.add_argument("-n", "--name", required=True)
     p.add_argument("-e", "--endpoint-name", required=True)
     p.add_argument("-y", "--yes", action="store_true")
     p.add_argument("--no-wait", action="store_true")
-    p = _command(deployment, "get-logs", deployment_get_logs, "A deployment's logs.")
+    p = command(deployment, "get-logs", deployment_get_logs, "A deployment's logs.")
     p.add_argument("-n", "--name", required=True)
     p.add_argument("-e", "--endpoint-name", required=True)
     p.add_argument("-l", "--lines", type=int)
@@ -476,11 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-c", "--container-type", choices=sorted(CONTAINER_TYPES), default="inference-server"
     )
 
+    batch.add_parsers(groups)
+    jobs.add_parsers(groups)
+
     for kind in ASSET_COLLECTIONS:
         commands = groups.add_parser(kind, help=f"registered {kind}s").add_subparsers(
             dest="command", required=True
         )
-        p = _command(commands, "create", asset_create, f"Register a {kind} version.")
+        p = command(commands, "create", asset_create, f"Register a {kind} version.")
         p.add_argument("-f", "--file")
         p.add_argument("-n", "--name")
         p.add_argument("-v", "--version")
@@ -493,10 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-p", "--path")
         if kind == "model":
             p.add_argument("-t", "--type")
-        p = _command(commands, "show", asset_show, f"Show a {kind} (or one version).")
+        p = command(commands, "show", asset_show, f"Show a {kind} (or one version).")
         p.add_argument("-n", "--name", required=True)
         p.add_argument("-v", "--version")
-        p = _command(commands, "list", asset_list, f"List {kind}s (or a {kind}'s versions).")
+        p = command(commands, "list", asset_list, f"List {kind}s (or a {kind}'s versions).")
         p.add_argument("-n", "--name")
     return parser
 

@@ -142,16 +142,20 @@ def apply_set(data: dict, assignment: str) -> None:
 
 
 def check_keys(spec: Spec, allowed, kind: str) -> None:
-    for key, value in spec.items():
+    """Refuse a key ``allowed`` does not name. ``allowed`` maps a key to None (any value), to
+    the set of keys its mapping may hold, or to a mapping of the same shape (checked again)."""
+    _check_level(spec, spec, allowed, kind, "")
+
+
+def _check_level(spec: Spec, data: dict, allowed, kind: str, prefix: str) -> None:
+    for key, value in data.items():
         if key not in allowed:
-            raise CliError(f"unknown key '{key}'{spec.where()} (not in Azure's {kind} schema)")
+            raise CliError(
+                f"unknown key '{prefix}{key}'{spec.where()} (not in Azure's {kind} schema)"
+            )
         nested = allowed.get(key) if isinstance(allowed, dict) else None
         if nested and isinstance(value, dict):
-            for inner in value:
-                if inner not in nested:
-                    raise CliError(
-                        f"unknown key '{key}.{inner}'{spec.where()} (not in Azure's {kind} schema)"
-                    )
+            _check_level(spec, value, nested, kind, f"{prefix}{key}.")
 
 
 def require(spec: Spec, key: str, what: str):
@@ -263,6 +267,11 @@ def check_deployment(spec: Spec) -> None:
             "letters, digits and '-'"
         )
     require(spec, "endpoint_name", "the endpoint it belongs to; or --endpoint-name")
+    check_local_files(spec)
+
+
+def check_local_files(spec: Spec) -> None:
+    """The scoring script, model and conda file a deployment YAML names on this machine."""
     code = spec.get("code_configuration")
     if code:
         script = code.get("scoring_script")
@@ -282,10 +291,9 @@ def check_deployment(spec: Spec) -> None:
             raise CliError(f"model path {model['path']} does not exist{spec.where()}")
     environment = spec.get("environment")
     if isinstance(environment, dict) and environment.get("conda_file"):
-        if not (spec.base / environment["conda_file"]).is_file():
-            raise CliError(
-                f"environment.conda_file {environment['conda_file']} not found{spec.where()}"
-            )
+        conda = environment["conda_file"]
+        if isinstance(conda, str) and not (spec.base / conda).is_file():
+            raise CliError(f"environment.conda_file {conda} not found{spec.where()}")
 
 
 def deployment_body(spec: Spec, location: str, references: dict) -> dict:

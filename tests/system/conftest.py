@@ -181,6 +181,43 @@ class Stack:
             return conn.execute(query, params).fetchall()
 
 
+def cli_runner(stack: Stack, tmp_path: Path, cwd: Path):
+    """``run(*args)``: the CLI run as a user would, in ``cwd``, configured by environment
+    variables; ``run.json(*args)`` parses what it prints."""
+    env = {
+        **stack.env,
+        # This checkout's CLI, whatever an editable install elsewhere maps `cli` to.
+        "PYTHONPATH": str(ROOT),
+        "WEIR_CLI_CONFIG": str(tmp_path / "cli-config"),
+        "WEIR_URL": stack.base_url,
+        "WEIR_TOKEN": stack.token,
+        "WEIR_CA_BUNDLE": stack.ca_bundle,
+        "WEIR_SUBSCRIPTION": stack.subscription,
+        "WEIR_GROUP": "rg1",
+        "WEIR_WORKSPACE": stack.workspace_name,
+    }
+
+    def run(*args: str, check: bool = True, cwd: Path = cwd) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if check:
+            assert done.returncode == 0, f"weir {' '.join(args)}: {done.stderr}"
+        return done
+
+    def json_of(*args: str):
+        return json.loads(run(*args).stdout)
+
+    run.json = json_of
+    run.env = env
+    return run
+
+
 def _recreate_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:

@@ -4,8 +4,6 @@ Azure's sample YAML files, and bad input refused with one line and nothing chang
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,7 +12,7 @@ import numpy
 import pytest
 import requests
 
-from tests.system.conftest import ROOT
+from tests.system.conftest import ROOT, cli_runner
 from tests.system.test_router import eventually, metric
 
 pytestmark = pytest.mark.system
@@ -26,37 +24,7 @@ REQUEST = ONLINE / "model-1" / "sample-request.json"
 
 @pytest.fixture
 def weir(stack, workspace, tmp_path):
-    """Run the CLI as a user would, configured by environment variables."""
-    env = {
-        **stack.env,
-        "WEIR_CLI_CONFIG": str(tmp_path / "cli-config"),
-        "WEIR_URL": stack.base_url,
-        "WEIR_TOKEN": stack.token,
-        "WEIR_CA_BUNDLE": stack.ca_bundle,
-        "WEIR_SUBSCRIPTION": stack.subscription,
-        "WEIR_GROUP": "rg1",
-        "WEIR_WORKSPACE": stack.workspace_name,
-    }
-
-    def run(*args: str, check: bool = True, cwd: Path = SAMPLE) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [sys.executable, "-m", "cli", *args],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if check:
-            assert done.returncode == 0, f"weir {' '.join(args)}: {done.stderr}"
-        return done
-
-    def json_of(*args: str):
-        return json.loads(run(*args).stdout)
-
-    run.json = json_of
-    run.env = env
-    return run
+    return cli_runner(stack, tmp_path, SAMPLE)
 
 
 def predictions(model_dir: Path) -> list:
