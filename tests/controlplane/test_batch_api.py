@@ -386,3 +386,24 @@ def test_a_data_asset_is_an_input(client, batch):
     assert_arm_error(
         invoke(client, **mltable), 400, "ValidationError", "properties.inputData.t.uri"
     )
+
+
+def test_a_cancel_asked_for_before_a_failure_wins(client, batch, monkeypatch):
+    """A job canceled while its environment builds ends Canceled, even if the build then
+    fails (the user asked to stop it)."""
+    from controlplane.batch import states
+    from controlplane.batch.models import BatchJob
+    from workers.errors import PermanentError
+    from workers.tasks import batch as runtime
+
+    def build_fails_after_a_cancel(job, progress):
+        states.transition(job.pk, "CancelRequested")
+        raise PermanentError("EnvironmentBuildFailed", "no such package: nothing")
+
+    monkeypatch.setattr(runtime, "run_mini_batches", build_fails_after_a_cancel)
+    job = invoke(client).json()
+    done = run_job(job["name"])
+    assert (done.status, done.error) == ("Canceled", None)
+    log = read_blob(f"azureml/{job['name']}/logs/user_logs/std_log.txt")
+    assert "failed: EnvironmentBuildFailed: no such package: nothing" in log
+    assert BatchJob.objects.get(name=job["name"]).ended_at is not None

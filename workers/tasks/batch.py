@@ -98,6 +98,16 @@ def run_batch_job(self, *, job_id: str) -> None:
     heartbeat = Heartbeat(job)
     heartbeat.start()
     progress = Progress(job, heartbeat)
+
+    def end(target: str, error: dict | None = None) -> None:
+        """The logs are stored whole before the status says the job ended (a client that
+        sees Completed reads them all); a cancel asked for before a failure wins."""
+        progress.upload_logs()
+        asked = BatchJob.objects.filter(pk=job.pk, status=S.CANCEL_REQUESTED).exists()
+        if target == S.FAILED and asked:
+            target, error = S.CANCELED, None
+        states.transition(job.pk, target, error=error)
+
     try:
         if job.status == S.CANCEL_REQUESTED:
             raise JobCanceled
@@ -106,28 +116,24 @@ def run_batch_job(self, *, job_id: str) -> None:
         progress.say(f"job {job.name}: attempt {job.attempts}, status {job.status}")
         if job.status in (S.QUEUED, S.PREPARING, S.RUNNING):
             run_mini_batches(job, progress)
-        finalize(job, progress)
+        if finalize(job, progress):
+            end(S.COMPLETED)
     except Superseded:
         log.warning("batch job %s: another run took it over; this run stops", job.name)
         heartbeat.stop()
         return
     except JobCanceled:
         progress.say("canceled")
-        states.transition(job.pk, S.CANCELED)
+        end(S.CANCELED)
     except PermanentError as exc:
         progress.say(f"failed: {exc.code}: {exc.message}")
-        states.transition(job.pk, S.FAILED, error={"code": exc.code, "message": exc.message})
+        end(S.FAILED, {"code": exc.code, "message": exc.message})
     except Exception as exc:
         log.exception("batch job %s failed", job.name)
         progress.say(f"failed: {type(exc).__name__}: {exc}")
-        states.transition(
-            job.pk,
-            S.FAILED,
-            error={"code": "InternalError", "message": f"{type(exc).__name__}: {exc}"},
-        )
+        end(S.FAILED, {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}"})
     finally:
         heartbeat.stop()
-    progress.upload_logs()
     if BatchJob.objects.filter(pk=job.pk, status__in=states.TERMINAL).exists():
         shutil.rmtree(job_dir(job), ignore_errors=True)
 
@@ -539,12 +545,13 @@ def _last(exc: Exception) -> str:
 
 
 # ---- Finalizing ----------------------------------------------------------------------------
-def finalize(job: BatchJob, progress: Progress) -> None:
-    """Merge the parts in index order, upload the outputs, Completed."""
+def finalize(job: BatchJob, progress: Progress) -> bool:
+    """Merge the parts in index order and store the outputs; True once the job may be
+    Completed (False when another writer moved it meanwhile: a cancel)."""
     first = states.transition(job.pk, S.FINALIZING)
     job.refresh_from_db()
     if job.status != S.FINALIZING:
-        return
+        return False
     succeeded = MiniBatch.objects.filter(job=job, status=MiniBatchStatus.SUCCEEDED).count()
     if succeeded == 0:
         raise PermanentError(
@@ -595,4 +602,4 @@ def finalize(job: BatchJob, progress: Progress) -> None:
         f"{len(produced)} output file(s) written to {job.output['uri']}"
     )
     progress.say("The activity completed successfully. Finalizing run...")
-    states.transition(job.pk, S.COMPLETED)
+    return True
