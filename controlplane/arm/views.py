@@ -10,8 +10,9 @@ from controlplane.arm.errors import ArmError
 from controlplane.arm.parsers import check_text
 from controlplane.arm.responses import PROVIDER, quote_etag
 
-# Real clients send every dated version from 2020 on, with or without -preview.
-API_VERSION = re.compile(r"^20[2-9]\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(-preview)?$")
+# Real clients send dated versions from 2018 on (azureml-core, SDK v1, still sends
+# 2018-03-01-preview), with or without -preview.
+API_VERSION = re.compile(r"^20(1[89]|[2-9]\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(-preview)?$")
 
 
 class ScopedView(APIView):

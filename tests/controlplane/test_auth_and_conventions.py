@@ -42,12 +42,42 @@ def test_tokens_are_stored_only_as_digests(alice):
     assert len(token.token_digest) == 64
 
 
+def test_tokens_are_jwts_with_the_claims_azures_sdks_read(alice):
+    """azureml-core decodes the bearer token it holds and reads exp, tid and oid; the server
+    itself trusts only the token's digest."""
+    import jwt
+    from django.conf import settings
+
+    from controlplane.core.models.apitoken import _signing_key
+
+    token, plaintext = ApiToken.issue(alice, "t", days=2)
+    assert plaintext.count(".") == 2
+    claims = jwt.decode(plaintext, _signing_key(), algorithms=["HS256"], audience="weir-api")
+    assert claims["tid"] == settings.WEIR_TENANT_ID
+    assert claims["upn"] == claims["name"] == "alice"
+    assert abs(claims["exp"] - token.expires_at.timestamp()) < 1
+    assert ApiToken.issue(alice, "u", days=1)[1] != plaintext
+    # The same claims, signed with the same key, but not a token Weir issued: refused.
+    forged = jwt.encode({**claims, "jti": "guessed"}, _signing_key(), algorithm="HS256")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {forged}")
+    assert_arm_error(api.get(url("")), 401, "AuthenticationFailed")
+    # One made without an expiry still carries exp, far ahead, as the SDKs expect.
+    _, forever = ApiToken.issue(alice, "v", days=None)
+    exp = jwt.decode(forever, options={"verify_signature": False})["exp"]
+    assert exp > timezone.now().timestamp() + 50 * 365 * 24 * 3600
+
+
 def test_it_requires_api_version(client, workspace):
     response = client.get(WS)
     assert_arm_error(response, 400, "MissingApiVersionParameter", "api-version")
 
 
-@pytest.mark.parametrize("version", ["2023-04-01-preview", "2024-04-01", "2025-12-01"])
+@pytest.mark.parametrize(
+    "version",
+    # azureml-core (SDK v1) sends the first three.
+    ["2018-03-01-preview", "2020-02-02", "2022-05-01", "2023-04-01-preview", "2025-12-01"],
+)
 def test_it_accepts_the_versions_clients_send(client, workspace, version):
     assert client.get(f"{WS}?api-version={version}").status_code == 200
 

@@ -1,13 +1,28 @@
-"""Control-plane API tokens: bearer secrets, stored only as a SHA-256 digest."""
+"""Control-plane API tokens: bearer secrets, stored only as a SHA-256 digest.
+
+A token is a JWT, because Azure's SDKs read claims from the bearer token they hold (azureml-core
+refuses one that is not three dot-separated parts, and reads ``exp``, ``tid`` and ``oid``).
+The server never trusts those claims: it finds the token by its digest, so revoking the row
+revokes the token. The JWT is signed (HS256, a key derived from the server's secret key) so a
+token's claims are Weir's own.
+"""
 
 import hashlib
+import hmac
 import secrets
+import uuid
 
+import jwt
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-TOKEN_PREFIX = "weir_"
+from contracts.routing import TOKEN_ISSUER
+
+# What the claims name the API as (the audience Azure's clients ask tokens for is ARM's).
+AUDIENCE = "weir-api"
+# A token made without an expiry still carries one, as SDKs expect: this far ahead.
+NO_EXPIRY_YEARS = 100
 
 
 def digest(token: str) -> str:
@@ -45,14 +60,42 @@ class ApiToken(models.Model):
 
     @classmethod
     def issue(cls, user, name: str, days: int | None) -> tuple["ApiToken", str]:
-        """Create a token and return it with its plaintext, which is never stored."""
-        plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        expires_at = timezone.now() + timezone.timedelta(days=days) if days else None
+        """Create a token and return it with its plaintext, which is never stored. Its
+        ``jti`` holds 256 random bits: the token is as hard to guess as that."""
+        token_id = secrets.token_urlsafe(32)
+        now = timezone.now()
+        expires_at = now + timezone.timedelta(days=days) if days else None
+        ends = expires_at or now + timezone.timedelta(days=365 * NO_EXPIRY_YEARS)
+        principal = user.get_username()
+        claims = {
+            "iss": TOKEN_ISSUER,
+            "aud": AUDIENCE,
+            "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
+            "exp": int(ends.timestamp()),
+            "tid": settings.WEIR_TENANT_ID,
+            "oid": str(object_id(user)),
+            "sub": str(object_id(user)),
+            "upn": principal,
+            "unique_name": principal,
+            "name": principal,
+            "jti": token_id,
+        }
+        plaintext = jwt.encode(claims, _signing_key(), algorithm="HS256")
         token = cls.objects.create(
             user=user,
             name=name,
             token_digest=digest(plaintext),
-            prefix=plaintext[: len(TOKEN_PREFIX) + 6],
+            prefix=token_id[:8],
             expires_at=expires_at,
         )
         return token, plaintext
+
+
+def object_id(user) -> uuid.UUID:
+    """The principal's object id (``oid``), stable for the user."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"weir:user:{user.pk}")
+
+
+def _signing_key() -> bytes:
+    return hmac.new(settings.SECRET_KEY.encode(), b"weir api tokens", hashlib.sha256).digest()

@@ -61,6 +61,7 @@ DISCOVERY_SERVICES = (
     "modelmanagement",
     "pipelines",
     "studio",
+    "studiourl",
 )
 
 
