@@ -18,7 +18,11 @@ from controlplane.arm.fields import IntegerField
 from controlplane.batch.models import LoggingLevel, OutputAction
 from controlplane.core import references
 from controlplane.core.choices import AuthMode
-from controlplane.core.serializers.deployment import CodeConfigurationSerializer, check_runnable
+from controlplane.core.serializers.deployment import (
+    CodeConfigurationSerializer,
+    RunsAssetsMixin,
+    check_runnable,
+)
 from controlplane.core.serializers.fields import (
     CaseInsensitiveChoiceField,
     DurationField,
@@ -136,7 +140,7 @@ class OutputFileNameField(serializers.CharField):
         return value
 
 
-class BatchDeploymentPropertiesSerializer(ProvisioningStateMixin):
+class BatchDeploymentPropertiesSerializer(RunsAssetsMixin, ProvisioningStateMixin):
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     properties = string_map(required=False, allow_null=True)
     codeConfiguration = CodeConfigurationSerializer(
@@ -189,22 +193,6 @@ class BatchDeploymentPropertiesSerializer(ProvisioningStateMixin):
                 references.resolve(self.context["workspace"], value["assetId"], "models")
             except ValueError as exc:
                 raise serializers.ValidationError({"assetId": [str(exc)]}) from None
-        return value
-
-    def validate_environmentId(self, value):
-        if value is not None:
-            try:
-                references.resolve(self.context["workspace"], value, "environments")
-            except ValueError as exc:
-                raise serializers.ValidationError(str(exc)) from None
-        return value
-
-    def validate_codeConfiguration(self, value):
-        if value and value.get("codeId"):
-            try:
-                references.resolve(self.context["workspace"], value["codeId"], "codes")
-            except ValueError as exc:
-                raise serializers.ValidationError({"codeId": [str(exc)]}) from None
         return value
 
     def validate(self, attrs):

@@ -29,11 +29,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
-import sys
 import time
-import traceback
 from pathlib import Path
 
 from azure.ai.ml import Input, MLClient, load_batch_endpoint
@@ -55,7 +52,7 @@ from azure.ai.ml.entities import (
 from azure.ai.ml.entities._load_functions import load_model_batch_deployment
 from azure.ai.ml.exceptions import JobException, ValidationException
 from azure.core.exceptions import ResourceNotFoundError
-from weir_sdk import ml_client
+from weir_sdk import step, walk
 
 EXAMPLES = Path(os.environ["WEIR_EXAMPLES"])
 SAMPLE_A = EXAMPLES / "deploy-models" / "custom-outputs-parquet"
@@ -478,26 +475,5 @@ def run_steps(ml: MLClient) -> None:  # noqa: C901 - one walk, step after step
     step("jobs_survive", jobs_survive)
 
 
-def step(name: str, action) -> None:
-    try:
-        detail = action()
-    except BaseException as error:  # noqa: BLE001 - every failure is reported, then we stop
-        text = "".join(traceback.format_exception(error))
-        print(json.dumps({"step": name, "ok": False, "detail": text}), flush=True)
-        sys.exit(1)
-    print(json.dumps({"step": name, "ok": True, "detail": detail}, default=str), flush=True)
-
-
-def main() -> None:
-    clients = []
-
-    def connect():
-        clients.append(ml_client())
-        return {"base_url": clients[0]._base_url, "cloud": clients[0]._cloud}
-
-    step("ml_client", connect)
-    run_steps(clients[0])
-
-
 if __name__ == "__main__":
-    main()
+    walk(run_steps)

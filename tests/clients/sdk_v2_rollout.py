@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
-import traceback
 from pathlib import Path
 
 from azure.ai.ml import MLClient
@@ -31,7 +29,7 @@ from azure.ai.ml.entities import (
     Model,
 )
 from azure.core.exceptions import ResourceNotFoundError
-from weir_sdk import ml_client
+from weir_sdk import step, walk
 
 EXAMPLES = Path(os.environ["WEIR_EXAMPLES"])
 REQUEST = EXAMPLES / "model-1" / "sample-request.json"
@@ -263,26 +261,5 @@ def run_steps(ml: MLClient) -> None:  # noqa: C901 - one walk, step after step
     step("delete_endpoint", delete_endpoint)
 
 
-def step(name: str, action) -> None:
-    try:
-        detail = action()
-    except BaseException as error:  # noqa: BLE001 - every failure is reported, then we stop
-        text = "".join(traceback.format_exception(error))
-        print(json.dumps({"step": name, "ok": False, "detail": text}), flush=True)
-        sys.exit(1)
-    print(json.dumps({"step": name, "ok": True, "detail": detail}, default=str), flush=True)
-
-
-def main() -> None:
-    clients = []
-
-    def connect():
-        clients.append(ml_client())
-        return {"base_url": clients[0]._base_url, "cloud": clients[0]._cloud}
-
-    step("ml_client", connect)
-    run_steps(clients[0])
-
-
 if __name__ == "__main__":
-    main()
+    walk(run_steps)

@@ -84,6 +84,24 @@ def run_client(
     )
 
 
+def walked(done: subprocess.CompletedProcess, expected: list[str]) -> dict:
+    """The steps a client script walked (tests/clients/weir_sdk.py's ``step`` lines), each
+    checked to have passed, in the order ``expected``; step name -> its detail."""
+    # One JSON line per step; the SDK's progress dots may come before it on the line.
+    steps = [
+        json.loads(line[line.index('{"step"') :])
+        for line in done.stdout.splitlines()
+        if '{"step"' in line
+    ]
+    failed = next((step for step in steps if not step["ok"]), None)
+    assert failed is None, f"step {failed['step']} failed:\n{failed['detail']}"
+    assert [step["step"] for step in steps] == expected, (
+        f"exit {done.returncode}; stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {step["step"]: step["detail"] for step in steps}
+
+
 def test_the_snippet_weir_prints_connects_the_sdk(stack, workspace, tmp_path):
     """`weir ml-client` prints Python that, pasted as is, gives a working MLClient: the cloud
     comes from Weir's metadata document and the token from the CLI's configuration."""
@@ -140,20 +158,9 @@ def test_the_sdk_v2_walks_the_safe_rollout(stack, workspace, models, mlflow_mode
         WEIR_MLFLOW_MODEL=str(mlflow_model),
         WEIR_MLFLOW_REQUEST=str(mlflow_request),
     )
-    # One JSON line per step; the SDK's progress dots may come before it on the line.
-    steps = [
-        json.loads(line[line.index('{"step"') :])
-        for line in done.stdout.splitlines()
-        if '{"step"' in line
-    ]
-    failed = next((step for step in steps if not step["ok"]), None)
-    assert failed is None, f"step {failed['step']} failed:\n{failed['detail']}"
-    assert [step["step"] for step in steps] == STEPS, (
-        f"exit {done.returncode}; stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    steps = walked(done, STEPS)
     # The SDK took Weir as its cloud from the metadata document, not Azure's public cloud.
-    assert steps[0]["detail"]["cloud"] == "Weir"
+    assert steps["ml_client"]["cloud"] == "Weir"
 
 
 def test_what_the_service_fills_in_reads_back_through_the_sdk(stack, workspace, tmp_path):

@@ -6,13 +6,11 @@ wrote with what the samples' own scripts write here."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 
 from tests.batch_samples import EXAMPLES, prepare
-from tests.system.test_azure_ai_ml import CLIENT_PYTHON, run_client
+from tests.system.test_azure_ai_ml import CLIENT_PYTHON, run_client, walked
 
 STEPS = [
     "ml_client",
@@ -69,19 +67,7 @@ def test_the_sdk_v2_walks_azures_batch_samples(stack, workspace, tmp_path):
         AZUREML_RUN_POLLING_INTERVAL_MIN="1",
         AZUREML_RUN_POLLING_INTERVAL_MAX="1",
     )
-    # One JSON line per step; anything the SDK prints may come before it on the line.
-    steps = [
-        json.loads(line[line.index('{"step"') :])
-        for line in done.stdout.splitlines()
-        if '{"step"' in line
-    ]
-    failed = next((step for step in steps if not step["ok"]), None)
-    assert failed is None, f"step {failed['step']} failed:\n{failed['detail']}"
-    assert [step["step"] for step in steps] == STEPS, (
-        f"exit {done.returncode}; stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    details = {step["step"]: step["detail"] for step in steps}
+    details = walked(done, STEPS)
 
     # Sample A: the job's parquet files are those its unchanged script writes in this process.
     files = details["job_download"]["files"]

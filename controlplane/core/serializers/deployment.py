@@ -140,7 +140,32 @@ SERVER_DEFAULTS = {
 }
 
 
-class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
+class RunsAssetsMixin(serializers.Serializer):
+    """What online and batch deployments share: the environment and code they name must
+    resolve in the workspace (``context["workspace"]``)."""
+
+    def _resolve(self, value, kind):
+        if value is None:
+            return None
+        try:
+            references.resolve(self.context["workspace"], value, kind)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+    def validate_environmentId(self, value):
+        return self._resolve(value, "environments")
+
+    def validate_codeConfiguration(self, value):
+        if value and value.get("codeId"):
+            try:
+                references.resolve(self.context["workspace"], value["codeId"], "codes")
+            except ValueError as exc:
+                raise serializers.ValidationError({"codeId": [str(exc)]}) from None
+        return value
+
+
+class OnlineDeploymentPropertiesSerializer(RunsAssetsMixin, ProvisioningStateMixin):
     endpointComputeType = serializers.ChoiceField(
         source="endpoint_compute_type", choices=EndpointComputeType.choices
     )
@@ -192,28 +217,8 @@ class OnlineDeploymentPropertiesSerializer(ProvisioningStateMixin):
                 data[field] = dict(default)
         return data
 
-    def _resolve(self, value, kind):
-        if value is None:
-            return None
-        try:
-            references.resolve(self.context["workspace"], value, kind)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
-        return value
-
     def validate_model(self, value):
         return self._resolve(value, "models")
-
-    def validate_environmentId(self, value):
-        return self._resolve(value, "environments")
-
-    def validate_codeConfiguration(self, value):
-        if value and value.get("codeId"):
-            try:
-                references.resolve(self.context["workspace"], value["codeId"], "codes")
-            except ValueError as exc:
-                raise serializers.ValidationError({"codeId": [str(exc)]}) from None
-        return value
 
     def validate(self, attrs):
         check_runnable(self.context["workspace"], attrs, attrs.get("model"))
