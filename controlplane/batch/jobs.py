@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # committed reuses its result instead of being scored again.
 INCREMENTAL = "weir.incrementalScoring"
 
+MAX_REQUEST_ID = 255
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 DATA_ASSET = re.compile(r"/data/[^/]+(/versions/[^/]+)?$|^azureml:[^/]+$", re.IGNORECASE)
 DATASTORE_ID = re.compile(r"/datastores/(?P<name>[^/]+)$", re.IGNORECASE)
@@ -59,6 +60,11 @@ def invoke(endpoint, body, principal: str, request_id: str | None, deployment_na
     """Start a job on the endpoint; returns (job, created). The same ``request_id`` (the
     SDK's repeatability_request-id, resent on its retries) answers with the same job."""
     workspace = endpoint.workspace
+    if request_id and len(request_id) > MAX_REQUEST_ID:
+        raise bad_request(
+            f"repeatability_request-id is at most {MAX_REQUEST_ID} characters.",
+            "repeatability_request-id",
+        )
     if request_id:
         existing = BatchJob.objects.filter(workspace=workspace, request_id=request_id).first()
         if existing is not None:
@@ -187,7 +193,7 @@ def job_settings(deployment, props: dict) -> dict:
                 "properties.compute.instanceCount",
             )
     if "errorthreshold" in props:
-        run["errorThreshold"] = max(_int(props["errorthreshold"], "errorThreshold", -1), -1)
+        run["errorThreshold"] = _int(props["errorthreshold"], "properties.errorThreshold", -1)
     retry_override = _keys(props.get("retrysettings"))
     if "maxretries" in retry_override:
         retry["maxRetries"] = _int(

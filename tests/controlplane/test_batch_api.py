@@ -259,6 +259,15 @@ def test_bad_invocations_are_refused_and_start_nothing(client, batch):
     assert_arm_error(
         invoke(client, headers={"HTTP_AZUREML_MODEL_DEPLOYMENT": "nope"}), 404, "ResourceNotFound"
     )
+    assert_arm_error(
+        invoke(client, headers={"HTTP_REPEATABILITY_REQUEST_ID": "r" * 256}),
+        400,
+        "ValidationError",
+        "repeatability_request-id",
+    )
+    assert_arm_error(
+        invoke(client, errorThreshold=-2), 400, "ValidationError", "properties.errorThreshold"
+    )
     assert not BatchJob.objects.exists()
 
 
