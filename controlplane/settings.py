@@ -272,6 +272,8 @@ WEIR_DEPLOYMENT_DIR = Path(env("WEIR_DEPLOYMENT_DIR", default=str(DATA_DIR / "de
 # How long a provisioning step waits for replicas to become ready.
 # Where batch jobs keep their inputs, mini-batch parts and outputs while they run.
 WEIR_BATCH_DIR = Path(env("WEIR_BATCH_DIR", default=str(DATA_DIR / "batch")))
+# Seconds a batch scoring process's init() may take before its job fails.
+WEIR_BATCH_INIT_TIMEOUT = env.float("WEIR_BATCH_INIT_TIMEOUT", default=600.0)
 WEIR_READY_TIMEOUT = env.int("WEIR_READY_TIMEOUT", default=900)
 
 #

@@ -37,6 +37,7 @@ class Driver:
     ready: bool = False
     work: Work | None = None
     started: float = 0.0
+    spawned: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -56,7 +57,8 @@ class PoolSettings:
     error_threshold: int
     process_count_per_node: int
     mlflow: bool = False
-    extra: list[str] = field(default_factory=list)
+    # How long init() may take before the job fails (loading a model can be slow).
+    init_timeout: float = 600.0
 
 
 class InitFailed(Exception):
@@ -196,6 +198,11 @@ class Pool:
                 line, driver.buffer = driver.buffer.split(b"\n", 1)
                 self._event(driver, json.loads(line), on_done, on_failed)
         now = time.monotonic()
+        for driver in self.drivers:
+            if not driver.ready and now - driver.spawned > self.settings.init_timeout:
+                raise InitFailed(
+                    f"{driver.name}: init() did not return within {self.settings.init_timeout:g} s"
+                )
         for driver in list(self.drivers):
             if driver.work is not None and now - driver.started > self.settings.timeout:
                 work = driver.work

@@ -416,3 +416,24 @@ def test_a_cancel_asked_for_before_a_failure_wins(client, batch, monkeypatch):
     log = read_blob(f"azureml/{job['name']}/logs/user_logs/std_log.txt")
     assert "failed: EnvironmentBuildFailed: no such package: nothing" in log
     assert BatchJob.objects.get(name=job["name"]).ended_at is not None
+
+
+def test_an_init_that_never_returns_fails_the_job(client, batch, settings):
+    settings.WEIR_BATCH_INIT_TIMEOUT = 2
+    account = storage.account_for(Workspace.objects.get())
+    hang = (
+        b"import time\n\ndef init():\n    time.sleep(600)\n\ndef run(mini_batch):\n    return []\n"
+    )
+    storage.write_blob(account, account.default_container, "hang/score.py", [hang])
+    code = {"properties": {"codeUri": "azureml://datastores/workspaceblobstore/paths/hang/"}}
+    assert client.put(url("/codes/hang/versions/1"), code, format="json").status_code == 201
+    body = deployment_body(
+        codeConfiguration={"codeId": "azureml:hang:1", "scoringScript": "score.py"}
+    )
+    response = client.put(url("/batchEndpoints/bep/deployments/hangs"), body, format="json")
+    assert response.status_code == 201, response.content
+    job = invoke(client, headers={"HTTP_AZUREML_MODEL_DEPLOYMENT": "hangs"}).json()
+    done = run_job(job["name"])
+    assert done.status == "Failed"
+    assert done.error["code"] == "UserInitFailed"
+    assert "did not return within 2 s" in done.error["message"]

@@ -435,6 +435,7 @@ def score(job, progress, pending, python, model_dir, code_dir, assets) -> None:
             error_threshold=threshold,
             process_count_per_node=int(run["maxConcurrencyPerInstance"]),
             mlflow=assets.no_code,
+            init_timeout=settings.WEIR_BATCH_INIT_TIMEOUT,
         )
     )
     queue = list(pending)
