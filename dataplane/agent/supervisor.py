@@ -13,7 +13,6 @@ agent starting sweeps any replica a previous one left (``{state}/processes``).
 
 from __future__ import annotations
 
-import ctypes
 import http.client
 import itertools
 import logging
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from dataplane.agent.address import ReplicaConnection, unix_address
 from dataplane.agent.spec import DeploymentSpec, Probe, StateDir, read_json, write_json
+from dataplane.processes import die_with_parent
 
 log = logging.getLogger("weir.agent")
 
@@ -60,11 +60,6 @@ LOG_TAIL_LINES = 40
 INHERITED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 # sun_path holds 108 bytes; a socket path longer than this cannot be bound.
 MAX_SOCKET_PATH = 107
-PR_SET_PDEATHSIG = 1
-try:
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # pragma: no cover - not Linux
-    _prctl = None
 
 
 def free_port() -> int:
@@ -134,15 +129,6 @@ def record_process(state: StateDir, pid: int, **details) -> None:
 
 def forget_process(state: StateDir, pid: int) -> None:
     (state.processes / f"{pid}.json").unlink(missing_ok=True)
-
-
-def _die_with_agent(agent_pid: int) -> None:
-    """In the replica, before exec: SIGTERM when the agent dies, even by SIGKILL. (The
-    signal follows the thread that forked; replicas are forked by the loop's thread only.)"""
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != agent_pid:  # the agent died before the signal was armed
-        os._exit(1)
 
 
 @dataclass
@@ -451,7 +437,9 @@ class ReplicaSupervisor:
         limit, cpus, agent_pid = spec.memory_limit_bytes, spec.cpu_limit, os.getpid()
 
         def in_child():  # in the replica, before exec
-            _die_with_agent(agent_pid)
+            # SIGTERM when the agent dies, even by SIGKILL (forked by the loop's thread only:
+            # the signal follows the thread that forked).
+            die_with_parent(agent_pid)
             if limit:
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             if cpus:

@@ -4,7 +4,6 @@ with one serving process per core (``--processes``) sharing the port."""
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import select
@@ -14,11 +13,11 @@ import tempfile
 import time
 
 from contracts.redis_urls import has_password, with_password
+from dataplane.processes import die_with_parent
 from dataplane.router.proxy import MAX_BODY
 from dataplane.router.slots import SharedCounters
 
 log = logging.getLogger("weir.router")
-PR_SET_PDEATHSIG = 1
 READY_TIMEOUT = 30.0
 RESTART_DELAY = 0.5
 
@@ -134,6 +133,7 @@ class RouterSupervisor:
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
     def _fork(self, index: int) -> None:
+        supervisor = os.getpid()
         pid = os.fork()
         if pid:
             self.children[pid] = index
@@ -145,7 +145,7 @@ class RouterSupervisor:
             # A hangup of the whole process group is the supervisor's to act on: it passes
             # SIGTERM on, and the serving process stops gracefully.
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            _die_with_parent()
+            die_with_parent(supervisor)
             self.counters.bind(index)
             from dataplane.router import process
 
@@ -171,16 +171,6 @@ class RouterSupervisor:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-
-
-def _die_with_parent() -> None:
-    """Linux: a serving process gets SIGTERM when the supervisor dies, even by SIGKILL, so
-    none is left holding the port."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
 
 
 def run(argv=None) -> None:
