@@ -14,6 +14,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from controlplane.arm.errors import ArmError, arm_exception_handler, bad_request
+from controlplane.arm.parsers import ArmJSONParser, JsonPatchMediaTypeParser
 from controlplane.arm.views import ScopedView, principal_name
 from controlplane.core.views.lookups import get_workspace
 from controlplane.v1 import services
@@ -22,8 +23,12 @@ from controlplane.v1.services import ModelQuery, V1Error
 MAX_PAGE = 255
 
 
+class V1View(ScopedView):
+    parser_classes = [ArmJSONParser, JsonPatchMediaTypeParser]
+
+
 @extend_schema(exclude=True)
-class ArtifactBatchView(ScopedView):
+class ArtifactBatchView(V1View):
     """POST batch/metadata/{origin}/{container}: SAS URLs to write new artifacts."""
 
     def post(self, request, **kwargs):
@@ -65,7 +70,7 @@ def model_management_exception_handler(exc, context):
     return Response(body, status=status_code)
 
 
-class ModelManagementView(ScopedView):
+class ModelManagementView(V1View):
     def get_exception_handler(self):
         return model_management_exception_handler
 

@@ -66,6 +66,16 @@ def test_an_artifact_batch_answers_a_host_style_sas_url_per_path(client, ws):
     assert "sp=rw" in uri.query
 
 
+def test_a_batch_labelled_json_patch_is_read_as_json(client, ws):
+    # SDK v1 labels its artifact batch application/json-patch+json.
+    body = '{"paths": [{"path": "model/a.pkl"}]}'
+    response = client.post(
+        f"{ARTIFACTS}/LocalUpload/c1", body, content_type="application/json-patch+json"
+    )
+    assert response.status_code == 200, response.content
+    assert list(response.json()["artifacts"]) == ["model/a.pkl"]
+
+
 def test_an_artifact_already_written_is_an_error_for_its_path(client, ws):
     upload(client, ws)
     body = {"paths": [{"path": "model/a.pkl"}, {"path": "model/new.txt"}]}
