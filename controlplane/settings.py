@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "controlplane.core",
     "controlplane.blobstore",
     "controlplane.batch",
+    "controlplane.v1",
 ]
 
 MIDDLEWARE = [

@@ -17,6 +17,7 @@ urlpatterns = [
     path("discovery/workspaces/<uuid:workspaceId>", DiscoveryView.as_view()),
     path("", include("controlplane.batch.urls")),
     path("", include("controlplane.core.urls")),
+    path("", include("controlplane.v1.urls")),
 ]
 
 handler400 = "controlplane.arm.errors.bad_request_view"

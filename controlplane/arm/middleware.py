@@ -44,6 +44,8 @@ CANONICAL_SEGMENTS = {
         "rundata",
         "dataversion",
         "batchGetResolvedUris",
+        "artifacts",
+        "assets",
     ]
 }
 
@@ -51,8 +53,16 @@ _CLIENT_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
 # The data-plane services that address a workspace by its ARM path after their own prefix
-# (run history, the management front end, data, batch scoring).
-DATA_PLANE_PREFIXES = ("/history/v1.0", "/mferp/managementfrontend", "/data/v1.0", "/batch")
+# (run history, the management front end, data, batch scoring, SDK v1's artifacts and
+# model management).
+DATA_PLANE_PREFIXES = (
+    "/history/v1.0",
+    "/mferp/managementfrontend",
+    "/data/v1.0",
+    "/batch",
+    "/artifact/v2.0",
+    "/modelmanagement/v1.0",
+)
 
 
 def canonical_arm_path(path: str) -> str:

@@ -74,3 +74,10 @@ class ArmJSONParser(JSONParser):
             raise too_deep() from None
         check_document(document)
         return document
+
+
+class JsonPatchMediaTypeParser(ArmJSONParser):
+    """The same JSON, sent as ``application/json-patch+json``: SDK v1's generated clients
+    label every body so (an artifact batch is a plain JSON object all the same)."""
+
+    media_type = "application/json-patch+json"

@@ -1,0 +1,142 @@
+"""Azure's SDK v1 (azureml-core) pointed at Weir, as a team moving its v1 scripts writes it:
+an authentication class whose cloud is Weir and whose token is a Weir API token, then
+``Workspace(...)``, then the model registry: ``Model.register`` of a folder (twice: versions 1
+and 2), ``Model(ws, name)``, ``Model(ws, name=, version=)``, ``Model.list`` and a model that
+does not exist. Prints one step line per call (the format of weir_sdk.step, which imports
+azure-ai-ml and so cannot be used here).
+
+Runs in the client's own virtualenv (tests/clients/azureml-core.txt), nothing of Weir
+imported, with a working directory it may write in (the SDK uploads only paths under it).
+Configuration (environment): WEIR_URL, WEIR_BLOB_URL, WEIR_TOKEN, WEIR_SUBSCRIPTION,
+WEIR_GROUP, WEIR_WORKSPACE, REQUESTS_CA_BUNDLE (Weir's certificate), HOME (the SDK caches
+discovery results in ~/.azureml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from azureml._vendor.azure_cli_core.cloud import Cloud, CloudEndpoints, CloudSuffixes
+from azureml.core import Workspace
+from azureml.core.authentication import AbstractAuthentication, _SubscriptionInfo
+from azureml.core.model import Model
+from azureml.exceptions import WebserviceException
+
+URL = os.environ["WEIR_URL"]
+TOKEN = os.environ["WEIR_TOKEN"]
+SUBSCRIPTION = os.environ["WEIR_SUBSCRIPTION"]
+# Weir's blob host (host:port): the cloud's storage suffix, as {account}.blob.{suffix}.
+BLOB_HOST = urlsplit(os.environ["WEIR_BLOB_URL"]).netloc
+
+
+class WeirAuthentication(AbstractAuthentication):
+    """Weir as the cloud, its API token as every token the SDK asks for."""
+
+    def __init__(self):
+        # Not super().__init__(): it would fetch Azure's public cloud metadata.
+        self._cloud_type = Cloud(
+            "Weir",
+            endpoints=CloudEndpoints(
+                management=URL + "/",
+                resource_manager=URL + "/",
+                active_directory="https://login.invalid",
+                active_directory_resource_id=URL + "/",
+                portal="https://portal.invalid/",
+            ),
+            suffixes=CloudSuffixes(storage_endpoint=BLOB_HOST),
+        )
+
+    def _get_arm_token(self):
+        return TOKEN
+
+    def _get_graph_token(self):
+        return TOKEN
+
+    def _get_azureml_client_token(self):
+        return TOKEN
+
+    def _get_all_subscription_ids(self):
+        return [_SubscriptionInfo("weir", SUBSCRIPTION)], "weir-tenant"
+
+    def _get_workspace(self, subscription_id, resource_group, name):
+        return None
+
+
+def step(name: str, action) -> None:
+    """Run one step and print its line, ``{"step", "ok", "detail"}``; a failure prints the
+    exception and its traceback as the detail and ends the walk."""
+    try:
+        detail = action()
+    except BaseException as error:  # noqa: BLE001 - every failure is reported, then we stop
+        text = "".join(traceback.format_exception(error))
+        print(json.dumps({"step": name, "ok": False, "detail": text}), flush=True)
+        sys.exit(1)
+    print(json.dumps({"step": name, "ok": True, "detail": detail}, default=str), flush=True)
+
+
+def model(found: Model) -> dict:
+    return {"id": found.id, "name": found.name, "version": found.version, "url": found.url}
+
+
+def main() -> None:
+    auth = WeirAuthentication()
+    workspaces = []
+
+    def connect():
+        ws = Workspace(
+            SUBSCRIPTION, os.environ["WEIR_GROUP"], os.environ["WEIR_WORKSPACE"], auth=auth
+        )
+        workspaces.append(ws)
+        details = ws.get_details()
+        context = ws.service_context
+        return {
+            "name": ws.name,
+            "resource_group": ws.resource_group,
+            "subscription_id": ws.subscription_id,
+            "location": ws.location,
+            "id": details["id"],
+            # What the SDK reads from the bearer token (it must be a JWT): its expiry.
+            "token_expires_on": auth.get_token().expires_on,
+            "discovery": context._get_discovery_url(),
+            "history": context._get_run_history_url(),
+            "modelmanagement": context._get_modelmanagement_url(),
+            "api": context._get_api_url(),
+        }
+
+    step("workspace", connect)
+    ws = workspaces[0]
+    # The SDK uploads only paths under the working directory.
+    folder = Path(tempfile.mkdtemp(dir=os.getcwd())) / "model"
+    (folder / "weights").mkdir(parents=True)
+    (folder / "model.pkl").write_bytes(b"pickled v1 model")
+    (folder / "weights" / "w.txt").write_text("0.5\n")
+    model_path = os.path.relpath(folder)
+
+    step("register", lambda: model(Model.register(ws, model_path=model_path, model_name="m1")))
+    step("get_by_name", lambda: model(Model(ws, "m1")))
+    step("get_by_version", lambda: model(Model(ws, name="m1", version=1)))
+    step(
+        "register_again", lambda: model(Model.register(ws, model_path=model_path, model_name="m1"))
+    )
+    step("latest", lambda: model(Model(ws, "m1")))
+    step("list", lambda: [model(found) for found in Model.list(ws)])
+
+    def missing(**kwargs):
+        try:
+            Model(ws, **kwargs)
+        except WebserviceException as error:
+            return {"exception": type(error).__name__, "message": error.message}
+        raise AssertionError(f"Model(ws, {kwargs}) was found")
+
+    step("missing_by_name", lambda: missing(name="nope"))
+    step("missing_by_version", lambda: missing(name="nope", version=1))
+
+
+if __name__ == "__main__":
+    main()
