@@ -63,3 +63,21 @@ def test_a_compute_an_endpoint_uses_cannot_be_detached(client, workspace):
     assert put_endpoint(client, compute="azureml:k8s").status_code == 201
     run_operations()
     assert_arm_error(client.delete(url("/computes/k8s")), 409, "Conflict")
+
+
+def test_a_compute_keeps_its_type(client, workspace):
+    assert client.put(url("/computes/k8s"), KUBERNETES, format="json").status_code == 201
+    pool = {
+        "location": "local",
+        "properties": {
+            "computeType": "AmlCompute",
+            "properties": {"scaleSettings": {"maxNodeCount": 1}},
+        },
+    }
+    assert_arm_error(
+        client.put(url("/computes/k8s"), pool, format="json"),
+        400,
+        "ValidationError",
+        "properties.computeType",
+    )
+    assert client.get(url("/computes/k8s")).json()["properties"]["computeType"] == "Kubernetes"

@@ -38,7 +38,11 @@ def create_or_update(workspace: Workspace, name: str, data: dict, principal: str
         principal,
         _values(data),
         new=lambda: {"workspace": workspace, "name": name},
-        fixed=(Fixed("location", data["location"], "location"),),
+        fixed=(
+            Fixed("location", data["location"], "location"),
+            # What runs there depends on it: a cluster does not turn into another kind.
+            Fixed("compute_type", data["compute_type"], "properties.computeType"),
+        ),
     )
 
 
