@@ -366,7 +366,7 @@ def reuse(job: BatchJob, progress: Progress, pending: list[MiniBatch]) -> list[M
             reused_from=source_job,
             ended_at=timezone.now(),
         )
-        BatchJob.objects.filter(pk=job.pk).update(mini_batches_done=F("mini_batches_done") + 1)
+        count_done(job)
     if len(left) < len(pending):
         progress.say(
             f"incremental scoring: {len(pending) - len(left)} mini-batch(es) reuse the results "
@@ -387,6 +387,13 @@ def keep_result(job: BatchJob, batch: MiniBatch, items: int) -> None:
             iter(lambda: source.read(1 << 20), b""),
         )
     Blob.objects.filter(pk=blob.pk).update(metadata={"job": job.name, "items": str(items)})
+
+
+def count_done(job: BatchJob) -> None:
+    """The job's count of committed mini-batches, counted from the ledger: a mini-batch
+    scored again (its part was lost with the machine that ran it) is not counted twice."""
+    done = MiniBatch.objects.filter(job=job, status=MiniBatchStatus.SUCCEEDED).count()
+    BatchJob.objects.filter(pk=job.pk).update(mini_batches_done=done)
 
 
 def _committed_part(job: BatchJob, batch: MiniBatch) -> bool:
@@ -462,7 +469,7 @@ def score(job, progress, pending, python, model_dir, code_dir, assets) -> None:
                 error=None,
                 ended_at=timezone.now(),
             )
-            BatchJob.objects.filter(pk=job.pk).update(mini_batches_done=F("mini_batches_done") + 1)
+            count_done(job)
         if run.get("incremental") and run["outputAction"] == "AppendRow":
             keep_result(job, by_index[work.index], int(event.get("items", 0)))
         progress.say(
