@@ -76,8 +76,9 @@ class EndpointService:
         def update(endpoint, values):
             if default is not None:
                 _check_default(endpoint, default)
-            save_changes(endpoint, principal, {**values, "default_deployment": default})
-            return written(endpoint, principal)
+            changed = save_changes(endpoint, principal, {**values, "default_deployment": default})
+            # The same PUT twice records one operation, as for online endpoints.
+            return written(endpoint, principal) if changed else None
 
         def on_create(endpoint):
             if default is not None:
@@ -184,8 +185,8 @@ class DeploymentService:
             )
 
         def update(deployment, values):
-            save_changes(deployment, principal, values)
-            return written(deployment, principal)
+            changed = save_changes(deployment, principal, values)
+            return written(deployment, principal) if changed else None
 
         return upsert(
             _deployment_by_name(endpoint, name),

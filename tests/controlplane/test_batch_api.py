@@ -151,6 +151,8 @@ def test_endpoint_and_deployment_round_trip_with_the_services_defaults(client, b
     assert response.status_code == 200
     operation = client.get(response["Azure-AsyncOperation"]).json()
     assert operation["status"] == "Succeeded"
+    again = client.put(url("/batchEndpoints/bep"), endpoint, format="json")
+    assert again.status_code == 200 and "Azure-AsyncOperation" not in again  # nothing to do
     assert client.get(url("/batchEndpoints/bep")).json()["properties"]["defaults"] == {
         "deploymentName": "DEP-ONE"
     }
