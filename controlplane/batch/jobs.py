@@ -294,10 +294,20 @@ def _output(workspace, props: dict, job_name: str, run: dict) -> dict:
         path = str(dataset.get("path") or f"azureml/{job_name}/score").strip("/")
         folder = f"azureml://datastores/{datastore}/paths/{path}/"
     try:
-        storage.resolve(workspace, folder)
+        location = storage.resolve(workspace, folder)
     except ValueError as exc:
         raise bad_request(str(exc), target) from None
+    if location.container != location.account.default_container:
+        raise bad_request(
+            f"'{folder}' is not on the default datastore ({storage.DEFAULT_DATASTORE}), where "
+            "job outputs go.",
+            target,
+        )
     run["outputFileName"] = file_name
+    # Kept as a datastore path whatever form it was given in (a blob URL, say): that is
+    # what the job's answers and run history resolve it to.
+    path = location.path.rstrip("/")
+    folder = f"azureml://datastores/{storage.DEFAULT_DATASTORE}/paths/{path}/"
     return {"uri": folder, "fileName": file_name}
 
 

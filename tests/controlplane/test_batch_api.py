@@ -439,3 +439,29 @@ def test_an_init_that_never_returns_fails_the_job(client, batch, settings):
     assert done.status == "Failed"
     assert done.error["code"] == "UserInitFailed"
     assert "did not return within 2 s" in done.error["message"]
+
+
+def test_an_output_given_as_a_blob_url_is_kept_as_a_datastore_path(client, batch):
+    account = storage.account_for(Workspace.objects.get())
+    blob_url = storage.blob_url(account, account.default_container, "results/run-1/")
+    output = {"score": {"jobOutputType": "UriFolder", "uri": blob_url}}
+    job = invoke(client, outputData=output).json()
+    assert job["properties"]["outputData"]["score"]["uri"] == (
+        "azureml://datastores/workspaceblobstore/paths/results/run-1/"
+    )
+    resolved = client.post(
+        f"/data/v1.0{WS}/dataversion/batchGetResolvedUris",
+        {
+            "values": [
+                f"azureml://locations/local/workspaces/x/data/azureml_{job['name']}_output_data_score/versions/1"
+            ]
+        },
+        format="json",
+    ).json()["values"]
+    (entry,) = resolved.values()
+    assert entry["uri"].endswith("/datastores/workspaceblobstore/paths/results/run-1/")
+    other = storage.blob_url(account, "another-container", "x/")
+    bad = {"score": {"jobOutputType": "UriFolder", "uri": other}}
+    assert_arm_error(
+        invoke(client, outputData=bad), 400, "ValidationError", "properties.outputData.score.uri"
+    )
