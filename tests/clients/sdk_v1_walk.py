@@ -2,8 +2,7 @@
 an authentication class whose cloud is Weir and whose token is a Weir API token, then
 ``Workspace(...)``, then the model registry: ``Model.register`` of a folder (twice: versions 1
 and 2), ``Model(ws, name)``, ``Model(ws, name=, version=)``, ``Model.list`` and a model that
-does not exist. Prints one step line per call (the format of weir_sdk.step, which imports
-azure-ai-ml and so cannot be used here).
+does not exist. Prints one step line per call (walk.step, as the azure-ai-ml walks do).
 
 Runs in the client's own virtualenv (tests/clients/azureml-core.txt), nothing of Weir
 imported, with a working directory it may write in (the SDK uploads only paths under it).
@@ -14,11 +13,8 @@ discovery results in ~/.azureml).
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import tempfile
-import traceback
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,6 +23,7 @@ from azureml.core import Workspace
 from azureml.core.authentication import AbstractAuthentication, _SubscriptionInfo
 from azureml.core.model import Model
 from azureml.exceptions import WebserviceException
+from walk import step
 
 URL = os.environ["WEIR_URL"]
 TOKEN = os.environ["WEIR_TOKEN"]
@@ -66,18 +63,6 @@ class WeirAuthentication(AbstractAuthentication):
 
     def _get_workspace(self, subscription_id, resource_group, name):
         return None
-
-
-def step(name: str, action) -> None:
-    """Run one step and print its line, ``{"step", "ok", "detail"}``; a failure prints the
-    exception and its traceback as the detail and ends the walk."""
-    try:
-        detail = action()
-    except BaseException as error:  # noqa: BLE001 - every failure is reported, then we stop
-        text = "".join(traceback.format_exception(error))
-        print(json.dumps({"step": name, "ok": False, "detail": text}), flush=True)
-        sys.exit(1)
-    print(json.dumps({"step": name, "ok": True, "detail": detail}, default=str), flush=True)
 
 
 def model(found: Model) -> dict:

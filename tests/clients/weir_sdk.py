@@ -8,14 +8,12 @@ WEIR_SUBSCRIPTION, WEIR_GROUP, WEIR_WORKSPACE.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
-import traceback
 
 from azure.ai.ml import MLClient
 from azure.core.credentials import AccessToken
+from walk import step
 
 
 class WeirCredential:
@@ -37,18 +35,6 @@ def ml_client() -> MLClient:
         show_progress=False,
         enable_telemetry=False,
     )
-
-
-def step(name: str, action) -> None:
-    """Run one step of a walk and print its line, ``{"step", "ok", "detail"}``; on failure
-    the exception and its traceback are the detail, and the walk stops."""
-    try:
-        detail = action()
-    except BaseException as error:  # noqa: BLE001 - every failure is reported, then we stop
-        text = "".join(traceback.format_exception(error))
-        print(json.dumps({"step": name, "ok": False, "detail": text}), flush=True)
-        sys.exit(1)
-    print(json.dumps({"step": name, "ok": True, "detail": detail}, default=str), flush=True)
 
 
 def walk(run_steps) -> None:
