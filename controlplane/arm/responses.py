@@ -10,6 +10,14 @@ from rest_framework.response import Response
 from contracts.arm import PROVIDER
 
 
+def api_url(request, path: str) -> str:
+    """``path`` on the API as an absolute URL: on the host the client called, or, with no
+    request at hand, on WEIR_API_URL."""
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return settings.WEIR_API_URL.rstrip("/") + path
+
+
 def operation_url(request, operation, kind: str) -> str:
     """Absolute URL of an operation's status (``mfeOperationsStatus``) or result
     (``mfeOperationResults``) resource, on the host the client called."""

@@ -3,7 +3,6 @@ BatchDeployment), and the job an invocation answers with."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -15,6 +14,7 @@ from controlplane.arm.envelope import (
     tag_map,
 )
 from controlplane.arm.fields import IntegerField
+from controlplane.arm.responses import api_url
 from controlplane.batch.models import LoggingLevel, OutputAction
 from controlplane.core import references
 from controlplane.core.choices import AuthMode
@@ -72,10 +72,7 @@ class BatchEndpointPropertiesSerializer(ProvisioningStateMixin):
 
 def scoring_uri(request, endpoint) -> str:
     """Where invocations are POSTed: Weir's API, on the host the client called."""
-    path = f"/batch{endpoint.arm_id}/jobs"
-    if request is not None:
-        return request.build_absolute_uri(path)
-    return settings.WEIR_API_URL.rstrip("/") + path
+    return api_url(request, f"/batch{endpoint.arm_id}/jobs")
 
 
 class BatchEndpointSerializer(TrackedResourceSerializer):

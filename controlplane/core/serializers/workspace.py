@@ -11,6 +11,7 @@ from controlplane.arm.envelope import (
     tag_map,
 )
 from controlplane.arm.fields import BooleanField
+from controlplane.arm.responses import api_url
 
 
 def _setting(**kwargs):
@@ -58,10 +59,7 @@ class WorkspacePropertiesSerializer(ProvisioningStateMixin):
 
 def discovery_url(request, workspace) -> str:
     """The workspace's discovery document (where Azure's SDKs find its data-plane APIs)."""
-    path = f"/discovery/workspaces/{workspace.workspace_id}"
-    if request is not None:
-        return request.build_absolute_uri(path)
-    return settings.WEIR_API_URL.rstrip("/") + path
+    return api_url(request, f"/discovery/workspaces/{workspace.workspace_id}")
 
 
 class WorkspaceSerializer(TrackedResourceSerializer):
