@@ -19,7 +19,6 @@ from controlplane.batch.models import LoggingLevel, OutputAction
 from controlplane.core import references
 from controlplane.core.choices import AuthMode
 from controlplane.core.serializers.deployment import (
-    CodeConfigurationSerializer,
     RunsAssetsMixin,
     check_runnable,
 )
@@ -138,17 +137,6 @@ class OutputFileNameField(serializers.CharField):
 
 
 class BatchDeploymentPropertiesSerializer(RunsAssetsMixin, ProvisioningStateMixin):
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    properties = string_map(required=False, allow_null=True)
-    codeConfiguration = CodeConfigurationSerializer(
-        source="code_configuration", required=False, allow_null=True
-    )
-    environmentId = serializers.CharField(
-        source="environment_id", required=False, allow_null=True, max_length=1024
-    )
-    environmentVariables = string_map(
-        source="environment_variables", required=False, allow_null=True
-    )
     model = AssetReferenceSerializer(required=False, allow_null=True)
     compute = serializers.CharField(max_length=1024)
     resources = ResourceConfigurationSerializer(required=False, allow_null=True)

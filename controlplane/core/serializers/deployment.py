@@ -141,8 +141,21 @@ SERVER_DEFAULTS = {
 
 
 class RunsAssetsMixin(serializers.Serializer):
-    """What online and batch deployments share: the environment and code they name must
-    resolve in the workspace (``context["workspace"]``)."""
+    """What online and batch deployments share (EndpointDeploymentPropertiesBase): their
+    description, properties, code, environment and its variables; the environment and code
+    they name must resolve in the workspace (``context["workspace"]``)."""
+
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    properties = string_map(required=False, allow_null=True)
+    codeConfiguration = CodeConfigurationSerializer(
+        source="code_configuration", required=False, allow_null=True
+    )
+    environmentId = serializers.CharField(
+        source="environment_id", required=False, allow_null=True, max_length=1024
+    )
+    environmentVariables = string_map(
+        source="environment_variables", required=False, allow_null=True
+    )
 
     def _resolve(self, value, kind):
         if value is None:
@@ -168,17 +181,6 @@ class RunsAssetsMixin(serializers.Serializer):
 class OnlineDeploymentPropertiesSerializer(RunsAssetsMixin, ProvisioningStateMixin):
     endpointComputeType = serializers.ChoiceField(
         source="endpoint_compute_type", choices=EndpointComputeType.choices
-    )
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    properties = string_map(required=False, allow_null=True)
-    codeConfiguration = CodeConfigurationSerializer(
-        source="code_configuration", required=False, allow_null=True
-    )
-    environmentId = serializers.CharField(
-        source="environment_id", required=False, allow_null=True, max_length=1024
-    )
-    environmentVariables = string_map(
-        source="environment_variables", required=False, allow_null=True
     )
     model = serializers.CharField(required=False, allow_null=True, max_length=1024)
     modelMountPath = serializers.CharField(
