@@ -180,6 +180,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "weir.reconcile_batch_jobs",
         "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
     },
+    "reconcile-service-operations": {
+        "task": "weir.reconcile_service_operations",
+        "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
+    },
 }
 
 #

@@ -54,7 +54,7 @@ _CLIENT_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 # The data-plane services that address a workspace by its ARM path after their own prefix
 # (run history, the management front end, data, batch scoring, SDK v1's artifacts and
-# model management).
+# model management, and its compute GETs).
 DATA_PLANE_PREFIXES = (
     "/history/v1.0",
     "/mferp/managementfrontend",
@@ -62,6 +62,7 @@ DATA_PLANE_PREFIXES = (
     "/batch",
     "/artifact/v2.0",
     "/modelmanagement/v1.0",
+    "/rp/workspaces",
 )
 
 

@@ -40,3 +40,61 @@ class ModelRegistration(models.Model):
 
     def __str__(self) -> str:
         return str(self.version_id)
+
+
+class Service(models.Model):
+    """What makes an online endpoint a v1 web service: its compute type as v1 names it (AKS,
+    one deployment named after the service; AKSENDPOINT, versions as deployments) and the
+    compute it was deployed to. An endpoint created through the v2 API has none, and v1 shows
+    it as an AKSENDPOINT."""
+
+    endpoint = models.OneToOneField(
+        "weir.OnlineEndpoint", on_delete=models.CASCADE, primary_key=True, related_name="v1"
+    )
+    compute_type = models.CharField(max_length=16)
+    namespace = models.CharField(max_length=63, null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} ({self.compute_type})"
+
+
+class ServiceVersion(models.Model):
+    """A deployment's v1 version fields: the traffic share asked for (the default version
+    takes what the others leave), whether it is the default, and Control or Treatment."""
+
+    deployment = models.OneToOneField(
+        "weir.OnlineDeployment", on_delete=models.CASCADE, primary_key=True, related_name="v1"
+    )
+    traffic_percentile = models.FloatField(default=0.0)
+    is_default = models.BooleanField(default=False)
+    version_type = models.CharField(max_length=16, default="Treatment")
+
+    def __str__(self) -> str:
+        return str(self.deployment_id)
+
+
+class ServiceOperation(models.Model):
+    """One v1 service change (Operation-Location): the Weir operations it started, and the
+    traffic to set once they have all succeeded (a version gets traffic only when it is
+    ready). A worker advances it (weir.advance_service_operation); the reconciler re-drives
+    one whose worker died."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey("weir.Workspace", on_delete=models.CASCADE, related_name="+")
+    service_name = models.CharField(max_length=255)
+    operation_type = models.CharField(max_length=32)
+    state = models.CharField(max_length=16, default="Running")
+    error = models.JSONField(null=True, blank=True)
+    # Weir operation ids (strings) that must all succeed, in order of starting.
+    waits_for = models.JSONField(default=list)
+    # The endpoint traffic to apply when they have, or null.
+    then_traffic = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.operation_type} {self.service_name} {self.state}"

@@ -67,6 +67,10 @@ QUEUE_HEADER = "ms-azureml-queue-time-ms"
 QUEUE_POLL = 0.005
 # Path-based scoring URIs: /endpoints/{workspace}/{endpoint}/score (no wildcard DNS needed).
 PATH_PREFIX = "/endpoints/"
+# SDK v1's scoring URIs, after the endpoint's host or path-based prefix:
+# /api/v1/service/{service}/score, and /api/v1/service/{service}/{version}/score for one
+# version (as the azureml-model-deployment header would pick it).
+V1_PREFIX = "/api/v1/service/"
 # Verified AMLTokens remembered (until they expire or the signing keys change), and key
 # digests of credentials seen.
 TOKEN_CACHE = 10_000
@@ -208,8 +212,8 @@ class RouterApp:
 
     def _dispatch(self, exchange: Exchange) -> Refusal | None:
         """Find the endpoint by host ({endpoint}.{workspace}.{domain}) or by path
-        (/endpoints/{workspace}/{endpoint}/...), check the credential and the size, pick
-        the deployment, and start serving; or say why not."""
+        (/endpoints/{workspace}/{endpoint}/...), read an SDK v1 path (V1_PREFIX), check the
+        credential and the size, pick the deployment, and start serving; or say why not."""
         path = exchange.path
         if path.startswith(PATH_PREFIX):
             parts = path.split("/", 4)
@@ -228,11 +232,18 @@ class RouterApp:
             if entry is None:
                 return Refusal(404, f"No endpoint is served at {host}.")
         exchange.endpoint = entry.name
+        requested = exchange.deployment_header
+        if path.startswith(V1_PREFIX):
+            parts = path[len(V1_PREFIX) :].split("/")
+            if parts[0].lower() != entry.name.lower() or len(parts) not in (2, 3):
+                return Refusal(404, f"No service is served at {path}.")
+            path = "/" + parts[-1]
+            if len(parts) == 3:
+                requested = parts[1]
         if not self._authorized(entry, exchange.authorization):
             return Refusal(401, "The request is not authorized.", UNAUTHORIZED)
         if exchange.length is not None and exchange.length > self.max_body:
             return self._too_large()
-        requested = exchange.deployment_header
         shadow = None
         if requested:
             deployment = next(

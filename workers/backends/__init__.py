@@ -1,7 +1,8 @@
 """Which backend runs a deployment: ``backend_for`` is the one place that asks.
 
 Managed deployments run on the local backend (WEIR_BACKEND); Kubernetes ones in the
-namespace of the cluster their endpoint's compute names.
+namespace of the cluster their endpoint's compute names, or on the local backend when that
+compute says ``backend: local`` (a compute that names this machine, not a cluster).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def backend_for(deployment) -> Backend:
             f"endpoint '{endpoint.name}' names no attached Kubernetes compute "
             f"(properties.compute is {endpoint.compute!r})",
         )
+    if compute.properties.get("backend") == "local":
+        return local_backend()
     return _cluster(
         settings.WEIR_KUBECONFIG or None, compute.resource_id or None, compute.namespace
     )

@@ -88,6 +88,19 @@ def reconcile_batch_jobs() -> int:
     return redriven
 
 
+@periodic_task("weir.reconcile_service_operations")
+def reconcile_service_operations() -> int:
+    """SDK v1 service operations nobody has advanced for a minute (their task was lost)
+    are sent again. Returns how many."""
+    from controlplane.v1 import webservices
+
+    stale = list(webservices.stale_operations(60).values_list("pk", flat=True)[:100])
+    for operation_id in stale:
+        log.warning("re-driving service operation %s", operation_id)
+        webservices.advance_later(operation_id, 0)
+    return len(stale)
+
+
 def _target(operation: Operation):
     if operation.deployment_id:
         return OnlineDeployment, operation.deployment_id

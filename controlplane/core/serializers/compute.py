@@ -12,6 +12,8 @@ from controlplane.core.serializers.fields import DurationField, JsonDocumentSeri
 # A Kubernetes namespace: a DNS-1123 label.
 NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 KUBERNETES = "Kubernetes"
+CLUSTER_BACKEND, LOCAL_BACKEND = "kubernetes", "local"
+BACKENDS = (CLUSTER_BACKEND, LOCAL_BACKEND)
 AML_COMPUTE = "AmlCompute"
 
 
@@ -22,6 +24,12 @@ class KubernetesPropertiesSerializer(serializers.Serializer):
     )
     instanceTypes = serializers.DictField(
         source="properties.instanceTypes", required=False, allow_null=True
+    )
+    # Weir's own: what runs the deployments sent here. "kubernetes": the cluster resourceId
+    # names; "local": Weir's own replicas on this machine, so scripts written for a cluster
+    # (SDK v1's AKS deployments) run unchanged where there is none.
+    backend = serializers.ChoiceField(
+        source="properties.backend", choices=BACKENDS, default=CLUSTER_BACKEND
     )
 
     def validate_namespace(self, value):
