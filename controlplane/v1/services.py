@@ -22,7 +22,7 @@ from django.db import models, transaction
 
 from controlplane.arm.errors import ArmError, Gone
 from controlplane.blobstore import storage
-from controlplane.blobstore.models import Blob
+from controlplane.blobstore.models import Blob, StorageAccount
 from controlplane.blobstore.paths import UnsafePath, check_blob_name
 from controlplane.core.models import ModelContainer, ModelVersion
 from controlplane.core.models.asset import NUMERIC_VERSION
@@ -112,7 +112,7 @@ class ArtifactScope:
     """Where the artifacts of one origin and container are stored: blob ``{root}{path}`` is
     artifact ``{path}``."""
 
-    account: object
+    account: StorageAccount
     blob_container: str
     root: str
     # The one file or folder the scope shows (a model version's), or None for all of it.
@@ -126,7 +126,8 @@ def artifact_scope(workspace, origin: str, container: str) -> ArtifactScope:
     """The blobs behind ``{origin}/{container}``; raises V1Error when there are none to name."""
     account = storage.account_for(workspace)
     if origin != MODEL_ORIGIN:
-        root = artifact_blob_name(origin, container, "x")[:-1]
+        # The blob name of an artifact "x" there, less the "x" (checking both segments).
+        root = artifact_blob_name(origin, container, "x").removesuffix("x")
         return ArtifactScope(account, account.default_container, root)
     version = v2_model_version(workspace, container)
     location = version_location(workspace, version) if version else None
