@@ -4,6 +4,11 @@ An artifact ``{origin}/{container}/{path}`` is the blob ``artifacts/{origin}/{co
 in the workspace's default container (apart from the ``LocalUpload/{id}`` directories of v2
 uploads, so neither API can write into the other's). A model registered from an asset is a
 normal model version whose modelUri is that artifact prefix in the default datastore.
+
+A model version registered any other way (the v2 API) has no asset: v1 names it
+``aml://asset/{version id}``, an asset over the read-only artifacts
+``ModelVersion/{version id}/{name}/...``, which are the blobs under its modelUri. So v1's
+``Model.download`` reads every model the workspace holds, and no v1 write reaches v2's blobs.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.db import transaction
+import jsonpatch
+import jsonpointer
+from django.db import models, transaction
 
-from controlplane.arm.errors import ArmError
+from controlplane.arm.errors import ArmError, Gone
 from controlplane.blobstore import storage
-from controlplane.blobstore.models import Blob
+from controlplane.blobstore.models import Blob, StorageAccount
 from controlplane.blobstore.paths import UnsafePath, check_blob_name
 from controlplane.core.models import ModelContainer, ModelVersion
 from controlplane.core.models.asset import NUMERIC_VERSION
@@ -24,6 +31,10 @@ from controlplane.v1.models import Asset, ModelRegistration
 
 ARTIFACT_ROOT = "artifacts"
 ASSET_URL = "aml://asset/"
+# The artifact origin of model versions registered without v1 (read only).
+MODEL_ORIGIN = "ModelVersion"
+# Artifacts per page of a prefix listing; the SDK follows continuationToken.
+ARTIFACT_PAGE = 100
 
 
 class V1Error(Exception):
@@ -56,6 +67,8 @@ def artifact_blob_name(origin: str, container: str, path: str) -> str:
 def create_empty_artifacts(workspace, origin: str, container: str, paths: list[str]) -> dict:
     """BatchArtifactContentInformationDto: for each path, the artifact and a SAS URL to write
     its blob. A path already stored is an error for that path (artifacts are written once)."""
+    if origin == MODEL_ORIGIN:
+        raise bad_request(f"The artifact origin '{MODEL_ORIGIN}' is read only.")
     account = storage.account_for(workspace)
     blob_container = account.default_container
     artifacts, content, errors = {}, {}, {}
@@ -92,6 +105,85 @@ def host_style_url(account, container: str, name: str) -> str:
     host, path = rest.split("/", 1)
     path = path.removeprefix(f"{account.name}/")
     return f"{scheme}://{account.name}.blob.{host}/{path}"
+
+
+@dataclass(frozen=True)
+class ArtifactScope:
+    """Where the artifacts of one origin and container are stored: blob ``{root}{path}`` is
+    artifact ``{path}``."""
+
+    account: StorageAccount
+    blob_container: str
+    root: str
+    # The one file or folder the scope shows (a model version's), or None for all of it.
+    only: str | None = None
+
+    def shows(self, path: str) -> bool:
+        return self.only is None or path == self.only or path.startswith(self.only + "/")
+
+
+def artifact_scope(workspace, origin: str, container: str) -> ArtifactScope:
+    """The blobs behind ``{origin}/{container}``; raises V1Error when there are none to name."""
+    account = storage.account_for(workspace)
+    if origin != MODEL_ORIGIN:
+        # The blob name of an artifact "x" there, less the "x" (checking both segments).
+        root = artifact_blob_name(origin, container, "x").removesuffix("x")
+        return ArtifactScope(account, account.default_container, root)
+    version = v2_model_version(workspace, container)
+    location = version_location(workspace, version) if version else None
+    if location is None:
+        raise artifact_not_found(f"{origin}/{container}")
+    # The artifact path of the version's file or folder is its last segment.
+    parent, _, item = location.path.rstrip("/").rpartition("/")
+    root = f"{parent}/" if parent else ""
+    return ArtifactScope(location.account, location.container, root, only=item)
+
+
+def artifact_not_found(artifact_id: str) -> V1Error:
+    return V1Error(404, "NotFound", f"No artifact '{artifact_id}' was found.")
+
+
+def artifact_content(workspace, origin: str, container: str, path: str) -> dict:
+    """ArtifactContentInformationDto: one artifact and a SAS URL to read it."""
+    scope = artifact_scope(workspace, origin, container)
+    blob = Blob.objects.filter(
+        account=scope.account, container=scope.blob_container, name=scope.root + path
+    ).first()
+    if blob is None or not scope.shows(path):
+        raise artifact_not_found(f"{origin}/{container}/{path}")
+    return content_information(scope, origin, container, blob.name)
+
+
+def artifacts_under(workspace, origin: str, container: str, prefix: str, after: str | None) -> dict:
+    """PaginatedArtifactContentInformationDto: the artifacts at or under ``prefix`` (a file,
+    or a folder's path segments: ``model`` is not ``model2``), in path order, a page at a
+    time; ``continuationToken`` is the last path of the page when more follow."""
+    scope = artifact_scope(workspace, origin, container)
+    if not scope.shows(prefix.rstrip("/")):
+        return {"value": [], "continuationToken": None}
+    name = scope.root + prefix.rstrip("/")
+    blobs = Blob.objects.filter(account=scope.account, container=scope.blob_container).filter(
+        models.Q(name=name) | models.Q(name__startswith=name + "/")
+    )
+    if after:
+        blobs = blobs.filter(name__gt=scope.root + after)
+    page = list(blobs.order_by("name").values_list("name", flat=True)[: ARTIFACT_PAGE + 1])
+    more = len(page) > ARTIFACT_PAGE
+    page = page[:ARTIFACT_PAGE]
+    return {
+        "value": [content_information(scope, origin, container, n) for n in page],
+        "continuationToken": page[-1].removeprefix(scope.root) if more else None,
+    }
+
+
+def content_information(scope: ArtifactScope, origin: str, container: str, name: str) -> dict:
+    token = storage.sas_token(scope.account, scope.blob_container, name, "r", "b")
+    return {
+        "contentUri": f"{host_style_url(scope.account, scope.blob_container, name)}?{token}",
+        "origin": origin,
+        "container": container,
+        "path": name.removeprefix(scope.root),
+    }
 
 
 # -- assets
@@ -140,6 +232,57 @@ def asset_dto(asset: Asset) -> dict:
         "runid": None,
         "meta": None,
         "createdTime": asset.created_at.isoformat(),
+    }
+
+
+def v2_model_version(workspace, version_id: str) -> ModelVersion | None:
+    """A model version by the id v1 names its asset with (hex digits)."""
+    try:
+        key = uuid.UUID(hex=version_id)
+    except ValueError:
+        return None
+    return (
+        ModelVersion.objects.filter(container__workspace=workspace, id=key)
+        .select_related("container")
+        .first()
+    )
+
+
+def version_location(workspace, version: ModelVersion) -> storage.BlobLocation | None:
+    """The blob or folder a version's modelUri names in the workspace's storage, if any."""
+    if not version.model_uri:
+        return None
+    try:
+        return storage.resolve(workspace, version.model_uri)
+    except ValueError:
+        return None
+
+
+def asset_by_id(workspace, asset_id: str) -> dict:
+    """GET assets/{id}: a registered asset, or the one v1 names a model version by that was
+    registered without v1. Raises V1Error 404 for neither."""
+    asset = find_asset(workspace, ASSET_URL + asset_id)
+    if asset is not None:
+        return asset_dto(asset)
+    version = v2_model_version(workspace, asset_id)
+    if version is None:
+        raise V1Error(404, "AssetNotFound", f"Asset '{asset_id}' was not found.")
+    location = version_location(workspace, version)
+    artifacts = []
+    if location is not None:
+        item = location.path.rstrip("/").rpartition("/")[2]
+        artifacts = [{"id": None, "prefix": f"{MODEL_ORIGIN}/{version.id.hex}/{item}"}]
+    return {
+        "id": version.id.hex,
+        "name": version.container.name,
+        "type": None,
+        "description": version.description,
+        "artifacts": artifacts,
+        "kvTags": {},
+        "properties": {},
+        "runid": None,
+        "meta": None,
+        "createdTime": version.created_at.isoformat(),
     }
 
 
@@ -271,15 +414,15 @@ def find_model(workspace, model_id: str) -> ModelVersion | None:
 
 
 def model_dto(version: ModelVersion) -> dict:
-    """The v1 Model: a version registered through v1 keeps its fields; any other shows its
-    modelUri as url."""
+    """The v1 Model: a version registered through v1 keeps its fields; any other shows
+    defaults, and as url the asset v1 names it by (its own id)."""
     registration = getattr(version, "v1", None)  # None: not registered through v1
     asset = registration.asset if registration else None
     return {
         "id": f"{version.container.name}:{version.name}",
         "name": version.container.name,
         "version": int(version.name),
-        "url": f"{ASSET_URL}{asset.id.hex}" if asset else version.model_uri,
+        "url": f"{ASSET_URL}{(asset or version).id.hex}",
         "mimeType": registration.mime_type if registration else "application/octet-stream",
         "unpack": registration.unpack if registration else False,
         "framework": registration.framework if registration else "Custom",
@@ -299,3 +442,70 @@ def model_dto(version: ModelVersion) -> dict:
         "resourceRequirements": None,
         "createdBy": {"userName": version.created_by},
     }
+
+
+# What a model's JSON patch may change, and the model version field each one is.
+PATCHABLE = {"description": "description", "kvTags": "tags", "properties": "properties"}
+
+
+def patch_model(workspace, version: ModelVersion, operations, principal: str) -> ModelVersion:
+    """PATCH models/{id}: a JSON patch (RFC 6902) of the model's description, kvTags and
+    properties, which are the model version's, written as the v2 API writes them. Any other
+    path, or a patch that does not apply, is a 400 and changes nothing."""
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise bad_request("A model is patched with a JSON patch: a list of operations.")
+    for operation in operations:
+        for key in ("path", "from"):
+            pointer = operation.get(key)
+            if key == "from" and pointer is None:
+                continue
+            field = pointer.split("/")[1] if isinstance(pointer, str) and "/" in pointer else None
+            if field not in PATCHABLE:
+                raise bad_request(
+                    f"The patch {key} '{pointer}' cannot be changed: a model's patch may change "
+                    "/description, /kvTags and /properties."
+                )
+    with transaction.atomic():
+        # Locked while the patch is applied, so two patches of the tags both count.
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        document = model_dto(version)
+        current = {name: document[name] for name in PATCHABLE}
+        try:
+            patched = jsonpatch.apply_patch(current, operations)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise bad_request(f"The patch does not apply: {exc}") from None
+        description = patched.get("description")
+        if description is not None and not isinstance(description, str):
+            raise bad_request("description is a string.")
+        values = {field: getattr(version, field) for field in asset_service.MODEL.version_fields}
+        values.update(
+            description=description,
+            tags=string_map(patched.get("kvTags"), "kvTags"),
+            properties=string_map(patched.get("properties"), "properties"),
+        )
+        try:
+            version, _, _ = asset_service.put_version(
+                asset_service.MODEL,
+                workspace,
+                version.container.name,
+                version.name,
+                values,
+                principal,
+                must_exist,
+            )
+        except ArmError as exc:
+            raise V1Error(exc.status_code, exc.code, exc.message) from None
+    return find_model(workspace, f"{version.container.name}:{version.name}")
+
+
+def must_exist(current_etag: str | None) -> None:
+    if current_etag is None:
+        raise V1Error(404, "ModelNotFound", "The model was deleted by another request.")
+
+
+def delete_model(version: ModelVersion, principal: str) -> None:
+    """DELETE models/{id}: the model version goes, by the v2 API's own rule."""
+    try:
+        asset_service.delete(version, principal, lambda etag: None)
+    except Gone:
+        pass  # deleted meanwhile: gone all the same

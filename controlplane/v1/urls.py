@@ -16,7 +16,16 @@ urlpatterns = [
         f"{ARTIFACTS}/batch/metadata/<str:origin>/<str:container>",
         views.ArtifactBatchView.as_view(),
     ),
+    path(
+        f"{ARTIFACTS}/contentinfo/<str:origin>/<str:container>/<path:path>",
+        views.ArtifactContentView.as_view(),
+    ),
+    path(
+        f"{ARTIFACTS}/prefix/contentinfo/<str:origin>/<str:container>/<path:path>",
+        views.ArtifactPrefixContentView.as_view(),
+    ),
     path(f"{MMS}/assets", views.AssetListView.as_view()),
+    path(f"{MMS}/assets/<str:id>", views.AssetView.as_view()),
     path(f"{MMS}/models", views.ModelListView.as_view()),
     path(f"{MMS}/models/<str:id>", views.ModelView.as_view()),
     # The validate calls first: "validate" is not a service's name.

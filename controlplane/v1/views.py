@@ -47,6 +47,41 @@ class ArtifactBatchView(V1View):
         return Response(body)
 
 
+@extend_schema(exclude=True)
+class ArtifactContentView(V1View):
+    """GET contentinfo/{origin}/{container}/{path}: a SAS URL to read one artifact."""
+
+    def get(self, request, **kwargs):
+        workspace = get_workspace(kwargs)
+        try:
+            body = services.artifact_content(
+                workspace, kwargs["origin"], kwargs["container"], kwargs["path"]
+            )
+        except V1Error as exc:
+            raise ArmError(exc.status_code, exc.code, exc.message) from None
+        return Response(body)
+
+
+@extend_schema(exclude=True)
+class ArtifactPrefixContentView(V1View):
+    """GET prefix/contentinfo/{origin}/{container}/{path}: SAS URLs to read the artifacts
+    under a prefix, a page at a time (``continuationToken``)."""
+
+    def get(self, request, **kwargs):
+        workspace = get_workspace(kwargs)
+        try:
+            body = services.artifacts_under(
+                workspace,
+                kwargs["origin"],
+                kwargs["container"],
+                kwargs["path"],
+                request.query_params.get("continuationToken") or None,
+            )
+        except V1Error as exc:
+            raise ArmError(exc.status_code, exc.code, exc.message) from None
+        return Response(body)
+
+
 def model_management_exception_handler(exc, context):
     """Errors as the model management service writes them (ModelErrorResponse)."""
     if isinstance(exc, V1Error):
@@ -82,6 +117,12 @@ class AssetListView(ModelManagementView):
         data = request.data if isinstance(request.data, dict) else {}
         asset = services.create_asset(workspace, data, principal_name(request))
         return Response(services.asset_dto(asset))
+
+
+@extend_schema(exclude=True)
+class AssetView(ModelManagementView):
+    def get(self, request, **kwargs):
+        return Response(services.asset_by_id(get_workspace(kwargs), kwargs["id"]))
 
 
 @extend_schema(exclude=True)
@@ -131,8 +172,23 @@ def number(text: str | None, default: int, name: str) -> int:
 @extend_schema(exclude=True)
 class ModelView(ModelManagementView):
     def get(self, request, **kwargs):
-        workspace = get_workspace(kwargs)
-        version = services.find_model(workspace, kwargs["id"])
-        if version is None:
-            raise V1Error(404, "ModelNotFound", f"Model '{kwargs['id']}' was not found.")
+        version = self.model(get_workspace(kwargs), kwargs["id"])
         return Response(services.model_dto(version))
+
+    def patch(self, request, **kwargs):
+        workspace = get_workspace(kwargs)
+        version = self.model(workspace, kwargs["id"])
+        patched = services.patch_model(workspace, version, request.data, principal_name(request))
+        return Response(services.model_dto(patched))
+
+    def delete(self, request, **kwargs):
+        workspace = get_workspace(kwargs)
+        services.delete_model(self.model(workspace, kwargs["id"]), principal_name(request))
+        return Response(status=200)
+
+    @staticmethod
+    def model(workspace, model_id: str):
+        version = services.find_model(workspace, model_id)
+        if version is None:
+            raise V1Error(404, "ModelNotFound", f"Model '{model_id}' was not found.")
+        return version

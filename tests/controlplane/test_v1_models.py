@@ -1,15 +1,18 @@
 """SDK v1's artifact uploads and model management, in the shapes azureml-core reads."""
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from controlplane.blobstore import storage
 from controlplane.core.models import ModelVersion, Workspace
+from controlplane.v1 import services
 from controlplane.v1.models import Asset
 from tests.conftest import WS, url
 
 ARTIFACTS = f"/artifact/v2.0{WS}/artifacts/batch/metadata"
+CONTENT = f"/artifact/v2.0{WS}/artifacts/contentinfo"
+PREFIX = f"/artifact/v2.0{WS}/artifacts/prefix/contentinfo"
 MMS = f"/modelmanagement/v1.0{WS}"
 
 
@@ -135,7 +138,9 @@ def test_a_model_registered_through_v2_is_seen_by_v1(client, ws):
     body = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/m/"}}
     assert client.put(url("/models/v2m/versions/3"), body, format="json").status_code == 201
     model = client.get(f"{MMS}/models/v2m:3").json()
-    assert (model["version"], model["url"]) == (3, body["properties"]["modelUri"])
+    version = ModelVersion.objects.get()
+    # The asset v1 names it by is the version itself.
+    assert (model["version"], model["url"]) == (3, f"aml://asset/{version.id.hex}")
 
 
 @pytest.mark.parametrize("model_id", ["nope:1", "nope", "m1:x"])
@@ -186,3 +191,184 @@ def test_the_v1_services_need_a_token(db, ws):
     response = APIClient().get(f"{MMS}/models")
     assert response.status_code == 401
     assert response.json()["statusCode"] == 401
+
+
+# -- reading models back (Model.download)
+
+
+def sas_fields(content_uri: str) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlsplit(content_uri).query).items()}
+
+
+def test_a_registered_models_asset_lists_its_files_with_read_sas_urls(client, ws):
+    upload(client, ws)
+    upload(client, ws, paths=("model2/other.txt",))  # a sibling sharing the prefix's text
+    model = register(client, ws).json()
+    asset = client.get(f"{MMS}/assets/{model['url'].removeprefix('aml://asset/')}")
+    assert asset.status_code == 200, asset.content
+    (artifact,) = asset.json()["artifacts"]
+    assert artifact == {"id": None, "prefix": "LocalUpload/c1/model"}
+    listed = client.get(f"{PREFIX}/LocalUpload/c1/model").json()
+    assert listed["continuationToken"] is None
+    assert [a["path"] for a in listed["value"]] == ["model/a.pkl", "model/sub/b.txt"]
+    account = storage.account_for(ws)
+    first = listed["value"][0]
+    assert (first["origin"], first["container"]) == ("LocalUpload", "c1")
+    uri = urlsplit(first["contentUri"])
+    assert uri.hostname.split(".", 2)[:2] == [account.name, "blob"]
+    assert uri.path == f"/{account.default_container}/artifacts/LocalUpload/c1/model/a.pkl"
+    assert (sas_fields(first["contentUri"])["sp"], sas_fields(first["contentUri"])["sr"]) == (
+        "r",
+        "b",
+    )
+    one = client.get(f"{CONTENT}/LocalUpload/c1/model/sub/b.txt").json()
+    assert (one["path"], urlsplit(one["contentUri"]).path) == (
+        "model/sub/b.txt",
+        f"/{account.default_container}/artifacts/LocalUpload/c1/model/sub/b.txt",
+    )
+
+
+def test_a_prefix_listing_pages_with_a_continuation_token(client, ws, monkeypatch):
+    upload(client, ws, paths=("model/a", "model/b", "model/c"))
+    monkeypatch.setattr(services, "ARTIFACT_PAGE", 2)
+    first = client.get(f"{PREFIX}/LocalUpload/c1/model").json()
+    assert [a["path"] for a in first["value"]] == ["model/a", "model/b"]
+    assert first["continuationToken"] == "model/b"
+    rest = client.get(
+        f"{PREFIX}/LocalUpload/c1/model", {"continuationToken": first["continuationToken"]}
+    ).json()
+    assert ([a["path"] for a in rest["value"]], rest["continuationToken"]) == (["model/c"], None)
+
+
+def test_nothing_uploaded_lists_nothing_and_reads_are_404(client, ws):
+    upload(client, ws)
+    assert client.get(f"{PREFIX}/LocalUpload/c1/nope").json()["value"] == []
+    for missing in ("LocalUpload/c1/model/nope.txt", "LocalUpload/c1/model"):
+        response = client.get(f"{CONTENT}/{missing}")
+        assert response.status_code == 404, response.content
+        assert response.json()["error"]["code"] == "NotFound"
+    response = client.get(f"{MMS}/assets/0123456789abcdef0123456789abcdef")
+    assert (response.status_code, response.json()["code"]) == (404, "AssetNotFound")
+
+
+def v2_model(client, ws, path="m/", name="v2m"):
+    account = storage.account_for(ws)
+    for blob in ("m/model.pkl", "m/sub/w.txt", "m-sibling/x", "solo.pkl"):
+        storage.write_blob(account, account.default_container, blob, [blob.encode()])
+    body = {"properties": {"modelUri": f"azureml://datastores/workspaceblobstore/paths/{path}"}}
+    response = client.put(url(f"/models/{name}/versions/1"), body, format="json")
+    assert response.status_code == 201, response.content
+    return client.get(f"{MMS}/models/{name}:1").json()
+
+
+def test_a_v2_models_files_are_read_through_its_v1_asset(client, ws):
+    model = v2_model(client, ws)
+    asset = client.get(f"{MMS}/assets/{model['url'].removeprefix('aml://asset/')}").json()
+    (artifact,) = asset["artifacts"]
+    hex_id = model["url"].removeprefix("aml://asset/")
+    assert artifact == {"id": None, "prefix": f"ModelVersion/{hex_id}/m"}
+    listed = client.get(f"{PREFIX}/{artifact['prefix']}").json()["value"]
+    assert [a["path"] for a in listed] == ["m/model.pkl", "m/sub/w.txt"]
+    account = storage.account_for(ws)
+    assert urlsplit(listed[0]["contentUri"]).path == f"/{account.default_container}/m/model.pkl"
+    # Only the version's own folder: not its siblings, nor anything v1 could write.
+    assert client.get(f"{PREFIX}/ModelVersion/{hex_id}/m-sibling").json()["value"] == []
+    assert client.get(f"{CONTENT}/ModelVersion/{hex_id}/solo.pkl").status_code == 404
+    assert client.get(f"{CONTENT}/ModelVersion/{hex_id}/m/model.pkl").status_code == 200
+    body = {"paths": [{"path": "m/new.txt"}]}
+    response = client.post(f"{ARTIFACTS}/ModelVersion/{hex_id}", body, format="json")
+    assert response.status_code == 400, response.content
+
+
+def test_a_v2_single_file_model_lists_that_file(client, ws):
+    model = v2_model(client, ws, path="solo.pkl", name="solo")
+    hex_id = model["url"].removeprefix("aml://asset/")
+    listed = client.get(f"{PREFIX}/ModelVersion/{hex_id}/solo.pkl").json()["value"]
+    assert [a["path"] for a in listed] == ["solo.pkl"]
+
+
+# -- changing and deleting models
+
+
+def json_patch(client, model_id, operations):
+    import json
+
+    return client.generic(
+        "PATCH",
+        f"{MMS}/models/{model_id}",
+        json.dumps(operations),
+        content_type="application/json-patch+json",
+    )
+
+
+def test_a_json_patch_changes_description_tags_and_properties_both_apis_show(client, ws):
+    upload(client, ws)
+    register(client, ws)
+    response = json_patch(
+        client,
+        "m1:1",
+        [
+            {"op": "replace", "path": "/kvTags", "value": {"team": "b", "stage": "prod"}},
+            {"op": "replace", "path": "/description", "value": "ridge"},
+            {"op": "add", "path": "/properties", "value": {"auc": "0.9"}},
+        ],
+    )
+    assert response.status_code == 200, response.content
+    model = response.json()
+    assert (model["kvTags"], model["description"], model["properties"]) == (
+        {"team": "b", "stage": "prod"},
+        "ridge",
+        {"auc": "0.9"},
+    )
+    v2 = client.get(url("/models/m1/versions/1")).json()["properties"]
+    assert (v2["tags"], v2["description"], v2["properties"]) == (
+        {"team": "b", "stage": "prod"},
+        "ridge",
+        {"auc": "0.9"},
+    )
+    removed = json_patch(client, "m1:1", [{"op": "remove", "path": "/kvTags/stage"}])
+    assert removed.json()["kvTags"] == {"team": "b"}
+
+
+@pytest.mark.parametrize(
+    "operations",
+    [
+        [{"op": "replace", "path": "/url", "value": "aml://asset/x"}],
+        [{"op": "add", "path": "/datasets", "value": []}],
+        [{"op": "replace", "path": "/kvTags/nope/deeper", "value": "x"}],
+        [{"op": "remove", "path": "/kvTags/nope"}],
+        [{"op": "replace", "path": "/kvTags", "value": {"team": 1}}],
+        [{"op": "replace", "path": "/description", "value": 3}],
+        [{"op": "move", "from": "/name", "path": "/description"}],
+        [{"op": "frobnicate", "path": "/description", "value": "x"}],
+        [{"path": "/description", "value": "x"}],
+        {"op": "replace", "path": "/description", "value": "x"},
+        [{"op": "replace", "path": "/description", "value": "x"}, "not an operation"],
+    ],
+)
+def test_a_bad_json_patch_is_a_400_and_changes_nothing(client, ws, operations):
+    upload(client, ws)
+    register(client, ws)
+    before = client.get(f"{MMS}/models/m1:1").json()
+    response = json_patch(client, "m1:1", operations)
+    assert response.status_code == 400, response.content
+    assert (response.json()["code"], response.json()["statusCode"]) == ("BadRequest", 400)
+    assert client.get(f"{MMS}/models/m1:1").json() == before
+
+
+def test_deleting_a_model_removes_the_version_from_both_apis(client, ws):
+    upload(client, ws)
+    register(client, ws)
+    register(client, ws)
+    response = client.delete(f"{MMS}/models/m1:1")
+    assert response.status_code == 200, response.content
+    assert client.get(f"{MMS}/models/m1:1").status_code == 404
+    assert client.get(url("/models/m1/versions/1")).status_code == 404
+    assert client.get(f"{MMS}/models/m1:2").status_code == 200
+
+
+@pytest.mark.parametrize("method", ["delete", "patch"])
+def test_changing_an_unknown_model_is_a_404_model_not_found(client, ws, method):
+    response = getattr(client, method)(f"{MMS}/models/nope:1", [], format="json")
+    assert response.status_code == 404, response.content
+    assert (response.json()["code"], response.json()["statusCode"]) == ("ModelNotFound", 404)

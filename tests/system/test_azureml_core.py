@@ -1,7 +1,8 @@
 """Azure's SDK v1 (azureml-core), unchanged and in a virtualenv of its own, works with Weir:
 tests/clients/sdk_v1_walk.py builds a ``Workspace`` and walks the model registry as a v1
-script does; this test checks what the SDK read, then reads the same models through the v2
-API and their bytes through the blob store."""
+script does (register, find, list, download, update, delete); this test checks what the SDK
+read and wrote, then reads the same models through the v2 API and their bytes through the
+blob store."""
 
 from __future__ import annotations
 
@@ -35,10 +36,38 @@ STEPS = [
     "list",
     "missing_by_name",
     "missing_by_version",
+    "download_folder",
+    "download_again",
+    "download_overwrite",
+    "register_file",
+    "download_file",
+    "register_many",
+    "download_many",
+    "download_v2",
+    "update",
+    "tag_and_property",
+    "update_bad",
+    "delete",
+    "deleted",
+    "delete_again",
+    "after_delete",
 ]
 
+# The folder the walk registers as m1 (versions 1 and 2), as the SDK downloads it.
+FOLDER = {"model.pkl": "pickled v1 model", "weights/w.txt": "0.5\n"}
+# A model registered through the v2 API, which the walk downloads with the v1 SDK.
+V2_FILES = {"model.pkl": "registered through v2", "sub/w.txt": "0.25\n"}
 
-def test_a_v1_script_registers_and_finds_models(stack, workspace, tmp_path):
+
+def test_a_v1_script_registers_finds_downloads_changes_and_deletes_models(
+    stack, workspace, tmp_path
+):
+    v2_folder = stack.upload(
+        workspace, {name: text.encode() for name, text in V2_FILES.items()}, collection="models"
+    )
+    body = {"properties": {"modelUri": v2_folder, "description": "v2"}}
+    created = stack.call("PUT", f"{workspace}/models/v2m/versions/1", body)
+    assert created.status_code == 201, created.text
     env = client_env()
     env.update(
         HOME=str(tmp_path),  # the SDK caches what discovery told it in ~/.azureml
@@ -49,6 +78,7 @@ def test_a_v1_script_registers_and_finds_models(stack, workspace, tmp_path):
         WEIR_SUBSCRIPTION=stack.subscription,
         WEIR_GROUP="rg1",
         WEIR_WORKSPACE=stack.workspace_name,
+        WEIR_V2_MODEL="v2m:1",
     )
     done = subprocess.run(
         [CLIENT_PYTHON, str(ROOT / "tests" / "clients" / "sdk_v1_walk.py")],
@@ -79,13 +109,14 @@ def test_a_v1_script_registers_and_finds_models(stack, workspace, tmp_path):
     assert seen["get_by_version"] == first
     assert seen["register_again"]["id"] == "m1:2"
     assert seen["latest"]["id"] == "m1:2"
-    assert sorted(found["id"] for found in seen["list"]) == ["m1:1", "m1:2"]
+    assert sorted(found["id"] for found in seen["list"]) == ["m1:1", "m1:2", "v2m:1"]
     for missing in ("missing_by_name", "missing_by_version"):
         assert seen[missing]["exception"] == "WebserviceException"
         assert seen[missing]["message"].startswith("ModelNotFound"), seen[missing]
 
-    # One model, two views: the v2 API shows the version, pointing at the uploaded folder.
-    version = stack.call("GET", f"{workspace}/models/m1/versions/1")
+    # One model, two views: the v2 API shows the version, pointing at the uploaded folder
+    # (version 2: the walk deletes version 1).
+    version = stack.call("GET", f"{workspace}/models/m1/versions/2")
     assert version.status_code == 200, version.text
     uri = version.json()["properties"]["modelUri"]
     prefix = "azureml://datastores/workspaceblobstore/paths/"
@@ -100,3 +131,59 @@ def test_a_v1_script_registers_and_finds_models(stack, workspace, tmp_path):
             f"{base}{name}?{secrets['sasToken']}", verify=stack.ca_bundle, timeout=30
         )
         assert (blob.status_code, blob.content) == (200, content), name
+
+    assert_downloads(seen)
+    assert_changes(stack, workspace, seen)
+
+
+def assert_downloads(seen: dict) -> None:
+    """Downloaded bytes are the registered ones: a folder (under its own name), a file, a
+    folder listed over several pages, and a model registered through the v2 API."""
+    assert seen["download_folder"] == {"path": "model", "files": FOLDER}
+    assert seen["download_again"]["exception"] == "WebserviceException"
+    assert "exist_ok" in seen["download_again"]["message"], seen["download_again"]
+    assert seen["download_overwrite"] == seen["download_folder"]
+    assert seen["register_file"]["id"] == "one:1"
+    assert seen["download_file"] == {
+        "path": "single.pkl",
+        "files": {"single.pkl": "one pickled file"},
+    }
+    many = seen["download_many"]
+    assert many["path"] == "many"
+    assert many["files"] == {f"part-{i:03}.txt": f"part {i}\n" for i in range(130)}
+    v2 = seen["download_v2"]
+    assert v2["files"] == V2_FILES, v2
+
+
+def assert_changes(stack, workspace: str, seen: dict) -> None:
+    """What update, add_tags, remove_tags, add_properties and delete did, read back through
+    the SDK and through the v2 API (the same model version)."""
+    assert seen["update"] == {
+        "description": "ridge, second fit",
+        "tags": {"team": "a", "stage": "dev"},
+        "properties": {},
+    }
+    changed = {
+        "description": "ridge, second fit",
+        "tags": {"team": "a", "owner": "v1-script"},
+        "properties": {"auc": "0.91"},
+    }
+    assert seen["tag_and_property"] == changed
+    version = stack.call("GET", f"{workspace}/models/m1/versions/2").json()["properties"]
+    assert (version["description"], version["tags"], version["properties"]) == (
+        changed["description"],
+        changed["tags"],
+        changed["properties"],
+    )
+    # A tag that is not a string is refused by the service; nothing changed.
+    bad = seen["update_bad"]
+    assert bad["exception"] == "WebserviceException"
+    assert "400" in bad["message"], bad
+    assert bad["after"] == changed
+
+    # Deleted: gone for both APIs, and a second delete is the SDK's ModelNotFound.
+    assert seen["deleted"]["message"].startswith("ModelNotFound"), seen["deleted"]
+    assert seen["delete_again"]["message"].startswith("ModelNotFound"), seen["delete_again"]
+    assert [found["id"] for found in seen["after_delete"]] == ["m1:2"]
+    assert stack.call("GET", f"{workspace}/models/m1/versions/1").status_code == 404
+    assert stack.call("GET", f"{workspace}/models/m1/versions/2").status_code == 200
