@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -58,10 +59,11 @@ async def main(args) -> None:
     script = load(args)
     collector = Collector(config) if config is not None else None
     app = InferenceApp(script, collector=collector)
+    metrics_server = None  # held: a server nothing refers to is collected, and closed
     if collector is not None:
         collector.start()
         if metrics_sock is not None:
-            await serve(metrics_app(collector), None, None, 1, sock=metrics_sock)
+            metrics_server = await serve(metrics_app(collector), None, None, 1, sock=metrics_sock)
     try:
         if sock is not None:
             server = await serve(app, None, None, args.concurrency, sock=sock)
@@ -73,6 +75,10 @@ async def main(args) -> None:
         log.info("serving %s on http://%s:%s", args.entry_script, args.host, args.port)
         await serve_until_signalled(server, args.host, args.port)
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
+            with contextlib.suppress(OSError):
+                os.unlink(args.metrics_socket)
         if collector is not None:
             # What was scored before the stop is written (or counted as dropped).
             await asyncio.get_running_loop().run_in_executor(None, collector.stop)
