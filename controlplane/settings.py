@@ -266,6 +266,11 @@ WEIR_KUBECONFIG = env("WEIR_KUBECONFIG", default="")
 # Kubernetes compute take connections from there only (a NetworkPolicy).
 WEIR_ROUTER_NAMESPACE = env("WEIR_ROUTER_NAMESPACE", default="weir")
 WEIR_POD_SAS_LIFETIME = env.int("WEIR_POD_SAS_LIFETIME", default=30 * 24 * 3600)
+# Seconds the write SAS of a deployment's data collector is valid (a year; a new one with
+# every rollout of the deployment).
+WEIR_DATA_COLLECTOR_SAS_LIFETIME = env.int(
+    "WEIR_DATA_COLLECTOR_SAS_LIFETIME", default=365 * 24 * 3600
+)
 # CA certificates pip trusts inside image builds (a TLS-inspecting proxy's); mounted for
 # the build only, never part of the image. Default: the bundle pip uses here (PIP_CERT).
 WEIR_BUILD_CA_BUNDLE = env("WEIR_BUILD_CA_BUNDLE", default=os.environ.get("PIP_CERT", ""))

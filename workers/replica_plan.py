@@ -10,6 +10,8 @@ import math
 import shutil
 from pathlib import Path
 
+from django.conf import settings
+
 from controlplane.blobstore import storage
 from controlplane.blobstore.backends import blob_backend, read_chunks
 from controlplane.blobstore.models import Blob
@@ -17,6 +19,7 @@ from controlplane.core import references
 from controlplane.core.durations import parse_seconds
 from controlplane.core.quantities import parse_quantity
 from dataplane.agent.spec import Probe
+from dataplane.inference import collector
 from dataplane.inference.mlflow_model import MLMODEL
 from workers.builds import environment
 from workers.errors import PermanentError
@@ -24,6 +27,8 @@ from workers.errors import PermanentError
 PLACED_MARKER = ".weir-placed"
 # What an MLflow model folder says about the environment it needs.
 MLFLOW_FILES = (MLMODEL, "conda.yaml", "python_env.yaml", "requirements.txt")
+# Where Azure's data collector writes in the workspace's default datastore.
+COLLECTOR_ROOT = "modelDataCollector"
 
 
 class Assets:
@@ -136,6 +141,9 @@ def revision(deployment, assets: Assets, environment_hash: str) -> str:
         "readiness": deployment.readiness_probe,
         "resources": deployment.container_resource_requirements,
     }
+    if collector.collections_of(deployment.data_collector):
+        # Only then: the revisions of deployments that collect nothing stay what they were.
+        document["dataCollector"] = deployment.data_collector
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -262,3 +270,33 @@ def request_timeout(deployment) -> float:
 def concurrency(deployment) -> int:
     """Requests one replica runs at once (maxConcurrentRequestsPerInstance)."""
     return (deployment.request_settings or {}).get("maxConcurrentRequestsPerInstance") or 1
+
+
+def collector_setting(deployment, assets: Assets, ca_bundle: str | None) -> str | None:
+    """The replica's WEIR_DATA_COLLECTOR (dataplane.inference.collector.Config), or None when
+    the deployment's dataCollector enables no payload collection (request/response, or
+    model_inputs/model_outputs), whatever API wrote it. It holds a SAS that may create and
+    write blobs under modelDataCollector/{endpoint}/{deployment}/ in the workspace's default
+    container, and nothing else."""
+    if not collector.collections_of(deployment.data_collector):
+        return None
+    account = storage.account_for(deployment.endpoint.workspace)
+    container = account.default_container
+    directory = f"{COLLECTOR_ROOT}/{deployment.endpoint.name}/{deployment.name}"
+    token = storage.sas_token(
+        account,
+        container,
+        directory,
+        "cw",
+        "d",
+        seconds=settings.WEIR_DATA_COLLECTOR_SAS_LIFETIME,
+    )
+    return json.dumps(
+        {
+            "url": f"{storage.blob_url(account, container, directory)}?{token}",
+            "source": deployment.arm_id,
+            "dataCollector": deployment.data_collector,
+            "modelVersion": assets.model.name if assets.model is not None else "default",
+            "caBundle": ca_bundle,
+        }
+    )

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import stat
 import sys
 
-from dataplane.http import serve, serve_until_signalled
+from dataplane.http import Response, serve, serve_until_signalled
+from dataplane.inference.collector import Collector, Config
 from dataplane.inference.errors import ScriptError
 from dataplane.inference.scoring import UserScript
 from dataplane.inference.server import InferenceApp
@@ -41,22 +43,58 @@ def parse_args(argv=None):
         default=int(os.environ.get("WORKER_COUNT", "1")),
         help="requests run() may handle at once (maxConcurrentRequestsPerInstance)",
     )
+    parser.add_argument(
+        "--metrics-socket",
+        help="serve the data collector's Prometheus /metrics on this Unix socket",
+    )
     return parser.parse_args(argv)
 
 
 async def main(args) -> None:
     # Bound before init() runs the script's code (which may start threads: see listen_unix).
     sock = listen_unix(args.socket) if args.socket else None
-    app = InferenceApp(load(args))
-    if sock is not None:
-        server = await serve(app, None, None, args.concurrency, sock=sock)
-        log.info("serving %s on unix:%s", args.entry_script, args.socket)
-        print(f"READY unix:{args.socket}", flush=True)
-        await serve_until_signalled(server, args.host, args.port, announce=False)
-        return
-    server = await serve(app, args.host, args.port, args.concurrency)
-    log.info("serving %s on http://%s:%s", args.entry_script, args.host, args.port)
-    await serve_until_signalled(server, args.host, args.port)
+    config = Config.from_environment()
+    collecting = config is not None and args.metrics_socket
+    metrics_sock = listen_unix(args.metrics_socket) if collecting else None
+    script = load(args)
+    collector = Collector(config) if config is not None else None
+    app = InferenceApp(script, collector=collector)
+    metrics_server = None  # held: a server nothing refers to is collected, and closed
+    if collector is not None:
+        collector.start()
+        if metrics_sock is not None:
+            metrics_server = await serve(metrics_app(collector), None, None, 1, sock=metrics_sock)
+    try:
+        if sock is not None:
+            server = await serve(app, None, None, args.concurrency, sock=sock)
+            log.info("serving %s on unix:%s", args.entry_script, args.socket)
+            print(f"READY unix:{args.socket}", flush=True)
+            await serve_until_signalled(server, args.host, args.port, announce=False)
+            return
+        server = await serve(app, args.host, args.port, args.concurrency)
+        log.info("serving %s on http://%s:%s", args.entry_script, args.host, args.port)
+        await serve_until_signalled(server, args.host, args.port)
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
+            with contextlib.suppress(OSError):
+                os.unlink(args.metrics_socket)
+        if collector is not None:
+            # What was scored before the stop is written (or counted as dropped).
+            await asyncio.get_running_loop().run_in_executor(None, collector.stop)
+
+
+def metrics_app(collector: Collector):
+    """GET /metrics: the data collector's counters, on a socket of its own (the scoring
+    socket takes every path the router forwards)."""
+
+    def handle(request) -> Response:
+        if request.path != "/metrics" or request.method not in ("GET", "HEAD"):
+            return Response(404)
+        content_type = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
+        return Response(200, collector.metrics().encode(), [content_type])
+
+    return handle
 
 
 def listen_unix(path: str) -> socket.socket:

@@ -27,9 +27,10 @@ def _json(status: int, payload, extra: list | None = None) -> Response:
 class InferenceApp:
     """Maps a Request to a Response for one loaded scoring script. Never raises."""
 
-    def __init__(self, script: UserScript, service_name: str = "weir"):
+    def __init__(self, script: UserScript, service_name: str = "weir", collector=None):
         self.script = script
         self.swagger = swagger.build(script.run_function, service_name)
+        self.collector = collector  # the data collector (payload logging), when enabled
 
     def __call__(self, request: Request) -> Response:
         try:
@@ -37,7 +38,14 @@ class InferenceApp:
         except Exception:  # a bug of ours must not take the replica down
             log.error("unexpected error\n%s", traceback.format_exc())
             response = _json(500, {"message": "An unexpected internal error occurred."})
-        return self._with_ids(request, response)
+        response = self._with_ids(request, response)
+        if self.collector is not None and request.method in ("POST", "GET"):
+            if (request.path.rstrip("/") or "/") == "/score":
+                # Queued only: the records are made and written off the request's path.
+                self.collector.collect(
+                    request.method, request.path, request.headers, request.body, response
+                )
+        return response
 
     def _route(self, request: Request) -> Response:
         path, method = request.path.rstrip("/") or "/", request.method

@@ -72,6 +72,30 @@ def test_probe_and_request_settings_get_azure_defaults(client, endpoint):
     }
 
 
+def test_a_data_collector_is_kept_with_azures_defaults(client, endpoint):
+    collector = {
+        "collections": {
+            "request": {"dataCollectionMode": "Enabled", "samplingRate": 0.5},
+            "response": {"dataCollectionMode": "Enabled"},
+            "model_inputs": None,
+        },
+        "requestLogging": {"captureHeaders": ["x-client"]},
+    }
+    response = put_deployment(client, dataCollector=collector)
+    assert response.status_code == 201, response.content
+    shown = client.get(url(DEP)).json()["properties"]["dataCollector"]
+    unset = {"dataId": None, "clientId": None}
+    assert shown == {
+        "collections": {
+            "request": {**unset, "dataCollectionMode": "Enabled", "samplingRate": 0.5},
+            "response": {**unset, "dataCollectionMode": "Enabled", "samplingRate": 1.0},
+            "model_inputs": None,
+        },
+        "requestLogging": {"captureHeaders": ["x-client"]},
+        "rollingRate": "Hour",
+    }
+
+
 def test_settings_left_out_are_answered_with_the_server_side_defaults(client, endpoint):
     # Azure's SDK builds its entities from these and fails on null (OnlineScaleSettings).
     put_deployment(client)
@@ -122,6 +146,23 @@ def test_settings_left_out_are_answered_with_the_server_side_defaults(client, en
             "properties.requestSettings.requestTimeout",
         ),
         ({"scaleSettings": {"scaleType": "Magic"}}, "properties.scaleSettings.scaleType"),
+        ({"dataCollector": {}}, "properties.dataCollector.collections"),
+        (
+            {"dataCollector": {"collections": {}, "rollingRate": "Week"}},
+            "properties.dataCollector.rollingRate",
+        ),
+        *(
+            (
+                {"dataCollector": {"collections": {"request": collection}}},
+                f"properties.dataCollector.collections.request.{field}",
+            )
+            for collection, field in (
+                ({"dataCollectionMode": "On"}, "dataCollectionMode"),
+                ({"samplingRate": 1.5}, "samplingRate"),
+                ({"samplingRate": "0.5"}, "samplingRate"),
+                ({"samplingRate": True}, "samplingRate"),
+            )
+        ),
     ],
 )
 def test_invalid_properties_name_the_field(client, endpoint, model_version, properties, target):

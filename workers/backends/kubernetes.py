@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 
 from controlplane.blobstore import storage
 from dataplane.agent.spec import Probe
+from dataplane.inference.collector import ENV as COLLECTOR_ENV
 from workers import replica_plan
 from workers.backends.base import Backend, BackendStatus, Say
 from workers.builds import image
@@ -244,7 +245,7 @@ class KubernetesBackend(Backend):
             model_uri=_fetchable(assets.workspace, assets.model.model_uri)
             if assets.model
             else None,
-            environment_variables=dict(deployment.environment_variables or {}),
+            environment_variables=_variables(deployment, assets),
             liveness=liveness,
             readiness=readiness,
             requests=dict(requirements.get("containerResourceRequests") or {}),
@@ -359,6 +360,16 @@ class KubernetesBackend(Backend):
             )
             parts.append(f"== {pod.metadata.name} ==\n{text}")
         return "\n".join(parts)
+
+
+def _variables(deployment, assets) -> dict[str, str]:
+    """The deployment's environment variables, and the data collector's setting when it
+    collects (pods trust the blob store's certificate as the init container does)."""
+    variables = dict(deployment.environment_variables or {})
+    collecting = replica_plan.collector_setting(deployment, assets, None)
+    if collecting:
+        variables[COLLECTOR_ENV] = collecting
+    return variables
 
 
 def _fetchable(workspace, uri: str) -> str:

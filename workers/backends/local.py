@@ -18,6 +18,8 @@ from pathlib import Path
 from django.conf import settings
 
 from dataplane.agent.spec import DeploymentSpec, StateDir
+from dataplane.inference.collector import ENV as COLLECTOR_ENV
+from dataplane.inference.collector import METRICS_SUFFIX
 from dataplane.inference.command import MLFLOW_SCRIPT, server_command
 from workers import replica_plan
 from workers.backends.base import Backend, BackendStatus, Say
@@ -48,25 +50,33 @@ class LocalBackend(Backend):
         entry_script = (
             code_dir / assets.scoring_script if assets.scoring_script else WEIR_ROOT / MLFLOW_SCRIPT
         )
+        variables = {
+            **deployment.environment_variables,
+            "AZUREML_MODEL_DIR": str(model_dir),
+            "AZUREML_ENTRY_SCRIPT": assets.scoring_script or str(entry_script),
+            "PYTHONPATH": str(WEIR_ROOT),
+        }
+        command = server_command(
+            python=str(environment_dir / "bin" / "python"),
+            entry_script=str(entry_script),
+            model_dir=str(model_dir),
+            socket="{socket}",
+            concurrency=replica_plan.concurrency(deployment),
+        )
+        # The blob store's certificate is this server's own (self-signed unless given).
+        collecting = replica_plan.collector_setting(deployment, assets, settings.WEIR_TLS_CERT)
+        if collecting:
+            variables[COLLECTOR_ENV] = collecting
+            # The collector's counters, beside the replica's socket (see dataplane.inference).
+            command += ["--metrics-socket", "{socket}" + METRICS_SUFFIX]
         return DeploymentSpec(
             id=str(deployment.id),
             revision=revision,
             generation=uuid.uuid4().hex,
             replicas=deployment.instance_count,
-            command=server_command(
-                python=str(environment_dir / "bin" / "python"),
-                entry_script=str(entry_script),
-                model_dir=str(model_dir),
-                socket="{socket}",
-                concurrency=replica_plan.concurrency(deployment),
-            ),
+            command=command,
             cwd=str(code_dir),
-            env={
-                **deployment.environment_variables,
-                "AZUREML_MODEL_DIR": str(model_dir),
-                "AZUREML_ENTRY_SCRIPT": assets.scoring_script or str(entry_script),
-                "PYTHONPATH": str(WEIR_ROOT),
-            },
+            env=variables,
             liveness=liveness,
             readiness=readiness,
             memory_limit_bytes=replica_plan.memory_limit(requirements),

@@ -61,6 +61,44 @@ class OnlineRequestSettingsSerializer(JsonDocumentSerializer):
     maxQueueWait = DurationField(min_seconds=0, default="PT0.5S")
 
 
+class SamplingRateField(serializers.FloatField):
+    """A JSON number from 0 to 1 (a string or a boolean is refused, as for integers)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise serializers.ValidationError("must be a number from 0.0 to 1.0")
+        return super().to_internal_value(data)
+
+
+class DataCollectionSerializer(JsonDocumentSerializer):
+    dataCollectionMode = serializers.ChoiceField(
+        choices=["Enabled", "Disabled"], default="Disabled"
+    )
+    samplingRate = SamplingRateField(min_value=0.0, max_value=1.0, default=1.0)
+    dataId = serializers.CharField(required=False, allow_null=True, max_length=1024)
+    clientId = serializers.CharField(required=False, allow_null=True, max_length=1024)
+
+
+class RequestLoggingSerializer(JsonDocumentSerializer):
+    captureHeaders = serializers.ListField(
+        child=serializers.CharField(max_length=256), required=False, allow_null=True
+    )
+
+
+class DataCollectorSerializer(JsonDocumentSerializer):
+    """Azure's DataCollector. The collections request and response (or model_inputs and
+    model_outputs) enabled make the replicas log scoring payloads; see
+    dataplane.inference.collector."""
+
+    collections = serializers.DictField(
+        child=DataCollectionSerializer(allow_null=True), allow_empty=True
+    )
+    requestLogging = RequestLoggingSerializer(required=False, allow_null=True)
+    rollingRate = serializers.ChoiceField(
+        choices=["Year", "Month", "Day", "Hour", "Minute"], default="Hour"
+    )
+
+
 class OnlineScaleSettingsSerializer(JsonDocumentSerializer):
     scaleType = serializers.ChoiceField(choices=["Default", "TargetUtilization"])
     minInstances = IntegerField(min_value=0, required=False)
@@ -195,7 +233,9 @@ class OnlineDeploymentPropertiesSerializer(RunsAssetsMixin, ProvisioningStateMix
         choices=PublicNetworkAccess.choices,
         default=PublicNetworkAccess.ENABLED,
     )
-    dataCollector = serializers.DictField(source="data_collector", required=False, allow_null=True)
+    dataCollector = DataCollectorSerializer(
+        source="data_collector", required=False, allow_null=True
+    )
     livenessProbe = ProbeSettingsSerializer(
         source="liveness_probe", required=False, allow_null=True
     )
