@@ -57,6 +57,7 @@ def version_view(version) -> dict:
         "version_type": version.version_type,
         "num_replicas": version.num_replicas,
         "models": [m.id for m in version.models],
+        "collects": version.data_collection.storage_enabled,
     }
 
 
@@ -191,7 +192,11 @@ def main() -> None:
 
     def create_version():
         endpoint.create_version(
-            "ver2", models=[models[1]], inference_config=inference, traffic_percentile=10
+            "ver2",
+            models=[models[1]],
+            inference_config=inference,
+            traffic_percentile=10,
+            collect_model_data=True,
         )
         endpoint.wait_for_deployment()
         fetched = AksEndpoint(ws, "ep1")

@@ -14,6 +14,7 @@ import pytest
 
 from tests.system.conftest import ROOT, cli_runner
 from tests.system.test_azure_ai_ml import client_env, walked
+from tests.system.test_data_collection import collected, datastore, eventually
 
 CLIENT_PYTHON = os.environ.get("WEIR_AZUREML_CORE_PYTHON")
 API = "api-version=2024-04-01"
@@ -131,6 +132,7 @@ def test_a_v1_script_deploys_services_and_endpoint_versions(stack, workspace, tm
     assert (created["ver2"]["is_default"], created["ver2"]["version_type"]) == (False, "Treatment")
     assert created["ver2"]["state"] == "Healthy"
     assert created["ver2"]["models"] == ["scaler:2"]
+    assert (created["ver1"]["collects"], created["ver2"]["collects"]) == (False, True)
     assert seen["update_version"]["ver2"]["traffic_percentile"] == 20
 
     # 20% of the requests to ver2 (scale 3), within 4.5 standard deviations.
@@ -142,6 +144,20 @@ def test_a_v1_script_deploys_services_and_endpoint_versions(stack, workspace, tm
     assert split["by_version"]["ver1"]["scale"] == 2
     assert split["by_version"]["ver2"]["scale"] == 3
     assert split["run"]["scale"] in (2, 3)
+
+    # collect_model_data: each request ver2 scored is one request and one response record.
+    served_by_ver2 = to_ver2 + 1 + (split["run"]["scale"] == 3)
+    container = datastore(stack, workspace)
+    records = eventually(
+        lambda: (found := collected(container, "ver2", endpoint="ep1"))
+        and len(found["response"]) >= served_by_ver2
+        and found
+    )
+    assert records, "no records of ver2's requests"
+    assert len(records["request"]) == len(records["response"]) == served_by_ver2
+    assert all(r["data"] == {"data": [1, 2, 3]} for r in records["request"])
+    assert all(r["data"] == {"prediction": [3, 6, 9], "scale": 3} for r in records["response"])
+    assert collected(container, "ver1", endpoint="ep1") == {"request": [], "response": []}
 
     # ver2 becomes the default (taking what ver1's 30% leaves) and the Control version.
     versions = seen["default_version"]

@@ -30,7 +30,7 @@ COLLECTING = {
     "rollingRate": "Hour",
 }
 LAYOUT = re.compile(
-    r"^modelDataCollector/logged/(?P<deployment>[a-z]+)/(?P<collection>request|response)"
+    r"^modelDataCollector/[a-z0-9-]+/(?P<deployment>[a-z0-9-]+)/(?P<collection>request|response)"
     r"/\d{4}/\d{2}/\d{2}/\d{2}/[^/]+\.jsonl$"
 )
 
@@ -94,10 +94,11 @@ def datastore(stack, workspace: str):
     return stack.container_client(f"{stack.blob_url}/{account}/{container}?{secrets['sasToken']}")
 
 
-def collected(container, deployment: str) -> dict[str, list[dict]]:
+def collected(container, deployment: str, endpoint: str = "logged") -> dict[str, list[dict]]:
     """collection -> its records, read back from every blob under the deployment's folder."""
     found: dict[str, list[dict]] = {"request": [], "response": []}
-    for blob in container.list_blobs(name_starts_with=f"modelDataCollector/logged/{deployment}/"):
+    prefix = f"modelDataCollector/{endpoint}/{deployment}/"
+    for blob in container.list_blobs(name_starts_with=prefix):
         match = LAYOUT.match(blob.name)
         assert match, f"not Azure's layout: {blob.name}"
         content = container.download_blob(blob.name).readall()
