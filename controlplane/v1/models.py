@@ -83,6 +83,8 @@ class ServiceOperation(models.Model):
     workspace = models.ForeignKey("weir.Workspace", on_delete=models.CASCADE, related_name="+")
     service_name = models.CharField(max_length=255)
     operation_type = models.CharField(max_length=32)
+    # Who asked: the later steps (traffic) are made in their name.
+    created_by = models.CharField(max_length=255, default="")
     state = models.CharField(max_length=16, default="Running")
     error = models.JSONField(null=True, blank=True)
     # Weir operation ids (strings) that must all succeed, in order of starting.

@@ -124,7 +124,7 @@ class ListKeysView(ModelManagementView):
 class RegenerateKeysView(ModelManagementView):
     def post(self, request, **kwargs):
         endpoint = get_service(kwargs)
-        operation = webservices.regenerate_key(endpoint, request.data)
+        operation = webservices.regenerate_key(endpoint, request.data, principal_name(request))
         return accepted(request, endpoint.workspace, operation)
 
 
@@ -182,7 +182,9 @@ class ValidateView(ModelManagementView):
     def post(self, request, **kwargs):
         workspace = get_workspace(kwargs)
         try:
-            webservices.validate(workspace, self.check, kwargs, request.data)
+            webservices.validate(
+                workspace, self.check, kwargs, request.data, principal_name(request)
+            )
         except (V1Error, APIException) as exc:
             refusal = model_management_exception_handler(exc, {"request": request})
             return Response({"error": refusal.data})

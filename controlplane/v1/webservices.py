@@ -112,7 +112,7 @@ class Plan:
     namespace: str | None = None
 
 
-def read_create(workspace, body) -> Plan:
+def read_create(workspace, body, principal: str) -> Plan:
     """Check a POST services body and read it into v2 bodies; changes nothing (the validate
     calls run it too). Raises V1Error naming the field."""
     if not isinstance(body, dict):
@@ -148,7 +148,7 @@ def read_create(workspace, body) -> Plan:
         if not isinstance(versions, dict) or not versions:
             raise bad_request("An AKSENDPOINT is created with at least one version (versions).")
     for version_name, version in versions.items():
-        plan.versions.append(read_version(workspace, version_name, version))
+        plan.versions.append(read_version(workspace, version_name, version, principal))
     traffic_of(plan_versions(plan.versions))  # a sum over 100 is refused before anything
     return plan
 
@@ -193,7 +193,7 @@ def string_map(value, target: str) -> dict:
     return {str(k): "" if v is None else str(v) for k, v in value.items()}
 
 
-def read_version(workspace, name: str, body) -> Version:
+def read_version(workspace, name: str, body, principal: str) -> Version:
     if not isinstance(body, dict):
         raise bad_request(f"Version '{name}' is a JSON object.")
     check_name(name, "version name")
@@ -207,14 +207,16 @@ def read_version(workspace, name: str, body) -> Version:
         raise bad_request(f"versions.{name}.type is Control or Treatment.")
     return Version(
         name=name,
-        deployment=deployment_body(workspace, name, body),
+        deployment=deployment_body(workspace, name, body, principal),
         traffic_percentile=percentile,
         is_default=body.get("isDefault"),
         version_type=version_type,
     )
 
 
-def deployment_body(workspace, name: str, body: dict, base: dict | None = None) -> dict:
+def deployment_body(
+    workspace, name: str, body: dict, principal: str, base: dict | None = None
+) -> dict:
     """The v2 deployment body for a v1 version: ``base`` (the current body) with the v1
     settings laid over it."""
     deployment = {"location": workspace.location, "properties": {}}
@@ -227,7 +229,7 @@ def deployment_body(workspace, name: str, body: dict, base: dict | None = None) 
     props["properties"] = string_map(body.get("properties"), "properties")
     request = body.get("environmentImageRequest")
     if request is not None or base is None:
-        props.update(image_request(workspace, name, request))
+        props.update(image_request(workspace, name, request, principal))
     replicas = body.get("numReplicas")
     scaler = body.get("autoScaler") or {}
     if scaler.get("autoscaleEnabled"):
@@ -307,7 +309,7 @@ def resources(cpu, memory_gb, gpu) -> dict | None:
 # -- the image request: model, code and environment
 
 
-def image_request(workspace, version_name: str, request) -> dict:
+def image_request(workspace, version_name: str, request, principal: str) -> dict:
     """The deployment's model, code and environment from an environmentImageRequest: the
     model it names, the source directory (or entry script) it uploaded as code, and its
     environment registered as a Weir environment version."""
@@ -336,11 +338,13 @@ def image_request(workspace, version_name: str, request) -> dict:
             "environmentImageRequest names its entry script (AZUREML_ENTRY_SCRIPT) and one "
             "source asset besides the driver program."
         )
-    code_id, scoring_script = code_from(workspace, sources[0], entry_script, source_directory)
+    code_id, scoring_script = code_from(
+        workspace, sources[0], entry_script, source_directory, principal
+    )
     return {
         "model": model.arm_id,
         "codeConfiguration": {"codeId": code_id, "scoringScript": scoring_script},
-        "environmentId": environment_from(workspace, environment),
+        "environmentId": environment_from(workspace, environment, principal),
         "environmentVariables": {
             str(k): str(v) for k, v in variables.items() if k not in SDK_VARIABLES
         },
@@ -363,7 +367,9 @@ def artifact_blob(workspace, url) -> Blob:
     return blob
 
 
-def code_from(workspace, asset: dict, entry_script: str, source_directory: str | None):
+def code_from(
+    workspace, asset: dict, entry_script: str, source_directory: str | None, principal: str
+):
     """The source asset as a code version, by content: a tar.gz (unpack: the source
     directory, whose top folder becomes the code's root) or a single entry script."""
     blob = artifact_blob(workspace, asset.get("url"))
@@ -389,6 +395,7 @@ def code_from(workspace, asset: dict, entry_script: str, source_directory: str |
         "v1-source",
         digest[:16],
         {"properties": {"codeUri": f"azureml://datastores/workspaceblobstore/paths/{directory}/"}},
+        principal,
     )
     return version.arm_id, script
 
@@ -418,7 +425,7 @@ def unpacked(content: bytes, top: str | None) -> dict[str, bytes]:
     return files
 
 
-def environment_from(workspace, environment: dict) -> str:
+def environment_from(workspace, environment: dict, principal: str) -> str:
     """A v1 Environment as a Weir environment version, named by its content."""
     python = environment.get("python") or {}
     docker = environment.get("docker") or {}
@@ -438,11 +445,12 @@ def environment_from(workspace, environment: dict) -> str:
         name,
         identity,
         {"properties": {"image": image, "condaFile": conda_file}},
+        principal,
     )
     return version.arm_id
 
 
-def register(serializer_class, kind, workspace, name: str, version: str, body: dict):
+def register(serializer_class, kind, workspace, name: str, version: str, body: dict, principal):
     existing = asset_service.find_container(kind, workspace, name)
     found = existing and asset_service.find_version(existing, version)
     if found:
@@ -450,7 +458,7 @@ def register(serializer_class, kind, workspace, name: str, version: str, body: d
     serializer = serializer_class(data=body, context={"workspace": workspace})
     serializer.is_valid(raise_exception=True)
     row, _, _ = asset_service.put_version(
-        kind, workspace, name, version, serializer.validated_data, "v1", no_precondition
+        kind, workspace, name, version, serializer.validated_data, principal, no_precondition
     )
     return row
 
@@ -539,7 +547,7 @@ def validated_deployment(workspace, body: dict) -> dict:
 def create(workspace, body, principal: str) -> ServiceOperation:
     """POST services: the endpoint and its deployments, then traffic once they are ready."""
     with transaction.atomic():
-        plan = read_create(workspace, body)
+        plan = read_create(workspace, body, principal)
         data = validated_endpoint(workspace, plan.endpoint, [])
         endpoint, _, endpoint_operation = endpoint_service.create_or_update(
             workspace, plan.name, data, principal, no_precondition
@@ -551,7 +559,8 @@ def create(workspace, body, principal: str) -> ServiceOperation:
         states = {s.name: s for s in plan_versions(plan.versions)}
         for version in plan.versions:
             started.append(add_version(endpoint, version, states[version.name], principal))
-        return start(workspace, plan.name, "Create", started, traffic_of(list(states.values())))
+        traffic = traffic_of(list(states.values()))
+        return start(workspace, plan.name, "Create", started, traffic, principal)
 
 
 def add_version(endpoint, version: Version, state: VersionState, principal: str) -> Operation:
@@ -570,9 +579,10 @@ def add_version(endpoint, version: Version, state: VersionState, principal: str)
     return operation
 
 
-def start(workspace, name, kind, started, traffic) -> ServiceOperation:
+def start(workspace, name, kind, started, traffic, principal: str) -> ServiceOperation:
     operation = ServiceOperation.objects.create(
         workspace=workspace,
+        created_by=principal,
         service_name=name,
         operation_type=kind,
         waits_for=[str(op.pk) for op in started if op is not None],
@@ -582,9 +592,10 @@ def start(workspace, name, kind, started, traffic) -> ServiceOperation:
     return operation
 
 
-def finished(workspace, name: str, kind: str) -> ServiceOperation:
+def finished(workspace, name: str, kind: str, principal: str) -> ServiceOperation:
     return ServiceOperation.objects.create(
         workspace=workspace,
+        created_by=principal,
         service_name=name,
         operation_type=kind,
         state="Succeeded",
@@ -603,16 +614,16 @@ def advance_later(operation_id, countdown: float) -> None:
 
 def delete(endpoint: OnlineEndpoint, principal: str) -> ServiceOperation:
     operation = endpoint_service.delete(endpoint, principal, no_precondition)
-    return start(endpoint.workspace, endpoint.name, "Delete", [operation], None)
+    return start(endpoint.workspace, endpoint.name, "Delete", [operation], None, principal)
 
 
-def regenerate_key(endpoint: OnlineEndpoint, body) -> ServiceOperation:
+def regenerate_key(endpoint: OnlineEndpoint, body, principal: str) -> ServiceOperation:
     body = body if isinstance(body, dict) else {}
     key_type = str(body.get("keyType") or "").capitalize()
     if key_type not in (KeyType.PRIMARY, KeyType.SECONDARY):
         raise bad_request("keyType is Primary or Secondary.")
     endpoint_service.regenerate_key(endpoint, key_type, body.get("keyValue"))
-    return finished(endpoint.workspace, endpoint.name, "RegenerateKeys")
+    return finished(endpoint.workspace, endpoint.name, "RegenerateKeys", principal)
 
 
 def token(endpoint: OnlineEndpoint, principal: str) -> dict:
@@ -633,7 +644,7 @@ def token(endpoint: OnlineEndpoint, principal: str) -> dict:
 def patch(endpoint: OnlineEndpoint, patch_list, principal: str) -> ServiceOperation:
     with transaction.atomic():
         endpoint = OnlineEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        change = read_patch(endpoint, patch_list)
+        change = read_patch(endpoint, patch_list, principal)
         started = []
         if change.endpoint_changed:
             data = validated_endpoint(
@@ -673,7 +684,7 @@ def patch(endpoint: OnlineEndpoint, patch_list, principal: str) -> ServiceOperat
                 deployment = deployment_service.find(endpoint, name)
                 started.append(deployment_service.delete(deployment, principal, no_precondition))
             traffic = None
-        return start(endpoint.workspace, endpoint.name, "Update", started, traffic)
+        return start(endpoint.workspace, endpoint.name, "Update", started, traffic, principal)
 
 
 @dataclass
@@ -688,7 +699,7 @@ class Change:
     traffic: dict
 
 
-def read_patch(endpoint: OnlineEndpoint, patch_list) -> Change:
+def read_patch(endpoint: OnlineEndpoint, patch_list, principal: str) -> Change:
     """Apply the patch to the service's v1 document and read what changed; changes
     nothing. Raises V1Error for a path the document does not have."""
     if not isinstance(patch_list, list) or not patch_list:
@@ -731,7 +742,7 @@ def read_patch(endpoint: OnlineEndpoint, patch_list) -> Change:
     added, changed, states = [], [], []
     for name, version in versions_after.items():
         if name not in versions_before:
-            read = read_version(workspace, name, version)
+            read = read_version(workspace, name, version, principal)
             added.append(read)
         else:
             old = versions_before[name]
@@ -745,7 +756,7 @@ def read_patch(endpoint: OnlineEndpoint, patch_list) -> Change:
                 changed.append(
                     Version(
                         name,
-                        deployment_body(workspace, name, version, base),
+                        deployment_body(workspace, name, version, principal, base),
                         version.get("trafficPercentile"),
                         version.get("isDefault"),
                         version.get("type"),
@@ -858,7 +869,7 @@ def advance(operation_id) -> float | None:
                     endpoint.deployments.values_list("name", flat=True),
                 )
                 _, _, started = endpoint_service.create_or_update(
-                    endpoint.workspace, endpoint.name, data, "v1", no_precondition
+                    endpoint.workspace, endpoint.name, data, operation.created_by, no_precondition
                 )
             except Exception as exc:  # noqa: BLE001 - an endpoint busy with another change
                 operation.save(update_fields=["updated_at"])
@@ -1067,7 +1078,7 @@ class _DryRun(Exception):
     """Rolls back what a check wrote (assets read from artifacts)."""
 
 
-def validate(workspace, check: str, kwargs: dict, body) -> None:
+def validate(workspace, check: str, kwargs: dict, body, principal: str) -> None:
     """The checks of a change, without the change: raises V1Error (or the v2 serializers'
     errors) for what the change itself would refuse."""
     if check == "name":
@@ -1079,12 +1090,12 @@ def validate(workspace, check: str, kwargs: dict, body) -> None:
     try:
         with transaction.atomic():
             if body.get("type") == "Create":
-                read_create(workspace, body.get("createRequest"))
+                read_create(workspace, body.get("createRequest"), principal)
             elif body.get("type") == "Update":
                 endpoint = endpoint_service.find(workspace, body.get("serviceName") or "")
                 if endpoint is None:
                     raise not_found(body.get("serviceName"))
-                read_patch(endpoint, body.get("updateRequest"))
+                read_patch(endpoint, body.get("updateRequest"), principal)
             raise _DryRun
     except _DryRun:
         pass
