@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "controlplane.core",
+    "controlplane.access",
     "controlplane.blobstore",
     "controlplane.batch",
     "controlplane.v1",

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from controlplane.access.principals import make_first_owner
 from controlplane.core.models import ApiToken
 
 API = "api-version=2024-04-01"
@@ -35,7 +36,10 @@ def assert_arm_error(response, status, code, target=None):
 
 @pytest.fixture
 def alice(db):
-    return get_user_model().objects.create(username="alice")
+    """The tests' principal: the install's first, so Owner of every scope."""
+    user = get_user_model().objects.create(username="alice")
+    make_first_owner(user)
+    return user
 
 
 @pytest.fixture

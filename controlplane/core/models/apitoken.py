@@ -38,7 +38,8 @@ class ApiTokenQuerySet(models.QuerySet):
 
 
 class ApiToken(models.Model):
-    """A token belongs to a user; the user is the principal that RBAC will grant roles to."""
+    """A token belongs to a user account: a service principal, or a person (their principal,
+    controlplane.access), and acts with that principal's roles."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
@@ -93,8 +94,10 @@ class ApiToken(models.Model):
 
 
 def object_id(user) -> uuid.UUID:
-    """The principal's object id (``oid``), stable for the user."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"weir:user:{user.pk}")
+    """The principal's object id (``oid``): the one role assignments name."""
+    from controlplane.access.principals import principal_of
+
+    return principal_of(user).object_id
 
 
 def _signing_key() -> bytes:
