@@ -166,12 +166,17 @@ class ArmListView(ArmView):
         """The collection's rows, filtered by the query and ordered."""
         raise NotImplementedError
 
+    # A caller who may read only some rows sees those (controlplane.access.authorize).
+    filters_rows = True
+
     def get(self, request, **kwargs):
         serializer = self.serializer_class
         context = {"request": request}
+        rows = self.rows()
+        access = getattr(request, "access", None)
+        if access is not None and access.partial:
+            rows = [row for row in rows if access.shows(row)]
         # One serializer for the page: its fields are built once, not once per row.
         return Response(
-            page(
-                request, self.rows(), lambda rows: serializer(rows, many=True, context=context).data
-            )
+            page(request, rows, lambda rows: serializer(rows, many=True, context=context).data)
         )

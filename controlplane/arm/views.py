@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from controlplane.arm.errors import ArmError
 from controlplane.arm.parsers import check_text
-from controlplane.arm.responses import PROVIDER, quote_etag
+from controlplane.arm.responses import quote_etag
 
 # Real clients send dated versions from 2018 on (azureml-core, SDK v1, still sends
 # 2018-03-01-preview), with or without -preview.
@@ -23,16 +23,6 @@ class ScopedView(APIView):
     def initial(self, request, *args, **kwargs):
         check_url_text(request, kwargs)
         super().initial(request, *args, **kwargs)
-
-    def arm_scope(self) -> str:
-        """The ARM scope the request acts on, for authorization."""
-        kw = self.kwargs
-        scope = f"/subscriptions/{kw.get('subscriptionId', '')}"
-        if "resourceGroupName" in kw:
-            scope += f"/resourceGroups/{kw['resourceGroupName']}"
-        if "workspaceName" in kw:
-            scope += f"/providers/{PROVIDER}/workspaces/{kw['workspaceName']}"
-        return scope
 
     def check_preconditions(self, current_etag: str | None) -> None:
         """Honour If-Match (412 unless it names the current ETag or is ``*`` and the resource

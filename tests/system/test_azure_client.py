@@ -1,12 +1,18 @@
 """Azure's own AutoRest-generated ARM client (shipped inside azure-ai-ml) against Weir."""
 
+import subprocess
+import sys
 import time
+import uuid
 
+import jwt
 import pytest
 from azure.ai.ml._restclient.arm_ml_service import MachineLearningServicesMgmtClient
 from azure.ai.ml._restclient.arm_ml_service import models as m
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from tests.system.conftest import ROOT
 
 pytestmark = pytest.mark.system
 
@@ -136,3 +142,70 @@ def test_the_generated_client_gets_a_token_for_an_aml_token_endpoint(stack, arm)
     assert token.access_token and token.token_type == "Bearer"
     assert token.expiry_time_utc > time.time()
     arm.online_endpoints.begin_delete("rg1", stack.workspace_name, "token-ep").result()
+
+
+def test_roles_decide_what_the_generated_client_may_do(stack, workspace, arm):
+    """A second principal, given Reader and then AzureML Data Scientist on the workspace by
+    the first (the install's Owner), through the same generated client."""
+    rg, ws = "rg1", stack.workspace_name
+    bob_token = subprocess.run(
+        [sys.executable, "manage.py", "create_api_token", f"bob-{ws}", "--days", "1"],
+        cwd=ROOT,
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    bob_id = jwt.decode(bob_token, options={"verify_signature": False})["oid"]
+    bob = MachineLearningServicesMgmtClient(
+        WeirTokenCredential(bob_token),
+        stack.subscription,
+        base_url=stack.base_url,
+        api_version="2024-04-01",
+        polling_interval=0.2,
+    )
+    endpoint = m.OnlineEndpoint(
+        location="local", properties=m.OnlineEndpointProperties(auth_mode="Key")
+    )
+    arm.online_endpoints.begin_create_or_update(rg, ws, "rbac-ep", endpoint).result()
+
+    def refused(action):
+        with pytest.raises(HttpResponseError) as raised:
+            action()
+        assert raised.value.status_code == 403
+        assert raised.value.error.code == "AuthorizationFailed"
+        assert f"bob-{ws}" in raised.value.error.message
+        return raised.value.error.message
+
+    # Nothing yet: not even a read.
+    refused(lambda: list(bob.online_endpoints.list(rg, ws)))
+
+    def assign(role: str):
+        name = uuid.uuid4()
+        body = {
+            "properties": {
+                "roleDefinitionId": f"/subscriptions/{stack.subscription}/providers/"
+                f"Microsoft.Authorization/roleDefinitions/{role}",
+                "principalId": bob_id,
+            }
+        }
+        response = stack.call(
+            "PUT",
+            f"{workspace}/providers/Microsoft.Authorization/roleAssignments/{name}"
+            "?api-version=2022-04-01",
+            body,
+        )
+        assert response.status_code == 201, response.text
+
+    assign("acdd72a7-3385-48ef-bd42-f606fba81ae7")  # Reader
+    assert [e.name for e in bob.online_endpoints.list(rg, ws)] == ["rbac-ep"]
+    message = refused(
+        lambda: bob.online_endpoints.begin_create_or_update(rg, ws, "bob-ep", endpoint).result()
+    )
+    assert "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write" in message
+    refused(lambda: bob.online_endpoints.list_keys(rg, ws, "rbac-ep"))
+
+    assign("f6c7c914-8db3-469d-8ca1-694a8f32e121")  # AzureML Data Scientist
+    assert bob.online_endpoints.list_keys(rg, ws, "rbac-ep").primary_key
+    refused(lambda: bob.workspaces.begin_delete(rg, ws).result())
+    arm.online_endpoints.begin_delete(rg, ws, "rbac-ep").result()
