@@ -16,6 +16,21 @@ ROUTES = "weir:routes"
 SIGNING_KEYS = "weir:routes:signing-keys"
 CHANGED = "weir:routes:changed"
 ALL = "*"
+# Per endpoint ({workspace}/{endpoint}, lower-cased): one field per router serving process,
+# the JSON of its scoring usage by credential (``QuotaUsage``), rewritten every
+# USAGE_PERIOD while it has any; reports older than USAGE_STALE are from gone processes.
+USAGE = "weir:usage:{}/{}"
+USAGE_PERIOD = 1.0
+USAGE_STALE = 5.0
+
+# The credentials an endpoint's quotas and usage are kept by: its two keys (in the order of
+# ``key_digests``), and AMLTokens as a class (tokens are not stored).
+PRIMARY_KEY, SECONDARY_KEY, AML_TOKEN = "primaryKey", "secondaryKey", "amlToken"
+CREDENTIALS = (PRIMARY_KEY, SECONDARY_KEY, AML_TOKEN)
+
+
+def usage_key(workspace: str, endpoint: str) -> str:
+    return USAGE.format(workspace.lower(), endpoint.lower())
 
 
 def changed(client) -> str:
@@ -96,6 +111,48 @@ class DeploymentRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaRoute:
+    """One credential's scoring quota: a token bucket (``requests_per_second`` refill, at
+    most ``burst`` at once) and requests in flight at once. None: no such limit."""
+
+    requests_per_second: float | None = None
+    burst: int | None = None
+    max_concurrent_requests: int | None = None
+
+    def to_wire(self) -> dict:
+        return {
+            "requestsPerSecond": self.requests_per_second,
+            "burst": self.burst,
+            "maxConcurrentRequests": self.max_concurrent_requests,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict) -> QuotaRoute:
+        return cls(
+            requests_per_second=data.get("requestsPerSecond"),
+            burst=data.get("burst"),
+            max_concurrent_requests=data.get("maxConcurrentRequests"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredKey:
+    """A replaced key still accepted, as the credential it was, until ``expires_at`` (Unix
+    time): a rotation's overlap window. The router checks the time on every request."""
+
+    digest: str
+    credential: str  # PRIMARY_KEY | SECONDARY_KEY
+    expires_at: float
+
+    def to_wire(self) -> dict:
+        return {"digest": self.digest, "credential": self.credential, "expiresAt": self.expires_at}
+
+    @classmethod
+    def from_wire(cls, data: dict) -> RetiredKey:
+        return cls(data["digest"], data["credential"], float(data["expiresAt"]))
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointRoute:
     """One endpoint: who may call it (key digests — never keys — or the token audience),
     how traffic and mirrored traffic split, and its deployments by name."""
@@ -108,6 +165,10 @@ class EndpointRoute:
     traffic: dict[str, int] = field(default_factory=dict)
     mirror_traffic: dict[str, int] = field(default_factory=dict)
     deployments: dict[str, DeploymentRoute] = field(default_factory=dict)
+    # By credential (CREDENTIALS); a credential not named has no quota. Entries written
+    # before quotas existed have neither field.
+    quotas: dict[str, QuotaRoute] = field(default_factory=dict)
+    retired_keys: tuple[RetiredKey, ...] = ()
 
     def to_wire(self) -> dict:
         return {
@@ -119,6 +180,8 @@ class EndpointRoute:
             "traffic": self.traffic,
             "mirrorTraffic": self.mirror_traffic,
             "deployments": {name: d.to_wire() for name, d in self.deployments.items()},
+            "quotas": {name: q.to_wire() for name, q in self.quotas.items()},
+            "retiredKeys": [k.to_wire() for k in self.retired_keys],
         }
 
     def to_json(self) -> str:
@@ -139,4 +202,8 @@ class EndpointRoute:
                 name: DeploymentRoute.from_wire(d)
                 for name, d in (data.get("deployments") or {}).items()
             },
+            quotas={
+                name: QuotaRoute.from_wire(q) for name, q in (data.get("quotas") or {}).items()
+            },
+            retired_keys=tuple(RetiredKey.from_wire(k) for k in data.get("retiredKeys") or ()),
         )

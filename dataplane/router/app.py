@@ -20,11 +20,19 @@ import time
 
 import jwt
 
-from contracts.routing import TOKEN_ISSUER, DeploymentRoute, EndpointRoute
+from contracts.routing import (
+    AML_TOKEN,
+    PRIMARY_KEY,
+    SECONDARY_KEY,
+    TOKEN_ISSUER,
+    DeploymentRoute,
+    EndpointRoute,
+)
 from dataplane.http import REASONS
 from dataplane.router import metrics
 from dataplane.router.accesslog import AccessLog
 from dataplane.router.proxy import BUFFERED, CONTINUE, MAX_BODY, Exchange
+from dataplane.router.quotas import Quota
 from dataplane.router.slots import SharedCounters
 from dataplane.router.table import RoutingTable
 from dataplane.router.upstream import (
@@ -80,6 +88,8 @@ WARN_EVERY = 1.0
 JSON_TYPE = b"content-type: application/json\r\n"
 UNAUTHORIZED = b"www-authenticate: Bearer\r\n"
 RETRY_AFTER = b"retry-after: 1\r\n"
+# The credential a key digest stands for, by its place in ``key_digests``.
+KEY_CREDENTIALS = (PRIMARY_KEY, SECONDARY_KEY)
 
 
 class Refusal:
@@ -188,6 +198,7 @@ class RouterApp:
         self.upstream = upstream or Upstream()
         self.max_body = max_body
         self.loads: dict[tuple, Load] = {}
+        self.quotas: dict[tuple, Quota] = {}  # (workspace, endpoint, credential) -> Quota
         self.mirrors_in_flight: dict[tuple, int] = {}
         self.warnings = Warnings()
         self.request_ids = _request_ids()
@@ -240,7 +251,8 @@ class RouterApp:
             path = "/" + parts[-1]
             if len(parts) == 3:
                 requested = parts[1]
-        if not self._authorized(entry, exchange.authorization):
+        credential = self._credential(entry, exchange.authorization)
+        if credential is None:
             return Refusal(401, "The request is not authorized.", UNAUTHORIZED)
         if exchange.length is not None and exchange.length > self.max_body:
             return self._too_large()
@@ -257,6 +269,17 @@ class RouterApp:
                 return Refusal(404, "The endpoint has no deployment with traffic above 0.")
             # Only requests routed by the traffic rules are mirrored, as on Azure.
             shadow = self._mirror_target(entry)
+        quota = self.quotas.get((entry.workspace, entry.name, credential))
+        if quota is None or quota.entry is not entry:
+            quota = self._quota(entry, credential)
+        if quota.interval or quota.concurrency:
+            refused = quota.acquire()
+            if refused is not None:
+                return _over_quota(credential, *refused)
+            if quota.concurrency:
+                exchange.quota = quota
+        else:
+            quota.requests += 1
         if exchange.expect and exchange.expects_body:
             exchange.expect = False
             exchange.client.write(CONTINUE)
@@ -347,6 +370,16 @@ class RouterApp:
             load = self.loads[key] = Load(self.counters, settings.id, entry.name, deployment)
         load.settings = settings
         return load
+
+    def _quota(self, entry: EndpointRoute, credential: str) -> Quota:
+        """The credential's quota, with the limits of ``entry`` (the table's current one)."""
+        key = (entry.workspace, entry.name, credential)
+        quota = self.quotas.get(key)
+        if quota is None:
+            quota = self.quotas[key] = Quota(self.counters, entry.workspace, entry.name, credential)
+        quota.configure(entry.quotas.get(credential))
+        quota.entry = entry
+        return quota
 
     def refuse(self, exchange: Exchange, refusal: Refusal) -> None:
         exchange.respond(refusal.status, JSON_TYPE + refusal.head, refusal.body())
@@ -605,21 +638,30 @@ class RouterApp:
             self.mirrors_in_flight[key] -= 1
 
     # -- auth ---------------------------------------------------------------------------------
-    def _authorized(self, entry: EndpointRoute, header: str) -> bool:
+    def _credential(self, entry: EndpointRoute, header: str) -> str | None:
+        """Which of the endpoint's credentials ``header`` carries (PRIMARY_KEY,
+        SECONDARY_KEY, AML_TOKEN), or None: not authorized. A retired key counts as the key
+        it was until its overlap window ends, on this machine's clock."""
         scheme, _, credential = header.partition(" ")
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
-            return False
+            return None
         if entry.auth_mode == "Key":
             digest = self._digests.get(credential)
             if digest is None:
                 if len(self._digests) >= TOKEN_CACHE:
                     self._digests.clear()
                 digest = self._digests[credential] = hashlib.sha256(credential.encode()).hexdigest()
-            return any(hmac.compare_digest(digest, known) for known in entry.key_digests)
+            for index, known in enumerate(entry.key_digests[:2]):
+                if hmac.compare_digest(digest, known):
+                    return KEY_CREDENTIALS[index]
+            for retired in entry.retired_keys:
+                if hmac.compare_digest(digest, retired.digest) and time.time() < retired.expires_at:
+                    return retired.credential
+            return None
         if entry.auth_mode == "AMLToken":
-            return self._token_valid(entry, credential)
-        return False  # AADToken needs Entra ID, which a self-hosted router cannot check
+            return AML_TOKEN if self._token_valid(entry, credential) else None
+        return None  # AADToken needs Entra ID, which a self-hosted router cannot check
 
     def _token_valid(self, entry: EndpointRoute, credential: str) -> bool:
         """Verify an AMLToken (signature, audience, issuer, expiry); a verified one is
@@ -668,6 +710,9 @@ class RouterApp:
         """Count the answer and log it (called once per request, when it was answered).
         Counted at once, not in batches: a process that is killed loses no counts."""
         elapsed = time.perf_counter() - exchange.began
+        if exchange.quota is not None:
+            exchange.quota.release()
+            exchange.quota = None
         status = exchange.status if exchange.finished and not exchange.gone else 499
         counted = (exchange.endpoint, exchange.deployment, status)
         counter = self._counters.get(counted)
@@ -808,6 +853,21 @@ class Load:
     async def _notify(self) -> None:
         async with self.freed:
             self.freed.notify()
+
+
+def _over_quota(credential: str, limit: str, wait: float) -> Refusal:
+    """429 for a credential over its quota; Retry-After in whole seconds, rounded up."""
+    if limit == "rate":
+        message = (
+            f"Too many requests: the {credential} credential's rate limit is used up; a "
+            f"request is admitted again in {wait:.3f} s."
+        )
+    else:
+        message = (
+            f"Too many requests: the {credential} credential has as many requests in flight "
+            "as its maxConcurrentRequests."
+        )
+    return Refusal(429, message, b"retry-after: %d\r\n" % max(1, math.ceil(wait)))
 
 
 def _too_many(reason: str) -> Refusal:

@@ -74,3 +74,9 @@ RETRIES = Counter(
     "connection before answering",
     ["endpoint", "deployment"],
 )
+QUOTA_THROTTLED = Counter(
+    "weir_router_quota_throttled_total",
+    "Requests refused with 429 by a credential's quota, by endpoint, credential and limit "
+    "(rate or concurrency)",
+    ["endpoint", "credential", "limit"],
+)

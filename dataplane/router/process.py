@@ -1,5 +1,6 @@
 """One serving process of the router: the routing table's feed, the app, the load sampler,
-the autoscaler's thread, the access log, and the HTTP server on the shared port."""
+the usage reporter, the autoscaler's thread, the access log, and the HTTP server on the
+shared port."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataplane.router.accesslog import AccessLog
 from dataplane.router.app import RouterApp
 from dataplane.router.autoscaler import Autoscaler, LoadReporter
 from dataplane.router.proxy import ClientConnection
+from dataplane.router.quotas import UsageReporter
 from dataplane.router.slots import SharedCounters
 from dataplane.router.table import RoutingTable
 
@@ -35,7 +37,10 @@ async def main(args, counters: SharedCounters, ready_fd: int | None = None) -> N
         fd = 1 if args.access_log == "-" else os.open(args.access_log, APPEND, 0o640)
         access_log = AccessLog(fd)
     app = RouterApp(table, access_log=access_log, counters=counters, max_body=args.max_body)
-    background = [asyncio.ensure_future(LoadReporter(app, args.redis_url).run())]
+    background = [
+        asyncio.ensure_future(LoadReporter(app, args.redis_url).run()),
+        asyncio.ensure_future(UsageReporter(app, args.redis_url).run()),
+    ]
     if access_log is not None:
         background.append(asyncio.ensure_future(access_log.run()))
     autoscaler = Autoscaler(

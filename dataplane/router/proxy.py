@@ -77,6 +77,7 @@ class Exchange:
         "queued",
         "response_id",
         "began",
+        "quota",
     )
 
     def __init__(self, client: ClientConnection, method: str, url: bytes, headers: list):
@@ -121,6 +122,7 @@ class Exchange:
         self.status = 0
         self.endpoint = self.deployment = self.queued = self.response_id = ""
         self.began = 0.0
+        self.quota = None  # a concurrency place the app holds for this request
 
     # -- the request body -----------------------------------------------------------------
     def on_body(self, chunk: bytes) -> None:

@@ -7,6 +7,10 @@ slots (a replica's address, a deployment's admission count), each with one count
 per process. A process only ever changes its own column, so when one dies the supervisor
 zeroes that column and nothing stays counted. Taking a slot (check, then add) holds a lock
 shared by the processes, for microseconds.
+
+Each slot also has one shared stamp, written by whichever process holds the lock: a scoring
+quota's token bucket, kept as GCRA's theoretical arrival time (``admit``) in nanoseconds of
+the system-wide monotonic clock, which every process reads alike.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import logging
 import mmap
 import multiprocessing
+import time
 
 KEY_BYTES = 16
 EMPTY = bytes(KEY_BYTES)
@@ -38,6 +43,8 @@ class SharedCounters:
         self.keys = mmap.mmap(-1, slots * KEY_BYTES)
         self._counts = mmap.mmap(-1, slots * processes * 8)
         self.counts = memoryview(self._counts).cast("q")
+        self._stamps = mmap.mmap(-1, slots * 8)
+        self.stamps = memoryview(self._stamps).cast("q")
         self.me = 0
         self.cache: dict[str, tuple[int, bytes]] = {}
 
@@ -74,6 +81,7 @@ class SharedCounters:
                 slot = self._reclaim()
             start = slot * KEY_BYTES
             self.keys[start : start + KEY_BYTES] = key
+            self.stamps[slot] = 0
         self.cache[name] = (slot, key)
         return slot
 
@@ -91,11 +99,35 @@ class SharedCounters:
         return None if offset == -1 else offset // KEY_BYTES
 
     def _reclaim(self) -> int:
-        """Free every slot nobody counts on (replicas and deployments long gone)."""
-        freed = [slot for slot in range(self.slots) if self.total(slot) == 0]
+        """Free every slot nobody counts on (replicas and deployments long gone) and whose
+        token bucket, if it is one, has filled up again (forgetting it loses nothing)."""
+        now = time.monotonic_ns()
+        freed = [
+            slot for slot in range(self.slots) if self.total(slot) == 0 and self.stamps[slot] <= now
+        ]
         if not freed:
             raise SlotsFull(f"all {self.slots} request slots are in use")
         for slot in freed:
             start = slot * KEY_BYTES
             self.keys[start : start + KEY_BYTES] = EMPTY
         return freed[0]
+
+
+def admit(stamp: int, now: int, interval: int, burst: int) -> tuple[int, int]:
+    """One request against a token bucket refilled one token per ``interval`` (ns) holding
+    at most ``burst``, in GCRA form: ``stamp`` is when the bucket will be full again (the
+    theoretical arrival time; 0 for a new one). Returns the stamp to store and 0 when the
+    request is admitted, or ``stamp`` unchanged and the nanoseconds until a token is
+    available when it is not."""
+    due = max(stamp, now) + interval
+    wait = due - now - burst * interval
+    if wait > 0:
+        return stamp, wait
+    return due, 0
+
+
+def available(stamp: int, now: int, interval: int, burst: int) -> int:
+    """Whole tokens in the bucket at ``now``: requests admitted at once from here."""
+    if stamp <= now:
+        return burst
+    return max(burst - -(-(stamp - now) // interval), 0)
