@@ -21,6 +21,8 @@ CANONICAL_SEGMENTS = {
         "listKeys",
         "regenerateKeys",
         "token",
+        "keyQuotas",
+        "keyUsage",
         "getLogs",
         "skus",
         "scaleEvents",

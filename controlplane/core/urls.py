@@ -11,6 +11,7 @@ from controlplane.core.views import (
     deployment,
     endpoint,
     operation,
+    quota,
     workspace,
 )
 
@@ -32,6 +33,8 @@ urlpatterns = [
     path(f"{EP}/listKeys", endpoint.ListKeysView.as_view()),
     path(f"{EP}/regenerateKeys", endpoint.RegenerateKeysView.as_view()),
     path(f"{EP}/token", endpoint.TokenView.as_view()),
+    path(f"{EP}/keyQuotas", quota.KeyQuotasView.as_view()),
+    path(f"{EP}/keyUsage", quota.KeyUsageView.as_view()),
     path(f"{EP}/deployments", deployment.OnlineDeploymentListView.as_view()),
     path(DEP, deployment.OnlineDeploymentView.as_view()),
     path(f"{DEP}/getLogs", deployment.GetLogsView.as_view()),

@@ -32,6 +32,12 @@ class OnlineEndpoint(TrackedResource):
     # Scoring keys: Fernet tokens in the database, never returned by GET (only listKeys).
     primary_key = EncryptedTextField()
     secondary_key = EncryptedTextField()
+    # Beyond Azure, scoring quotas by credential (primaryKey, secondaryKey, amlToken):
+    # {credential: {requestsPerSecond, burst, maxConcurrentRequests}}; none: no limit.
+    key_quotas = models.JSONField(default=dict)
+    # Keys replaced with an overlap window, accepted until it ends: SHA-256 digests only,
+    # [{"digest", "credential", "expiresAt" (Unix time)}].
+    retired_keys = models.JSONField(default=list)
     provisioning_state = models.CharField(
         max_length=16, choices=ProvisioningState.choices, default=ProvisioningState.CREATING
     )

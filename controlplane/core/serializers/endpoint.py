@@ -19,6 +19,8 @@ from controlplane.core.choices import AuthMode, KeyType, PublicNetworkAccess
 from controlplane.core.models.endpoint import scoring_host
 
 MAX_MIRROR_PERCENT = 50
+# A replaced key's overlap window: at most a week.
+MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 
 
 class EndpointAuthKeysSerializer(serializers.Serializer):
@@ -146,6 +148,10 @@ class OnlineEndpointUpdateSerializer(serializers.Serializer):
 class RegenerateKeysSerializer(serializers.Serializer):
     keyType = serializers.ChoiceField(choices=KeyType.choices)
     keyValue = serializers.CharField(required=False, allow_null=True, min_length=8, max_length=256)
+    # Beyond Azure: how long the replaced key keeps working beside the new one.
+    overlapSeconds = IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_OVERLAP_SECONDS
+    )
 
 
 class EndpointAuthTokenSerializer(serializers.Serializer):

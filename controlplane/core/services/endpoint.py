@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from django.db import transaction
 
+from contracts.routing import PRIMARY_KEY, SECONDARY_KEY
 from controlplane.arm.errors import ArmError, conflict
 from controlplane.core import states
 from controlplane.core.choices import KeyType, OperationKind, ProvisioningState
@@ -136,8 +139,13 @@ def delete(endpoint: OnlineEndpoint, principal: str, check_preconditions) -> Ope
         )
 
 
-def regenerate_key(endpoint: OnlineEndpoint, key_type: str, key_value: str | None) -> None:
-    """Replace the primary or secondary key; the other keeps working."""
+def regenerate_key(
+    endpoint: OnlineEndpoint, key_type: str, key_value: str | None, overlap_seconds: int = 0
+) -> None:
+    """Replace the primary or secondary key; the other keeps working. With
+    ``overlap_seconds`` the replaced key keeps working too, for that long (its digest and
+    the window's end go to the router, which refuses it once the window ends); without,
+    it is refused at once. Keys retired earlier keep their own windows."""
     if endpoint.auth_mode != "Key":
         raise ArmError(
             400,
@@ -153,8 +161,20 @@ def regenerate_key(endpoint: OnlineEndpoint, key_type: str, key_value: str | Non
         # value other than the current key is taken as the new key.
         if key_value == getattr(locked, field):
             key_value = None
+        now = time.time()
+        retired = [k for k in locked.retired_keys if k["expiresAt"] > now]
+        if overlap_seconds:
+            retired.append(
+                {
+                    "digest": routing.key_digest(getattr(locked, field)),
+                    "credential": PRIMARY_KEY if key_type == KeyType.PRIMARY else SECONDARY_KEY,
+                    "expiresAt": now + overlap_seconds,
+                }
+            )
+        locked.retired_keys = retired
         setattr(locked, field, key_value or keys.generate_key())
         locked.etag = new_etag()
-        locked.save(update_fields=[field, "etag", "modified_at"])
-        # The router must refuse the old key at once, not at the next reconcile.
+        locked.save(update_fields=[field, "retired_keys", "etag", "modified_at"])
+        # The router must refuse the old key at once (or at the end of its window), not at
+        # the next reconcile.
         routing.publish_on_commit(locked.pk)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from functools import cache
 
 import redis
@@ -25,6 +26,8 @@ from contracts.routing import (
     AutoscaleRoute,
     DeploymentRoute,
     EndpointRoute,
+    QuotaRoute,
+    RetiredKey,
     changed,
 )
 from controlplane.core.durations import parse_seconds
@@ -124,6 +127,10 @@ def entry(endpoint: OnlineEndpoint) -> EndpointRoute:
         traffic=endpoint.applied_traffic,
         mirror_traffic=endpoint.applied_mirror_traffic,
         deployments=deployments,
+        quotas={name: QuotaRoute.from_wire(q) for name, q in endpoint.key_quotas.items()},
+        retired_keys=tuple(
+            RetiredKey.from_wire(k) for k in endpoint.retired_keys if k["expiresAt"] > time.time()
+        ),
     )
 
 

@@ -108,6 +108,7 @@ class RegenerateKeysView(ArmView):
             endpoint,
             serializer.validated_data["keyType"],
             serializer.validated_data.get("keyValue"),
+            serializer.validated_data.get("overlapSeconds") or 0,
         )
         return Response(status=200)
 
