@@ -263,6 +263,9 @@ def running_stack(data_dir: Path, database: str, redis_url: str, **settings):
         "WEIR_OPERATION_LEASE_SECONDS": "5",
         # The router's autoscaler removes replicas after this much low load (default 60 s).
         "WEIR_SCALE_DOWN_DELAY": "3",
+        # Two serving processes whatever the machine's cores: what is shared between them
+        # (request slots, quotas) is then always exercised.
+        "WEIR_ROUTER_PROCESSES": "2",
         # Small enough for a test to exceed; the 9 MB test file goes up in 4 MB blocks.
         "WEIR_BLOB_MAX_UPLOAD": str(16 * 1024 * 1024),
         "PYTHONUNBUFFERED": "1",
