@@ -46,6 +46,13 @@ CANONICAL_SEGMENTS = {
         "batchGetResolvedUris",
         "artifacts",
         "assets",
+        "Weir.Access",
+        "servicePrincipals",
+        "users",
+        "groups",
+        "tokens",
+        "setPassword",
+        "revoke",
     ]
 }
 
@@ -76,7 +83,8 @@ def canonical_arm_path(path: str) -> str:
     for prefix in DATA_PLANE_PREFIXES:
         if lowered.startswith(prefix + "/subscriptions/"):
             return prefix + canonical_arm_path(path[len(prefix) :])
-    if not lowered.startswith("/subscriptions/"):
+    # Weir.Access lives at the root scope: /providers/Weir.Access/...
+    if not lowered.startswith(("/subscriptions/", "/providers/")):
         return path
     segments = path.split("/")[1:]
     index = 0
