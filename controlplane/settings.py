@@ -90,6 +90,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("WEIR_LOG_LEVEL", default="INFO")},
+    # Authlib logs the PKCE verifier of each sign-in at DEBUG.
+    "loggers": {"authlib": {"level": "INFO"}},
 }
 
 # ARM's limit on a request's content (RequestContentTooLarge, 413, past it); blob uploads

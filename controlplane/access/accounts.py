@@ -198,9 +198,9 @@ def person_from_claims(issuer: str, claims: dict, groups_claim: str) -> tuple[ob
     """The user a verified ID token names (found by ``iss`` and ``sub``, created on first
     sign-in), its display name refreshed, and its claimed groups set. Returns the user and
     the groups it is now a member of through the claim."""
-    subject = claims["sub"]
-    external_id = f"{issuer} {subject}"
+    external_id = external_id_of(issuer, claims)
     display = claims.get("name") or claims.get("preferred_username") or claims.get("email")
+    display = str(display)[:255] if display else None
     with transaction.atomic():
         principal = (
             Principal.objects.select_related("user")
@@ -220,6 +220,11 @@ def person_from_claims(issuer: str, claims: dict, groups_claim: str) -> tuple[ob
             user.save(update_fields=["email"])
         groups = sync_claimed_groups(user, claim_values(claims.get(groups_claim)))
     return user, groups
+
+
+def external_id_of(issuer: str, claims: dict) -> str:
+    """Who the identity provider says the person is: its issuer and their subject."""
+    return f"{issuer} {claims['sub']}"
 
 
 def claim_values(value) -> list[str]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 from django.contrib.auth.backends import ModelBackend
 
 from controlplane.access import accounts
-from controlplane.access.models import PrincipalType
+from controlplane.access.models import Principal, PrincipalType
 from controlplane.access.principals import principal_of
+
+EXTERNAL_ID_LENGTH = Principal._meta.get_field("external_id").max_length
 
 
 class PasswordBackend(ModelBackend):
@@ -25,6 +27,8 @@ class OpenIdConnectBackend(ModelBackend):
 
     def authenticate(self, request, oidc_claims=None, issuer=None, groups_claim="groups"):
         if oidc_claims is None or issuer is None:
+            return None
+        if len(accounts.external_id_of(issuer, oidc_claims)) > EXTERNAL_ID_LENGTH:
             return None
         user, _ = accounts.person_from_claims(issuer, oidc_claims, groups_claim)
         return user if self.user_can_authenticate(user) else None

@@ -81,7 +81,9 @@ class UserPropertiesSerializer(PrincipalPropertiesSerializer):
     )
     signIn = serializers.SerializerMethodField()
     hasPassword = serializers.SerializerMethodField()
-    lastSignInAt = serializers.DateTimeField(source="user.last_login", read_only=True)
+    lastSignInAt = serializers.DateTimeField(
+        source="user.last_login", read_only=True, allow_null=True
+    )
 
     def get_signIn(self, obj) -> str:
         """How the person signs in: with a password here, or with the identity provider."""
@@ -151,12 +153,13 @@ class GroupSerializer(AccessResourceSerializer):
 class TokenPropertiesSerializer(serializers.Serializer):
     label = serializers.CharField(source="name", max_length=255, required=False, allow_blank=True)
     # When the token stops working (at most WEIR_API_TOKEN_DAYS away; that far by default).
-    expiresOn = serializers.DateTimeField(source="expires_at", required=False)
+    # (Tokens made by `manage.py create_api_token --days 0` have none.)
+    expiresOn = serializers.DateTimeField(source="expires_at", required=False, allow_null=True)
     prefix = serializers.CharField(read_only=True)
     state = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
-    lastUsedAt = serializers.DateTimeField(source="last_used_at", read_only=True)
-    revokedAt = serializers.DateTimeField(source="revoked_at", read_only=True)
+    lastUsedAt = serializers.DateTimeField(source="last_used_at", read_only=True, allow_null=True)
+    revokedAt = serializers.DateTimeField(source="revoked_at", read_only=True, allow_null=True)
     principalId = serializers.SerializerMethodField()
 
     def get_state(self, obj) -> str:
@@ -172,6 +175,8 @@ class TokenPropertiesSerializer(serializers.Serializer):
         return str(principal_of(obj.user).object_id)
 
     def validate_expiresOn(self, value):
+        if value is None:
+            raise serializers.ValidationError("Every token expires; leave it out for the default.")
         now = timezone.now()
         longest = settings.WEIR_API_TOKEN_DAYS
         if value <= now:

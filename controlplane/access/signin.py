@@ -134,7 +134,7 @@ def oidc_callback(request):
     )
     if user is None:
         return _refusal(403, "AuthorizationFailed", "This account may not sign in.")
-    target = request.session.get(NEXT_KEY)
+    target = request.session.pop(NEXT_KEY, None)
     # login() starts a new session (a new key) and sends user_logged_in.
     auth.login(request, user)
     return HttpResponseRedirect(_safe_next(request, target))
