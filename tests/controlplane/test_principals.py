@@ -395,3 +395,14 @@ def test_a_wrong_password_and_a_service_principal_are_refused(client, db):
     assert [c["username"] for c in failed] == ["bob", "robot"]
     assert all(c["password"] != STRONG for c in failed)  # Django masks it
     assert not web.get("/auth/session", secure=True).json()["signedIn"]
+
+
+def test_a_contributor_may_not_manage_principals_groups_or_tokens(db):
+    """Making a token for an Owner, or joining an Owner's group, would be taking its role."""
+    from controlplane.access.models import RoleDefinition
+    from controlplane.access.roles import CONTRIBUTOR
+
+    (permissions,) = RoleDefinition.objects.get(pk=CONTRIBUTOR).permissions
+    assert {"Weir.Access/*/write", "Weir.Access/*/delete", "Weir.Access/*/action"} <= set(
+        permissions["notActions"]
+    )
