@@ -50,12 +50,18 @@ def _claim_name(name: str, kind: str) -> tuple[Principal, bool]:
 
 
 @transaction.atomic
-def put_principal(name: str, kind: str, display_name: str | None) -> tuple[Principal, bool]:
+def put_principal(
+    name: str, kind: str, display_name: str | None, email: str | None = None
+) -> tuple[Principal, bool]:
     """Create or update a service principal or a local user (a user gets no password: it is
-    set by ``set_password``). Returns the principal and whether it was created."""
+    set by ``set_password``; ``email`` is a user's, None leaves it). Returns the principal
+    and whether it was created."""
     principal, created = _claim_name(name, kind)
     principal.display_name = display_name if display_name is not None else name
     principal.save(update_fields=["display_name"])
+    if email is not None and principal.user.email != email:
+        principal.user.email = email
+        principal.user.save(update_fields=["email"])
     return principal, created
 
 

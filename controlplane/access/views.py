@@ -104,12 +104,11 @@ class PrincipalView(AccessView):
         self.name_rule.check(self.principal_name)
         data = validated(self.serializer_class, request.data)
         principal, created = accounts.put_principal(
-            self.principal_name, self.kind, data.get("display_name")
+            self.principal_name,
+            self.kind,
+            data.get("display_name"),
+            email=data.get("user", {}).get("email"),
         )
-        email = data.get("user", {}).get("email")
-        if email is not None and principal.user.email != email:
-            principal.user.email = email
-            principal.user.save(update_fields=["email"])
         return Response(self.serializer_class(principal).data, status=201 if created else 200)
 
     def delete(self, request, **kwargs):
