@@ -26,5 +26,15 @@ def server_secret(env_name: str, data_dir: Path, filename: str, factory) -> str:
     return path.read_text().strip()
 
 
+def optional_secret(env_name: str) -> str:
+    """A secret the operator may give (from `env_name` or the file `{env_name}_FILE` names),
+    or "" when they give none; never made up."""
+    if value := os.environ.get(env_name):
+        return value
+    if path := os.environ.get(f"{env_name}_FILE"):
+        return Path(path).read_text().strip()
+    return ""
+
+
 def random_token() -> str:
     return secrets.token_urlsafe(48)

@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from contracts.redis_urls import with_password
-from controlplane.server_secrets import random_token, server_secret
+from controlplane.server_secrets import optional_secret, random_token, server_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -90,6 +90,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("WEIR_LOG_LEVEL", default="INFO")},
+    # Authlib logs the PKCE verifier of each sign-in at DEBUG.
+    "loggers": {"authlib": {"level": "INFO"}},
 }
 
 # ARM's limit on a request's content (RequestContentTooLarge, 413, past it); blob uploads
@@ -100,7 +102,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 # REST framework / OpenAPI
 #
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["controlplane.arm.authentication.ApiTokenAuthentication"],
+    # A bearer API token, or the session of a person who signed in (CSRF-checked on writes).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "controlplane.arm.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["controlplane.arm.permissions.ArmScopePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["controlplane.arm.parsers.ArmJSONParser"],
@@ -137,6 +143,39 @@ SPECTACULAR_SETTINGS = {
         "ListViewTypeEnum": "controlplane.core.choices.ListViewType",
     },
 }
+
+#
+# Sign-in for people: sessions, local passwords and the organisation's OpenID Connect provider
+#
+AUTHENTICATION_BACKENDS = [
+    "controlplane.access.backends.PasswordBackend",
+    "controlplane.access.backends.OpenIdConnectBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/auth/login"
+LOGIN_REDIRECT_URL = "/auth/session"
+SESSION_COOKIE_AGE = env.int("WEIR_SESSION_SECONDS", default=8 * 3600)
+# Weir serves HTTPS (bin/start, nginx): its cookies are never sent over plain HTTP.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("WEIR_SECURE_COOKIES", default=True)
+# The provider's redirect back is a top-level GET from another site: Lax still sends the
+# session cookie with it, and with nothing else from another site.
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# Off when empty; discovery at {issuer}/.well-known/openid-configuration.
+WEIR_OIDC_ISSUER = env("WEIR_OIDC_ISSUER", default="")
+WEIR_OIDC_CLIENT_ID = env("WEIR_OIDC_CLIENT_ID", default="")
+WEIR_OIDC_CLIENT_SECRET = optional_secret("WEIR_OIDC_CLIENT_SECRET")
+WEIR_OIDC_SCOPES = env("WEIR_OIDC_SCOPES", default="openid profile email")
+# The ID token claim listing the person's groups; its values are matched to Weir groups'
+# externalId.
+WEIR_OIDC_GROUPS_CLAIM = env("WEIR_OIDC_GROUPS_CLAIM", default="groups")
 
 #
 # Celery

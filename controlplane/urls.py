@@ -15,6 +15,7 @@ urlpatterns = [
     path("healthz", healthz),
     path("metadata/endpoints", CloudMetadataView.as_view()),
     path("discovery/workspaces/<uuid:workspaceId>", DiscoveryView.as_view()),
+    path("auth/", include("controlplane.access.signin_urls")),
     path("", include("controlplane.access.urls")),
     path("", include("controlplane.batch.urls")),
     path("", include("controlplane.core.urls")),

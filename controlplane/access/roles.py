@@ -42,6 +42,11 @@ BUILT_IN = {
                 "Microsoft.Authorization/*/Delete",
                 "Microsoft.Authorization/*/Write",
                 "Microsoft.Authorization/elevateAccess/Action",
+                # Weir's principals, groups and tokens: making a token for an Owner, or
+                # joining an Owner's group, would be assigning oneself a role.
+                "Weir.Access/*/write",
+                "Weir.Access/*/delete",
+                "Weir.Access/*/action",
             ],
         ),
     ),

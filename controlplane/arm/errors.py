@@ -84,6 +84,8 @@ def flatten_validation(detail, prefix: str = "") -> list[dict]:
         for key, value in detail.items():
             if key in ("non_field_errors", "__all__"):
                 out.extend(flatten_validation(value, prefix))
+            elif isinstance(key, int):  # a ListField's item: ``members[0]``
+                out.extend(flatten_validation(value, f"{prefix}[{key}]"))
             else:
                 out.extend(flatten_validation(value, f"{prefix}.{key}" if prefix else str(key)))
         return out

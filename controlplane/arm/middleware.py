@@ -48,6 +48,16 @@ CANONICAL_SEGMENTS = {
         "batchGetResolvedUris",
         "artifacts",
         "assets",
+        "Weir.Access",
+        "servicePrincipals",
+        "users",
+        "groups",
+        "tokens",
+        "setPassword",
+        "revoke",
+        "Microsoft.Authorization",
+        "roleAssignments",
+        "roleDefinitions",
     ]
 }
 
@@ -78,7 +88,8 @@ def canonical_arm_path(path: str) -> str:
     for prefix in DATA_PLANE_PREFIXES:
         if lowered.startswith(prefix + "/subscriptions/"):
             return prefix + canonical_arm_path(path[len(prefix) :])
-    if not lowered.startswith("/subscriptions/"):
+    # Weir.Access lives at the root scope: /providers/Weir.Access/...
+    if not lowered.startswith(("/subscriptions/", "/providers/")):
         return path
     segments = path.split("/")[1:]
     index = 0

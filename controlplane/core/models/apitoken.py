@@ -60,12 +60,14 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @classmethod
-    def issue(cls, user, name: str, days: int | None) -> tuple["ApiToken", str]:
+    def issue(cls, user, name: str, days: int | None, expires_at=None) -> tuple["ApiToken", str]:
         """Create a token and return it with its plaintext, which is never stored. Its
-        ``jti`` holds 256 random bits: the token is as hard to guess as that."""
+        ``jti`` holds 256 random bits: the token is as hard to guess as that. It expires
+        ``days`` from now, or at ``expires_at``; with neither, never."""
         token_id = secrets.token_urlsafe(32)
         now = timezone.now()
-        expires_at = now + timezone.timedelta(days=days) if days else None
+        if expires_at is None and days:
+            expires_at = now + timezone.timedelta(days=days)
         ends = expires_at or now + timezone.timedelta(days=365 * NO_EXPIRY_YEARS)
         principal = user.get_username()
         claims = {
