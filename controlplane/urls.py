@@ -15,6 +15,7 @@ urlpatterns = [
     path("healthz", healthz),
     path("metadata/endpoints", CloudMetadataView.as_view()),
     path("discovery/workspaces/<uuid:workspaceId>", DiscoveryView.as_view()),
+    path("", include("controlplane.audit.urls")),
     path("", include("controlplane.batch.urls")),
     path("", include("controlplane.core.urls")),
     path("", include("controlplane.v1.urls")),
