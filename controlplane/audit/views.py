@@ -11,7 +11,12 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -134,10 +139,12 @@ def top(request) -> int:
     return min(int(raw), limit)
 
 
-@extend_schema(
-    operation_id="AuditRecords_List",
-    parameters=[*OWN_FILTERS, FILTER, TOP, SKIP_TOKEN, FORMAT],
-    responses=LIST_RESPONSES,
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="AuditRecords_List",
+        parameters=[*OWN_FILTERS, FILTER, TOP, SKIP_TOKEN, FORMAT],
+        responses=LIST_RESPONSES,
+    )
 )
 class AuditRecordListView(AuditLogView):
     """The whole install's log, or a scope's (``?scope=``)."""
@@ -148,10 +155,12 @@ class AuditRecordListView(AuditLogView):
         return queries.from_filter(params.get("$filter", ""), query)
 
 
-@extend_schema(
-    operation_id="ActivityLogs_List",
-    parameters=[FILTER, TOP, SKIP_TOKEN, FORMAT],
-    responses=LIST_RESPONSES,
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="ActivityLogs_List",
+        parameters=[FILTER, TOP, SKIP_TOKEN, FORMAT],
+        responses=LIST_RESPONSES,
+    )
 )
 class ActivityLogView(AuditLogView):
     """Azure's activity log of a subscription."""
@@ -162,3 +171,14 @@ class ActivityLogView(AuditLogView):
         return queries.from_filter(
             self.request.query_params.get("$filter", ""), query, subscription
         )
+
+
+# The same routes in any case (ARM paths are case-insensitive), outside the schema.
+@extend_schema(exclude=True)
+class AuditRecordListAnyCaseView(AuditRecordListView):
+    pass
+
+
+@extend_schema(exclude=True)
+class ActivityLogAnyCaseView(ActivityLogView):
+    pass
