@@ -89,6 +89,12 @@ def read(request, path: str | None) -> dict | None:
     get.META.update(REQUEST_METHOD="GET", PATH_INFO=path)
     get.META.pop("wsgi.input", None)
     get.GET = request.GET.copy()
+    get.COOKIES = request.COOKIES
+    # A session's user (the portal's pages), as SessionMiddleware and AuthenticationMiddleware
+    # left them on the request; the GET does not pass through middleware again.
+    for attribute in ("session", "user"):
+        if hasattr(request, attribute):
+            setattr(get, attribute, getattr(request, attribute))
     get.request_id = getattr(request, "request_id", "")
     try:
         response = match.func(get, *match.args, **match.kwargs)
