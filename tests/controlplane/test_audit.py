@@ -366,3 +366,46 @@ def test_azure_activity_log_route_and_filter(client, alice):
     assert client.get(other + since).json()["value"] == []
     assert_arm_error(client.get(route + "level eq 'Error'"), 400, "ValidationError", "$filter")
     assert_arm_error(client.get(route + "caller ne 'x'"), 400, "ValidationError", "$filter")
+
+
+def test_the_operation_is_read_from_the_path_and_method():
+    from controlplane.audit.actions import target
+
+    v1 = f"/modelmanagement/v1.0{WS}"
+    cases = {
+        ("GET", EP): None,
+        ("PUT", EP): (f"{ML}/onlineEndpoints/write", EP, EP),
+        ("DELETE", f"{EP}/deployments/b"): (
+            f"{ML}/onlineEndpoints/deployments/delete",
+            f"{EP}/deployments/b",
+            f"{EP}/deployments/b",
+        ),
+        ("POST", f"{EP}/token"): (f"{ML}/onlineEndpoints/token/action", EP, EP),
+        ("POST", f"{v1}/models"): (f"{ML}/models/write", f"{WS}/models", None),
+        ("POST", f"{v1}/services/s1/regenerateKeys"): (
+            f"{ML}/services/regenerateKeys/action",
+            f"{WS}/services/s1",
+            f"{v1}/services/s1",
+        ),
+        ("POST", f"{v1}/services/validate"): None,
+        ("POST", f"/batch{WS}/batchEndpoints/b/jobs"): (
+            f"{ML}/batchEndpoints/jobs/write",
+            f"{WS}/batchEndpoints/b/jobs",
+            None,
+        ),
+        ("POST", f"/history/v1.0{WS}/rundata"): None,
+        ("PUT", f"{WS}/providers/Microsoft.Authorization/roleAssignments/r1"): (
+            "Microsoft.Authorization/roleAssignments/write",
+            f"{WS}/providers/Microsoft.Authorization/roleAssignments/r1",
+            f"{WS}/providers/Microsoft.Authorization/roleAssignments/r1",
+        ),
+        ("DELETE", "/subscriptions/s/resourceGroups/rg"): (
+            "Microsoft.Resources/subscriptions/resourceGroups/delete",
+            "/subscriptions/s/resourceGroups/rg",
+            "/subscriptions/s/resourceGroups/rg",
+        ),
+        ("PUT", "/healthz"): None,
+    }
+    for (method, path), expected in cases.items():
+        found = target(method, path)
+        assert (found and (found.action, found.resource_id, found.read_path)) == expected, path
