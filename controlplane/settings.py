@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "controlplane.core",
     "controlplane.access",
+    "controlplane.audit",
     "controlplane.blobstore",
     "controlplane.batch",
     "controlplane.v1",
@@ -48,6 +49,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After the request id and the canonical path are set: records every write (audit/).
+    "controlplane.audit.middleware.AuditMiddleware",
 ]
 
 # The blob server (``manage.py serve --blob``) runs the same project with its own URLs.

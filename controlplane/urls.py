@@ -17,6 +17,7 @@ urlpatterns = [
     path("discovery/workspaces/<uuid:workspaceId>", DiscoveryView.as_view()),
     path("auth/", include("controlplane.access.signin_urls")),
     path("", include("controlplane.access.urls")),
+    path("", include("controlplane.audit.urls")),
     path("", include("controlplane.batch.urls")),
     path("", include("controlplane.core.urls")),
     path("", include("controlplane.v1.urls")),

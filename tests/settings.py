@@ -13,3 +13,7 @@ os.environ.setdefault("WEIR_READY_TIMEOUT", "120")
 from controlplane.settings import *  # noqa: E402,F403
 
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+
+# Django empties the tables between transactional tests with TRUNCATE, which the audit log's
+# trigger refuses unless the session says so (controlplane/audit/migrations/0002).
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c weir.audit_truncate=on"  # noqa: F405

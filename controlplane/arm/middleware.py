@@ -58,6 +58,11 @@ CANONICAL_SEGMENTS = {
         "Microsoft.Authorization",
         "roleAssignments",
         "roleDefinitions",
+        "Weir.Audit",
+        "auditRecords",
+        "Microsoft.Insights",
+        "eventtypes",
+        "values",
     ]
 }
 
