@@ -26,10 +26,11 @@ class Access:
         return not self.partial or self.grants.allows(self.request.row_action, row.arm_id)
 
 
-def authorize(request, filters_rows: bool) -> Access:
+def authorize(request, filters_rows: bool, named: actions.Request | None = None) -> Access:
     """Raise ArmError 403 unless the caller may make ``request``; ``filters_rows``: the view
-    can show a list's rows one by one (a caller with read on only some of them)."""
-    wanted = operation_target(actions.of(request.method, request.path_info))
+    can show a list's rows one by one (a caller with read on only some of them); ``named``:
+    the action and scope the view names, instead of its path's."""
+    wanted = named or operation_target(actions.of(request.method, request.path_info))
     grants = Grants(request.user)
     if grants.allows(wanted.action, wanted.scope):
         return Access(grants, wanted)

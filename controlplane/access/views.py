@@ -44,10 +44,7 @@ GROUP_NAME = NameRule(
 
 
 class AccessView(ArmView):
-    """A Weir.Access call: it acts on the whole install, the scope ``/``."""
-
-    def arm_scope(self) -> str:
-        return "/"
+    """A Weir.Access call: it acts on the whole install (its path's scope is under ``/``)."""
 
 
 def listed(request, queryset, serializer_class) -> Response:

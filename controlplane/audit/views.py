@@ -20,6 +20,7 @@ from drf_spectacular.utils import (
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from controlplane.access import actions as access_actions
 from controlplane.arm.errors import bad_request
 from controlplane.arm.pagination import DIGITS, INT32_MAX, TOP
 from controlplane.arm.schema import paged
@@ -75,8 +76,6 @@ class JsonLinesRenderer(BaseRenderer):
 
 class AuditLogView(ScopedView):
     renderer_classes = [JSONRenderer, JsonLinesRenderer]
-    # The operation authorization checks (arm/permissions.py), at arm_scope().
-    arm_action = READ_ACTION
 
     def initial(self, request, *args, **kwargs):
         check_api_version(request, API_VERSION)
@@ -90,9 +89,10 @@ class AuditLogView(ScopedView):
     def build_query(self) -> queries.Query:
         raise NotImplementedError
 
-    def arm_scope(self) -> str:
-        """The scope the caller reads, so a reader of one workspace may read its records."""
-        return self.query().scope or "/"
+    def access_request(self) -> access_actions.Request:
+        """Reading records over the scope the query names (authorization checks it), so a
+        reader of one workspace may read its records."""
+        return access_actions.Request(READ_ACTION, self.query().scope or "/")
 
     def get(self, request, **kwargs):
         rows = self.query().records()

@@ -460,3 +460,14 @@ def test_an_operation_poll_is_a_read_of_what_it_changes(world):
     )
     assign(world, f"{WS}/onlineEndpoints/ep3", roles.READER, principal.object_id)
     assert bob.get("/" + path).status_code == 200
+
+
+def test_a_reader_of_a_workspace_reads_its_audit_records_only(world):
+    bob, principal = caller("bob")
+    assign(world, WS, roles.READER, principal.object_id)
+    records = "/providers/Weir.Audit/auditRecords?api-version=2024-04-01"
+    mine = bob.get(f"{records}&scope={WS}")
+    assert mine.status_code == 200, mine.content
+    assert mine.json()["value"]
+    assert all(r["resourceId"].lower().startswith(WS.lower()) for r in mine.json()["value"])
+    denied(bob.get(records), principal, "Microsoft.Insights/eventtypes/values/read", "/")
