@@ -279,6 +279,10 @@ def test_a_person_without_mapped_groups_gets_none(sso):
     grace = get_user_model().objects.get(username="grace")
     assert not Group.objects.filter(members=grace).exists()
     assert identities(grace) == {grace.principal.object_id}
+    # Signed in, but with no role: the same call the group's role allows is refused.
+    refused = web.get(f"/providers/Weir.Access/users/grace?{API}", secure=True)
+    assert refused.status_code == 403, refused.content
+    assert refused.json()["error"]["code"] == "AuthorizationFailed"
 
 
 def test_the_identity_provider_does_not_take_over_a_local_account(sso, client):

@@ -26,6 +26,35 @@ pytestmark = [
     ),
 ]
 
+
+def run_v1_script(
+    stack, cwd, script: str, *arguments: str, timeout: int = 300, **variables: str
+) -> subprocess.CompletedProcess:
+    """Run one of tests/clients' azureml-core scripts with the client's python, configured as
+    sdk_v1_walk.py reads it, in ``cwd`` (the SDK uploads only paths under its working
+    directory, and caches what discovery told it in ``$HOME/.azureml``)."""
+    env = client_env()
+    env.update(
+        HOME=str(cwd),
+        REQUESTS_CA_BUNDLE=stack.ca_bundle,
+        WEIR_URL=stack.base_url,
+        WEIR_BLOB_URL=stack.blob_url,
+        WEIR_TOKEN=stack.token,
+        WEIR_SUBSCRIPTION=stack.subscription,
+        WEIR_GROUP="rg1",
+        WEIR_WORKSPACE=stack.workspace_name,
+        **variables,
+    )
+    return subprocess.run(
+        [CLIENT_PYTHON, str(ROOT / "tests" / "clients" / script), *arguments],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 STEPS = [
     "workspace",
     "register",
@@ -68,26 +97,7 @@ def test_a_v1_script_registers_finds_downloads_changes_and_deletes_models(
     body = {"properties": {"modelUri": v2_folder, "description": "v2"}}
     created = stack.call("PUT", f"{workspace}/models/v2m/versions/1", body)
     assert created.status_code == 201, created.text
-    env = client_env()
-    env.update(
-        HOME=str(tmp_path),  # the SDK caches what discovery told it in ~/.azureml
-        REQUESTS_CA_BUNDLE=stack.ca_bundle,
-        WEIR_URL=stack.base_url,
-        WEIR_BLOB_URL=stack.blob_url,
-        WEIR_TOKEN=stack.token,
-        WEIR_SUBSCRIPTION=stack.subscription,
-        WEIR_GROUP="rg1",
-        WEIR_WORKSPACE=stack.workspace_name,
-        WEIR_V2_MODEL="v2m:1",
-    )
-    done = subprocess.run(
-        [CLIENT_PYTHON, str(ROOT / "tests" / "clients" / "sdk_v1_walk.py")],
-        cwd=tmp_path,  # the SDK uploads only paths under its working directory
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_v1_script(stack, tmp_path, "sdk_v1_walk.py", WEIR_V2_MODEL="v2m:1")
     seen = walked(done, STEPS)
 
     connected = seen["workspace"]

@@ -7,16 +7,15 @@ checks what the SDK saw, what scoring answered, and the same endpoint through th
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 
 import pytest
 
-from tests.system.conftest import ROOT, cli_runner
-from tests.system.test_azure_ai_ml import client_env, walked
+from tests.system.conftest import cli_runner
+from tests.system.test_azure_ai_ml import walked
+from tests.system.test_azureml_core import CLIENT_PYTHON, run_v1_script
 from tests.system.test_data_collection import collected, datastore, eventually
 
-CLIENT_PYTHON = os.environ.get("WEIR_AZUREML_CORE_PYTHON")
 API = "api-version=2024-04-01"
 REQUESTS = 300
 
@@ -51,26 +50,14 @@ STEPS = [
 
 
 def run_walk(stack, tmp_path, *arguments) -> subprocess.CompletedProcess:
-    env = client_env()
-    env.update(
-        HOME=str(tmp_path),  # the SDK caches what discovery told it in ~/.azureml
-        REQUESTS_CA_BUNDLE=stack.ca_bundle,
-        WEIR_URL=stack.base_url,
-        WEIR_BLOB_URL=stack.blob_url,
-        WEIR_TOKEN=stack.token,
-        WEIR_SUBSCRIPTION=stack.subscription,
-        WEIR_GROUP="rg1",
-        WEIR_WORKSPACE=stack.workspace_name,
+    return run_v1_script(
+        stack,
+        tmp_path,
+        "sdk_v1_deploy.py",
+        *arguments,
+        timeout=1200,
         WEIR_COMPUTE="aks1",
         WEIR_SPLIT_REQUESTS=str(REQUESTS),
-    )
-    return subprocess.run(
-        [CLIENT_PYTHON, str(ROOT / "tests" / "clients" / "sdk_v1_deploy.py"), *arguments],
-        cwd=tmp_path,  # the SDK uploads only paths under its working directory
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
     )
 
 
