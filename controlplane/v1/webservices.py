@@ -38,8 +38,10 @@ import yaml
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
 from controlplane import tasks
+from controlplane.arm.errors import ArmError
 from controlplane.blobstore import storage
 from controlplane.blobstore.backends import blob_backend
 from controlplane.blobstore.models import Blob
@@ -58,6 +60,7 @@ from controlplane.core.services import compute as compute_service
 from controlplane.core.services import deployment as deployment_service
 from controlplane.core.services import endpoint as endpoint_service
 from controlplane.core.services import keys
+from controlplane.core.states import IllegalTransition
 from controlplane.v1 import services
 from controlplane.v1.models import Service, ServiceOperation, ServiceVersion
 from controlplane.v1.services import V1Error, bad_request
@@ -671,7 +674,7 @@ def patch(endpoint: OnlineEndpoint, patch_list, principal: str) -> ServiceOperat
             # Traffic leaves the removed versions now; they go once it has.
             data = validated_endpoint(
                 endpoint.workspace,
-                {**current_endpoint_body(endpoint), **traffic_body(endpoint, traffic)},
+                {**current_endpoint_body(endpoint), **traffic_body(endpoint, change.traffic_after)},
                 change.deployment_names + change.removed,
             )
             started.append(
@@ -696,7 +699,10 @@ class Change:
     changed: list[Version]
     removed: list[str]
     states: list[VersionState]
-    traffic: dict
+    # The traffic to set once the started deployments are ready (None: nothing to wait for).
+    traffic: dict | None
+    # The traffic once the change is done, whatever sets it.
+    traffic_after: dict
 
 
 def read_patch(endpoint: OnlineEndpoint, patch_list, principal: str) -> Change:
@@ -781,7 +787,7 @@ def read_patch(endpoint: OnlineEndpoint, patch_list, principal: str) -> Change:
             f"A service has at most {settings.WEIR_MAX_DEPLOYMENTS_PER_ENDPOINT} versions."
         )
     states = normalized(states)
-    traffic = traffic_of(states) if is_endpoint else {endpoint.name: 100}
+    traffic = traffic_after = traffic_of(states) if is_endpoint else {endpoint.name: 100}
     if traffic == endpoint.traffic and not added:
         traffic = None
     if traffic is not None and not (added or changed or removed):
@@ -797,6 +803,7 @@ def read_patch(endpoint: OnlineEndpoint, patch_list, principal: str) -> Change:
         removed=removed,
         states=states,
         traffic=traffic,
+        traffic_after=traffic_after,
     )
 
 
@@ -871,11 +878,14 @@ def advance(operation_id) -> float | None:
                 _, _, started = endpoint_service.create_or_update(
                     endpoint.workspace, endpoint.name, data, operation.created_by, no_precondition
                 )
-            except Exception as exc:  # noqa: BLE001 - an endpoint busy with another change
-                operation.save(update_fields=["updated_at"])
-                if getattr(exc, "status_code", 500) == 409:
+            except (IllegalTransition, ArmError, ValidationError) as exc:
+                if isinstance(exc, IllegalTransition) or getattr(exc, "status_code", 0) == 409:
+                    # The endpoint is busy with another change: try again shortly.
+                    operation.save(update_fields=["updated_at"])
                     return 2.0
-                raise
+                # The traffic can no longer be set (a version went away meanwhile).
+                end(operation, "Failed", {"code": "TrafficNotSet", "message": str(exc)})
+                return None
             operation.then_traffic = None
             if started is not None:
                 operation.waits_for = [*operation.waits_for, str(started.pk)]

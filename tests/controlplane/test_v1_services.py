@@ -10,6 +10,7 @@ import pytest
 
 from controlplane.blobstore import storage
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint, Workspace
+from controlplane.v1 import webservices
 from controlplane.v1.models import ServiceOperation
 from tests.conftest import WS, url
 from tests.controlplane.test_v1_models import MMS, register, upload
@@ -277,3 +278,13 @@ def test_the_compute_reads_as_an_aks_compute(client, ws):
         properties["properties"]
     )
     assert client.get(f"/rp/workspaces{WS}/computes/nope").status_code == 404
+
+
+def test_removing_a_version_without_traffic_keeps_the_others(client, ws, request_of):
+    body = endpoint_request(request_of, ver1={}, ver2={"trafficPercentile": 0})
+    assert client.post(f"{MMS}/services", body, format="json").status_code == 202
+    endpoint = OnlineEndpoint.objects.get(name="ep1")
+    change = webservices.read_patch(endpoint, [{"op": "remove", "path": "/versions/ver2"}], "a")
+    assert change.removed == ["ver2"]
+    # The traffic the removal sets: the default version keeps everything.
+    assert change.traffic_after == {"ver1": 100}
