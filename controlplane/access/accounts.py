@@ -87,7 +87,12 @@ def set_password(principal: Principal, password: str) -> None:
 
 def delete_principal(principal: Principal, request) -> None:
     """Delete the account, its tokens (each announced as revoked) and its group memberships.
-    Role assignments naming its object id stay, as Azure's do, and match no one."""
+    Role assignments naming its object id stay, as Azure's do, and match no one. A caller
+    cannot delete the principal it acts as (it would lock itself out mid-request)."""
+    if getattr(request, "user", None) is not None and request.user.pk == principal.user_id:
+        raise ArmError(
+            409, "Conflict", "A principal cannot delete itself; another Owner can.", "name"
+        )
     with transaction.atomic():
         user = principal.user
         for token in ApiToken.objects.usable().filter(user=user):
@@ -178,7 +183,12 @@ def issue_token(request, owner, label: str, expires_at) -> tuple[ApiToken, str]:
 
 def revoke_token(request, token: ApiToken) -> bool:
     """Revoke ``token`` (no request can use it after this returns). Returns False when it was
-    already revoked."""
+    already revoked. The token a request authenticated with is not revoked by that request
+    (it would lock the caller out mid-request): another token or principal revokes it."""
+    if getattr(request, "auth", None) is not None and getattr(request.auth, "pk", None) == token.pk:
+        raise ArmError(
+            409, "Conflict", "A token cannot revoke itself; use another token.", "tokenName"
+        )
     now = timezone.now()
     if not ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
         return False

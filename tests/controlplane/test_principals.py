@@ -421,3 +421,15 @@ def test_a_contributor_may_not_manage_principals_groups_or_tokens(db):
     assert {"Weir.Access/*/write", "Weir.Access/*/delete", "Weir.Access/*/action"} <= set(
         permissions["notActions"]
     )
+
+
+def test_a_principal_cannot_delete_itself_or_revoke_the_token_it_uses(client, alice):
+    made = new_token(client, owner="alice", collection="servicePrincipals")
+    own = bearer(made["properties"]["token"])
+    alone = own.delete(at("/servicePrincipals/alice"))
+    assert_arm_error(alone, 409, "Conflict", "name")
+    itself = own.delete(at(f"/servicePrincipals/alice/tokens/{made['name']}"))
+    assert_arm_error(itself, 409, "Conflict", "tokenName")
+    # Another token of the same principal may revoke it.
+    assert client.delete(at(f"/servicePrincipals/alice/tokens/{made['name']}")).status_code < 300
+    assert_arm_error(own.get(at("/servicePrincipals")), 401, "AuthenticationFailed")
