@@ -66,10 +66,17 @@ def test_load_scales_up_eagerly_and_down_after_the_cool_down(stack, workspace):
     key = stack.call("POST", f"{endpoint}/listKeys").json()["primaryKey"]
     headers = {"Host": urlsplit(uri).netloc, "Authorization": f"Bearer {key}"}
 
+    refused = []  # 429s: the two clients sit exactly at one replica's admission limit
+
     def post() -> int:
-        return requests.post(
-            f"{stack.router_url}/score", "{}", headers=headers, timeout=30
-        ).status_code
+        """One request as a client makes it: a 429 is tried again after its Retry-After."""
+        for _ in range(5):
+            answer = requests.post(f"{stack.router_url}/score", "{}", headers=headers, timeout=30)
+            if answer.status_code != 429:
+                return answer.status_code
+            refused.append(answer.headers.get("Retry-After"))
+            time.sleep(float(answer.headers.get("Retry-After") or 1))
+        return 429
 
     wait_for(lambda: post() == 200, 10, "scoring")
     time.sleep(2)  # a quiet interval: one replica is enough, nothing is decided
@@ -132,6 +139,8 @@ def test_load_scales_up_eagerly_and_down_after_the_cool_down(stack, workspace):
     assert scaled_after < 3.5, f"scaled up {scaled_after:.1f}s after the load began"
     assert 3 <= cooled_for < 10, f"scaled down {cooled_for:.1f}s after the load ended"
     assert set(answers) == {200}, collections_summary(answers)
+    assert all(refused), "a 429 without Retry-After"
+    assert len(refused) <= len(answers) // 10, f"{len(refused)} refusals in {len(answers)}"
     assert max(counts) == 2 and min(counts) >= 1, (min(counts), max(counts))
     assert len([e for e in events(stack, path) if e["action"] != "AtMaxInstances"]) == 2
     metrics = requests.get(stack.metrics_url, timeout=5).text
