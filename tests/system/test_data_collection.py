@@ -13,11 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+from functools import partial
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from tests.system import test_router
 from tests.system.conftest import ROOT, _wait_until_serving
 
 pytestmark = pytest.mark.system
@@ -35,13 +37,8 @@ LAYOUT = re.compile(
 )
 
 
-def eventually(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
+# Blob writes are batched about once a second: waits here allow 30 s.
+eventually = partial(test_router.eventually, timeout=30.0)
 
 
 @pytest.fixture
