@@ -21,6 +21,7 @@ import redis
 import requests
 
 from dataplane.agent.supervisor import free_port
+from tests.system.portal_browser import Person, launched_browser, make_person, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 SCORE = b"def init():\n    pass\n\ndef run(raw_data):\n    return {'echo': raw_data}\n"
@@ -393,3 +394,41 @@ def workspace(stack):
     response = stack.call("PUT", stack.ws(), {"location": "local"})
     assert response.status_code == 201, response.text
     return stack.ws()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's /usr/bin/chromium) through Playwright's sync API, one per
+    test module (it starts in about a second); each test opens contexts of its own in it.
+
+    Not one per session: while Playwright's sync API is open, its event loop counts as running
+    in the test process's thread, so asyncio.run() fails and Django's ORM raises
+    SynchronousOnlyOperation in every test collected after it until the browser closes."""
+    with launched_browser() as browser:
+        yield browser
+
+
+@pytest.fixture
+def signed_in(stack, browser):
+    """``signed_in(role=None, scope="/", *, name=None, person=None, next_url="/auth/session")``:
+    a Playwright Page in a fresh browser context, signed in through the form at /auth/login as
+    ``person``, or else as a new local user (``name``, or a unique one) holding ``role`` at
+    ``scope`` when a role is given. The contexts are closed after the test."""
+    contexts = []
+
+    def sign_in_as(
+        role: str | None = None,
+        scope: str = "/",
+        *,
+        name: str | None = None,
+        person: Person | None = None,
+        next_url: str = "/auth/session",
+    ):
+        person = person or make_person(stack, name, role=role, scope=scope)
+        page = sign_in(stack, browser, person, next_url)
+        contexts.append(page.context)
+        return page
+
+    yield sign_in_as
+    for context in contexts:
+        context.close()
