@@ -34,21 +34,26 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "django_htmx",
     "controlplane.core",
     "controlplane.access",
     "controlplane.audit",
     "controlplane.blobstore",
     "controlplane.batch",
     "controlplane.v1",
+    "controlplane.portal",
 ]
 
 MIDDLEWARE = [
     "controlplane.arm.middleware.ArmRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The portal's static files (controlplane/portal/static), found where the apps keep them.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     # After the request id and the canonical path are set: records every write (audit/).
     "controlplane.audit.middleware.AuditMiddleware",
 ]
@@ -83,6 +88,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+# Served by whitenoise from the apps' static folders, as they are: no collectstatic step.
+WHITENOISE_USE_FINDERS = True
 
 #
 # Logging: request ids and operation ids, never a secret.

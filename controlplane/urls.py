@@ -16,6 +16,7 @@ urlpatterns = [
     path("metadata/endpoints", CloudMetadataView.as_view()),
     path("discovery/workspaces/<uuid:workspaceId>", DiscoveryView.as_view()),
     path("auth/", include("controlplane.access.signin_urls")),
+    path("portal/", include("controlplane.portal.urls")),
     path("", include("controlplane.access.urls")),
     path("", include("controlplane.audit.urls")),
     path("", include("controlplane.batch.urls")),

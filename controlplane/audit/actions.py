@@ -20,6 +20,9 @@ CREATED_BY_POST = access_actions.POSTED_COLLECTIONS
 # POSTs that read and change nothing: SDK v1's .../services/validate (and /name/{n},
 # /resource), as (type, name) pairs.
 QUERIES = {("services", "validate")}
+# POST actions that only read and hand out no secret: a deployment's logs (the portal's log
+# panels ask for them every few seconds). listKeys, which reads secrets, stays recorded.
+READ_ACTIONS = {"getlogs"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def target(method: str, path: str) -> Target | None:
     if any(not segment for segment in segments):
         return None
     pairs = {(segments[i].lower(), segments[i + 1].lower()) for i in range(len(segments) - 1)}
-    if method == "POST" and pairs & QUERIES:
+    if method == "POST" and (pairs & QUERIES or segments[-1].lower() in READ_ACTIONS):
         return None
     wanted = access_actions.of(method, arm)
     if wanted.action.endswith("/action"):

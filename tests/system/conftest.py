@@ -432,3 +432,35 @@ def signed_in(stack, browser):
     yield sign_in_as
     for context in contexts:
         context.close()
+
+
+# A scoring script that answers with the deployment's name (its WHO variable).
+WHO = b"import os\ndef init():\n    pass\n\ndef run(raw):\n    return {'who': os.environ['WHO']}\n"
+
+
+@pytest.fixture
+def routed_endpoint(stack, workspace):
+    """An endpoint with two one-replica deployments, blue and green, answering who they are."""
+    runtime = stack.register_runtime(workspace)
+    code_uri = stack.upload(workspace, {"score.py": WHO}, "codes")
+    stack.call("PUT", f"{workspace}/codes/who/versions/1", {"properties": {"codeUri": code_uri}})
+    runtime["codeConfiguration"]["codeId"] = "azureml:who:1"
+    path = f"{workspace}/onlineEndpoints/routed"
+    created = stack.call("PUT", path, {"location": "local", "properties": {"authMode": "Key"}})
+    stack.wait_for_status(created.headers["Azure-AsyncOperation"])
+    for name in ("blue", "green"):
+        body = {
+            "location": "local",
+            "sku": {"name": "Default", "capacity": 1},
+            "properties": {
+                "endpointComputeType": "Managed",
+                **runtime,
+                "environmentVariables": {"WHO": name},
+            },
+        }
+        response = stack.call("PUT", f"{path}/deployments/{name}", body)
+        assert (
+            stack.wait_for_status(response.headers["Azure-AsyncOperation"], 120)["status"]
+            == "Succeeded"
+        )
+    return path

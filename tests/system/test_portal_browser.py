@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import collections
+import time
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
 from tests.system.portal_browser import make_person, new_page, screenshot, session_of, submit_login
+from tests.system.test_router import eventually, score
 
 
 def test_sign_in_in_a_real_browser(stack, browser, tmp_path):
@@ -42,3 +47,120 @@ def test_the_portal_opens_for_a_signed_in_reader(stack, signed_in, tmp_path):
     assert response.ok, response.status
     assert "Weir" in page.title()
     screenshot(page, tmp_path / "portal.png")
+
+
+# -- the administrator's walk -------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def scored_by(stack, path: str, key: str, count: int) -> collections.Counter:
+    """``count`` requests to the endpoint through the router: which deployment answered."""
+    uri = stack.call("GET", path).json()["properties"]["scoringUri"]
+    served = collections.Counter()
+    for _ in range(count):
+        response = score(stack, uri, key)
+        assert response.status_code == 200, response.text
+        served[response.json()["who"]] += 1
+    return served
+
+
+def keys_of(stack, path: str) -> dict:
+    return stack.call("POST", f"{path}/listKeys").json()
+
+
+def test_an_administrator_watches_and_changes_an_endpoint(
+    stack, routed_endpoint, workspace, signed_in
+):
+    endpoint = routed_endpoint
+    settled = stack.call(
+        "PUT",
+        endpoint,
+        {"location": "local", "properties": {"authMode": "Key", "traffic": {"blue": 100}}},
+    )
+    stack.wait_for_status(settled.headers["Azure-AsyncOperation"])
+    key = keys_of(stack, endpoint)["primaryKey"]
+    # A bounded load: 60 requests, all to blue.
+    assert scored_by(stack, endpoint, key, 60) == {"blue": 60}
+
+    page = signed_in(role="Owner", next_url="/portal/")
+    page.wait_for_url("**/portal/")
+    row = page.locator('tr[data-endpoint="routed"]')
+    # The routers' counts reach the overview within a collection period or two.
+    deadline = time.monotonic() + 90
+    while row.get_by_test_id("rps").inner_text() in ("–", "0.00/s"):
+        assert time.monotonic() < deadline, "the overview never showed the requests"
+        page.wait_for_timeout(2000)
+        page.reload()
+    expect(row).to_contain_text("blue 100%")
+    expect(row).to_contain_text("1/1")
+    screenshot(page, DOCS / "portal-overview.png")
+
+    row.get_by_role("link", name="routed").click()
+    expect(page.get_by_role("heading", name="Change traffic")).to_be_visible()
+    expect(page.get_by_test_id("deployments")).to_contain_text("blue")
+    screenshot(page, DOCS / "portal-endpoint.png")
+
+    # Traffic 100/0 -> 90/10: previewed, accepted, and then obeyed by the router.
+    page.get_by_label("traffic for blue").fill("90")
+    page.get_by_label("traffic for green").fill("10")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_test_id("traffic-preview")).to_contain_text("10%")
+    expect(page.locator("#traffic-result")).to_contain_text("The API accepts this change")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_test_id("applied")).to_be_visible()
+
+    def applied():
+        properties = stack.call("GET", endpoint).json()["properties"]
+        wanted = {"blue": 90, "green": 10}
+        return properties["provisioningState"] == "Succeeded" and properties["traffic"] == wanted
+
+    assert eventually(applied, timeout=60)
+    served = scored_by(stack, endpoint, key, 300)
+    # 30 expected on green; 4.5 standard deviations (sqrt(300 * 0.1 * 0.9) = 5.2) either side.
+    assert 7 <= served["green"] <= 53, served
+    assert served["blue"] + served["green"] == 300
+
+    # A key regenerated in the page: the old one is refused by the router.
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Reveal keys").click()
+    expect(page.get_by_test_id("primary-key")).to_have_text(key)
+    page.get_by_role("button", name="Regenerate primary").click()
+    expect(page.get_by_test_id("regenerated")).to_be_visible()
+    uri = stack.call("GET", endpoint).json()["properties"]["scoringUri"]
+    assert eventually(lambda: score(stack, uri, key).status_code == 401)
+    new_key = keys_of(stack, endpoint)["primaryKey"]
+    assert new_key != key
+    assert score(stack, uri, new_key).status_code == 200
+
+    # A Reader of the workspace sees the endpoint and no button that changes it, and a forged
+    # POST (with a valid CSRF token of the Reader's own session) is refused by the API's check.
+    reader = signed_in(role="Reader", scope=workspace, next_url=page.url)
+    reader.wait_for_url(page.url)
+    expect(reader.get_by_test_id("deployments")).to_contain_text("green")
+    for name in ("Preview", "Apply", "Reveal keys", "Regenerate primary", "Send"):
+        expect(reader.get_by_role("button", name=name)).to_have_count(0)
+    expect(reader.get_by_role("heading", name="Change traffic")).to_have_count(0)
+    csrf = next(c["value"] for c in reader.context.cookies() if c["name"] == "csrftoken")
+    forged = reader.request.post(
+        f"{page.url}/keys",
+        form={"regenerate": "Secondary"},
+        headers={"X-CSRFToken": csrf, "Referer": page.url, "Origin": stack.base_url},
+    )
+    assert "403 AuthorizationFailed" in forged.text(), forged.text()
+    assert keys_of(stack, endpoint)["primaryKey"] == new_key
+    forged = reader.request.post(
+        f"{page.url}/keys", form={"regenerate": "Secondary"}, headers={"Referer": page.url}
+    )
+    assert forged.status == 403  # no CSRF token: refused before any view runs
+
+    # The audit log shows both changes, made by the administrator, with the traffic's diff.
+    page.goto("/portal/audit")
+    page.get_by_label("Action").fill("*/onlineEndpoints/*")
+    page.get_by_role("button", name="Search").click()
+    records = page.get_by_test_id("audit-records")
+    expect(records).to_contain_text("onlineEndpoints/regenerateKeys/action")
+    expect(records).to_contain_text("properties.traffic.green")
+    expect(records.locator("tr", has_text="regenerateKeys")).to_contain_text(
+        session_of(page)["name"]
+    )

@@ -9,8 +9,6 @@ import requests
 
 pytestmark = pytest.mark.system
 
-WHO = b"import os\ndef init():\n    pass\n\ndef run(raw):\n    return {'who': os.environ['WHO']}\n"
-
 
 def score(stack, scoring_uri: str, credential: str | None, **headers) -> requests.Response:
     host = urlsplit(scoring_uri).netloc
@@ -31,31 +29,9 @@ def eventually(check, timeout: float = 10.0):
 
 
 @pytest.fixture
-def endpoint(stack, workspace):
+def endpoint(routed_endpoint):
     """An endpoint with two one-replica deployments, blue and green, answering who they are."""
-    runtime = stack.register_runtime(workspace)
-    code_uri = stack.upload(workspace, {"score.py": WHO}, "codes")
-    stack.call("PUT", f"{workspace}/codes/who/versions/1", {"properties": {"codeUri": code_uri}})
-    runtime["codeConfiguration"]["codeId"] = "azureml:who:1"
-    path = f"{workspace}/onlineEndpoints/routed"
-    created = stack.call("PUT", path, {"location": "local", "properties": {"authMode": "Key"}})
-    stack.wait_for_status(created.headers["Azure-AsyncOperation"])
-    for name in ("blue", "green"):
-        body = {
-            "location": "local",
-            "sku": {"name": "Default", "capacity": 1},
-            "properties": {
-                "endpointComputeType": "Managed",
-                **runtime,
-                "environmentVariables": {"WHO": name},
-            },
-        }
-        response = stack.call("PUT", f"{path}/deployments/{name}", body)
-        assert (
-            stack.wait_for_status(response.headers["Azure-AsyncOperation"], 120)["status"]
-            == "Succeeded"
-        )
-    return path
+    return routed_endpoint
 
 
 def set_traffic(stack, path: str, traffic: dict) -> None:

@@ -15,7 +15,8 @@ import pytest
 import redis
 
 from contracts.routing import ROUTES
-from tests.system.test_router import WHO, eventually, set_traffic
+from tests.system.conftest import WHO
+from tests.system.test_router import eventually, set_traffic
 
 pytestmark = pytest.mark.system
 

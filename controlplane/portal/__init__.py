@@ -1,0 +1,1 @@
+"""The admin portal for IT: server-rendered pages under /portal/ over the API's own services."""
