@@ -77,33 +77,25 @@ def read(params, now: datetime) -> Query:
 def metric_names(raw: str | None) -> list[Metric]:
     if not raw:
         return list(METRICS.values())
-    by_lower = {name.lower(): metric for name, metric in METRICS.items()}
-    chosen = []
-    for name in raw.split(","):
-        metric = by_lower.get(name.strip().lower())
-        if metric is None:
-            raise bad_request(
-                f"Metric '{name.strip()}' does not exist; the metrics are {', '.join(METRICS)}.",
-                "metricnames",
-            )
-        if metric not in chosen:
-            chosen.append(metric)
-    return chosen
+    return [METRICS[name] for name in _names(raw, METRICS, "metricnames", "Metric")]
 
 
 def aggregations(raw: str | None) -> list[str] | None:
-    if not raw:
-        return None
-    by_lower = {name.lower(): name for name in AGGREGATIONS}
+    return _names(raw, AGGREGATIONS, "aggregation", "Aggregation") if raw else None
+
+
+def _names(raw: str, known, parameter: str, what: str) -> list[str]:
+    """The comma-separated names of ``raw``, as ``known`` spells them (any case), once each."""
+    by_lower = {name.lower(): name for name in known}
     chosen = []
     for name in raw.split(","):
-        aggregation = by_lower.get(name.strip().lower())
-        if aggregation is None:
+        spelled = by_lower.get(name.strip().lower())
+        if spelled is None:
             raise bad_request(
-                f"Aggregation '{name.strip()}' is not one of {', '.join(AGGREGATIONS)}.",
-                "aggregation",
+                f"{what} '{name.strip()}' is not one of {', '.join(known)}.", parameter
             )
-        chosen.append(aggregation)
+        if spelled not in chosen:
+            chosen.append(spelled)
     return chosen
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import subprocess
-import sys
 import time
 
 import pytest
@@ -24,7 +22,7 @@ from contracts.metrics import (
 )
 from contracts.routing import ROUTES, DeploymentRoute, EndpointRoute
 from dataplane.router.minutes import Meter, MinuteReporter, Report
-from tests.dataplane.conftest import ROOT, free_port
+from tests.dataplane.conftest import free_port, start_router
 from tests.dataplane.test_router_processes import FEED, wait_for
 
 HOST = "minutes.ws.localhost"
@@ -117,17 +115,8 @@ def router(replica, tmp_path):
         },
     )
     feed.hset(ROUTES, HOST, entry.to_json())
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dataplane.router", "--processes", "2", "--port", str(port)]
-        + ["--redis-url", FEED, "--access-log", "off"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout.readline().startswith("READY")
-    yield f"http://127.0.0.1:{port}", feed
+    process, url = start_router(FEED)
+    yield url, feed
     process.terminate()
     process.wait(timeout=30)
     feed.hdel(ROUTES, HOST)
