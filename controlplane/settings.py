@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "controlplane.blobstore",
     "controlplane.batch",
     "controlplane.v1",
+    "controlplane.metrics",
     "controlplane.portal",
 ]
 
@@ -234,6 +235,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "weir.reconcile_service_operations",
         "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
     },
+    # Finished minutes of scoring metrics, from the routers' reports in Redis to Postgres.
+    "collect-metrics": {
+        "task": "weir.collect_metrics",
+        "schedule": env.float("WEIR_METRICS_COLLECT_INTERVAL", default=15.0),
+    },
 }
 
 #
@@ -341,3 +347,5 @@ WEIR_READY_TIMEOUT = env.int("WEIR_READY_TIMEOUT", default=900)
 #
 # The Redis that carries the routing table to the router (default: the broker's).
 WEIR_ROUTING_REDIS_URL = with_password(env("WEIR_ROUTING_REDIS_URL", default=CELERY_BROKER_URL))
+# Days of per-minute scoring metrics kept (older minutes are deleted as new ones come in).
+WEIR_METRICS_RETENTION_DAYS = env.int("WEIR_METRICS_RETENTION_DAYS", default=14)

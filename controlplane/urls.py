@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("controlplane.audit.urls")),
     path("", include("controlplane.batch.urls")),
     path("", include("controlplane.core.urls")),
+    path("", include("controlplane.metrics.urls")),
     path("", include("controlplane.v1.urls")),
 ]
 

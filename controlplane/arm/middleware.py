@@ -63,6 +63,8 @@ CANONICAL_SEGMENTS = {
         "Microsoft.Insights",
         "eventtypes",
         "values",
+        "metrics",
+        "metricDefinitions",
     ]
 }
 

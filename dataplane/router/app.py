@@ -31,6 +31,7 @@ from contracts.routing import (
 from dataplane.http import REASONS
 from dataplane.router import metrics
 from dataplane.router.accesslog import AccessLog
+from dataplane.router.minutes import Meter
 from dataplane.router.proxy import BUFFERED, CONTINUE, MAX_BODY, Exchange
 from dataplane.router.quotas import Quota
 from dataplane.router.slots import SharedCounters
@@ -199,6 +200,7 @@ class RouterApp:
         self.max_body = max_body
         self.loads: dict[tuple, Load] = {}
         self.quotas: dict[tuple, Quota] = {}  # (workspace, endpoint, credential) -> Quota
+        self.meters: dict[str, Meter] = {}  # deployment id -> its per-minute metrics
         self.mirrors_in_flight: dict[tuple, int] = {}
         self.warnings = Warnings()
         self.request_ids = _request_ids()
@@ -269,6 +271,11 @@ class RouterApp:
                 return Refusal(404, "The endpoint has no deployment with traffic above 0.")
             # Only requests routed by the traffic rules are mirrored, as on Azure.
             shadow = self._mirror_target(entry)
+        # Counted in the deployment's minute from here on: a 429 of the credential's quota
+        # too, as a refusal of the traffic it would have served.
+        settings = entry.deployments.get(deployment)
+        if settings is not None:
+            exchange.meter = self.meter(settings.id)
         quota = self.quotas.get((entry.workspace, entry.name, credential))
         if quota is None or quota.entry is not entry:
             quota = self._quota(entry, credential)
@@ -380,6 +387,12 @@ class RouterApp:
         quota.configure(entry.quotas.get(credential))
         quota.entry = entry
         return quota
+
+    def meter(self, deployment_id: str) -> Meter:
+        meter = self.meters.get(deployment_id)
+        if meter is None:
+            meter = self.meters[deployment_id] = Meter(deployment_id)
+        return meter
 
     def refuse(self, exchange: Exchange, refusal: Refusal) -> None:
         exchange.respond(refusal.status, JSON_TYPE + refusal.head, refusal.body())
@@ -708,7 +721,8 @@ class RouterApp:
     # -- after the answer ---------------------------------------------------------------------
     def record(self, exchange: Exchange) -> None:
         """Count the answer and log it (called once per request, when it was answered).
-        Counted at once, not in batches: a process that is killed loses no counts."""
+        Prometheus counts at once, not in batches: a process that is killed loses no
+        counts; the deployment's meter is reported every second (``minutes``)."""
         elapsed = time.perf_counter() - exchange.began
         if exchange.quota is not None:
             exchange.quota.release()
@@ -726,6 +740,10 @@ class RouterApp:
             if histogram is None:
                 histogram = self._latencies[counted[:2]] = metrics.LATENCY.labels(*counted[:2])
             histogram.observe(elapsed)
+        meter = exchange.meter
+        if meter is not None:
+            queued = exchange.queued
+            meter.count(status, elapsed, float(queued) if queued else None)
         if self.access_log is not None:
             self.access_log.write(
                 exchange,
@@ -802,6 +820,15 @@ class Load:
             if address:
                 self.in_flight += 1
                 return address, (loop.time() - started) * 1000
+
+    def waiting_in_router(self) -> int:
+        """Requests waiting for a replica of this deployment in all of this router's
+        processes (admitted, not yet at a replica)."""
+        counters = self.counters
+        with counters.lock:
+            admitted = counters.total(counters.slot(self.name))
+            busy = sum(counters.total(slot) for _, slot in self._slots(self.settings.replicas))
+        return max(admitted - busy, 0)
 
     def try_acquire(self, replicas, per_replica: int) -> str | None:
         """A replica with room now (counted as ``acquire`` does), or None: the request has

@@ -52,8 +52,8 @@ TASK = "weir.autoscale"
 
 class LoadReporter:
     """In each serving process, every SAMPLE_PERIOD: set the in-flight, queued and replica
-    gauges of each deployment, and sum the load of autoscaled ones, whose averages go to
-    Redis every REPORT_PERIOD."""
+    gauges of each deployment (Prometheus's, and its per-minute meter's), and sum the load
+    of autoscaled ones, whose averages go to Redis every REPORT_PERIOD."""
 
     def __init__(self, app, redis_url: str):
         self.app = app
@@ -90,6 +90,8 @@ class LoadReporter:
             gauges[0].set(load.in_flight)
             gauges[1].set(queued)
             gauges[2].set(len(settings.replicas))
+            # The minute's metrics count what waits in the whole router, not this process.
+            self.app.meter(settings.id).sample(len(settings.replicas), load.waiting_in_router())
             if settings.autoscale is None:
                 continue
             busy = load.in_flight / settings.max_concurrent_requests_per_instance

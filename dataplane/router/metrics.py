@@ -5,7 +5,7 @@ serves the merge: gauges say how (summed over live processes, or their maximum).
 
 from prometheus_client import Counter, Gauge, Histogram
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+from contracts.metrics import LATENCY_BUCKETS
 
 REQUESTS = Counter(
     "weir_router_requests_total",

@@ -1,6 +1,6 @@
 """One serving process of the router: the routing table's feed, the app, the load sampler,
-the usage reporter, the autoscaler's thread, the access log, and the HTTP server on the
-shared port."""
+the usage and per-minute metrics reporters, the autoscaler's thread, the access log, and the
+HTTP server on the shared port."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataplane.http import serve, serve_until_signalled
 from dataplane.router.accesslog import AccessLog
 from dataplane.router.app import RouterApp
 from dataplane.router.autoscaler import Autoscaler, LoadReporter
+from dataplane.router.minutes import MinuteReporter
 from dataplane.router.proxy import ClientConnection
 from dataplane.router.quotas import UsageReporter
 from dataplane.router.slots import SharedCounters
@@ -40,6 +41,7 @@ async def main(args, counters: SharedCounters, ready_fd: int | None = None) -> N
     background = [
         asyncio.ensure_future(LoadReporter(app, args.redis_url).run()),
         asyncio.ensure_future(UsageReporter(app, args.redis_url).run()),
+        asyncio.ensure_future(MinuteReporter(app, args.redis_url).run()),
     ]
     if access_log is not None:
         background.append(asyncio.ensure_future(access_log.run()))

@@ -78,6 +78,7 @@ class Exchange:
         "response_id",
         "began",
         "quota",
+        "meter",
     )
 
     def __init__(self, client: ClientConnection, method: str, url: bytes, headers: list):
@@ -123,6 +124,7 @@ class Exchange:
         self.endpoint = self.deployment = self.queued = self.response_id = ""
         self.began = 0.0
         self.quota = None  # a concurrency place the app holds for this request
+        self.meter = None  # the per-minute metrics of the deployment it was routed to
 
     # -- the request body -----------------------------------------------------------------
     def on_body(self, chunk: bytes) -> None:

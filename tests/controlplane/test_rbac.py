@@ -435,6 +435,18 @@ def test_role_assignments_read_back_and_bad_input_changes_nothing(world):
         ("GET", f"/{AUTH}/roleDefinitions", "Microsoft.Authorization/roleDefinitions/read", "/"),
         (
             "GET",
+            f"{EP}/providers/Microsoft.Insights/metrics",
+            "Microsoft.Insights/metrics/read",
+            EP,
+        ),
+        (
+            "GET",
+            f"{EP}/deployments/blue/providers/Microsoft.Insights/metricDefinitions",
+            "Microsoft.Insights/metricDefinitions/read",
+            f"{EP}/deployments/blue",
+        ),
+        (
+            "GET",
             f"/subscriptions/s/providers/{ML_PROVIDER}/workspaces",
             f"{ML}/read",
             "/subscriptions/s",

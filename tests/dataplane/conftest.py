@@ -95,3 +95,19 @@ def run(raw):
         return 'slept'
     return 'ok'
 """
+
+
+def start_router(feed: str, processes: int = 2) -> tuple[subprocess.Popen, str]:
+    """A real router of ``processes`` serving processes on the routing table in ``feed``,
+    ready; and its URL. The caller terminates it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataplane.router", "--processes", str(processes)]
+        + ["--port", str(port), "--redis-url", feed, "--access-log", "off"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout.readline().startswith("READY")
+    return process, f"http://127.0.0.1:{port}"

@@ -8,8 +8,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -29,7 +27,7 @@ from contracts.routing import (
 )
 from dataplane.router.quotas import Quota
 from dataplane.router.slots import SharedCounters, admit, available
-from tests.dataplane.conftest import ROOT, free_port
+from tests.dataplane.conftest import start_router
 from tests.dataplane.test_router_processes import FEED, wait_for
 
 SECOND = 1_000_000_000
@@ -153,17 +151,8 @@ def router(replica, tmp_path):
         retired_keys=(RetiredKey(digest(OLD), PRIMARY_KEY, time.time() + 600),),
     )
     feed.hset(ROUTES, HOST, entry.to_json())
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dataplane.router", "--processes", "2", "--port", str(port)]
-        + ["--redis-url", FEED, "--access-log", "off"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout.readline().startswith("READY")
-    yield f"http://127.0.0.1:{port}", feed, entry
+    process, url = start_router(FEED)
+    yield url, feed, entry
     process.terminate()
     process.wait(timeout=30)
     feed.hdel(ROUTES, HOST)

@@ -261,6 +261,8 @@ def running_stack(data_dir: Path, database: str, redis_url: str, **settings):
         "WEIR_DATA_DIR": str(data_dir),
         "WEIR_RETRY_AFTER": "1",
         "WEIR_RECONCILE_INTERVAL": "1",
+        # Scoring metrics are collected once their minute is complete: soon after, here.
+        "WEIR_METRICS_COLLECT_INTERVAL": "2",
         "WEIR_OPERATION_LEASE_SECONDS": "5",
         # The router's autoscaler removes replicas after this much low load (default 60 s).
         "WEIR_SCALE_DOWN_DELAY": "3",
