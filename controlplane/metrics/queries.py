@@ -104,12 +104,14 @@ def series(
     end: datetime,
     interval: timedelta = MINUTE,
     aggregation: str | None = None,
+    status_class: str | None = None,
 ) -> list[tuple[datetime, float | None]]:
     """``metric`` (a name of ``definitions.METRICS``, such as "RequestsPerMinute" or
     "RequestLatency_P99") of the deployments together, one point per ``interval`` from
     ``start`` (the start of each span) until ``end``: counts are 0 where nothing was
     counted, latencies and gauges None. ``aggregation`` (Total, Average, Minimum,
-    Maximum): the metric's primary one by default."""
+    Maximum): the metric's primary one by default; ``status_class`` ("5xx"): only the
+    requests of that class, for the metrics split by statusCodeClass."""
     if isinstance(deployments, OnlineDeployment):
         deployments = [deployments]
     definition = METRICS[metric]
@@ -120,5 +122,5 @@ def series(
     for span in spans(start, end, interval):
         totals = added(found.get((pk, span)) for pk in ids)
         minutes = (min(span + interval, end) - span) / MINUTE
-        points.append((span, definition.value(totals, aggregation, minutes)))
+        points.append((span, definition.value(totals, aggregation, minutes, status_class)))
     return points

@@ -81,7 +81,7 @@ def endpoint_context(request, viewer: Viewer, endpoint: OnlineEndpoint) -> dict:
     arm_id = endpoint.arm_id
     window = request.GET.get("window", "1h")
     end = timezone.now()
-    start = end - CHART_WINDOWS.get(window, CHART_WINDOWS["1h"])
+    start = (end - CHART_WINDOWS.get(window, CHART_WINDOWS["1h"])).replace(second=0, microsecond=0)
     deployments = [r.deployment for r in row.deployments]
     return {
         "section": "overview",
