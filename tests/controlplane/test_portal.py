@@ -12,8 +12,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from controlplane.access.principals import principal_of
 from controlplane.access.models import PrincipalType
+from controlplane.access.principals import principal_of
 from controlplane.access.roles import OWNER, READER
 from controlplane.audit.models import AuditRecord
 from controlplane.core.models import OnlineEndpoint
