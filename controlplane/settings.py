@@ -172,7 +172,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/auth/login"
-LOGIN_REDIRECT_URL = "/auth/session"
+# People who sign in with no page to go back to land on the portal.
+LOGIN_REDIRECT_URL = "/portal/"
 SESSION_COOKIE_AGE = env.int("WEIR_SESSION_SECONDS", default=8 * 3600)
 # Weir serves HTTPS (bin/start, nginx): its cookies are never sent over plain HTTP.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("WEIR_SECURE_COOKIES", default=True)

@@ -149,9 +149,9 @@ COLUMNS = (
     ("name", "Endpoint"),
     ("workspace", "Workspace"),
     ("state", "State"),
-    ("deployments", "Deployments (traffic, ⧉ mirror)"),
+    ("deployments", "Deployments (traffic)"),
     ("replicas", "Replicas ready"),
-    ("requests", "Requests"),
+    ("requests", "Requests (last hour)"),
     ("errors", "Errors (5xx)"),
     ("p99", "p99"),
 )

@@ -6,8 +6,10 @@ htmx gets the whole page."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
@@ -15,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
 
 from controlplane.access import principals
 from controlplane.batch.models import BatchJob
@@ -29,13 +32,20 @@ ACCESS_API_VERSION = "2022-04-01"
 
 
 def portal_view(*methods: str):
-    """A portal page: signed in (else to the sign-in form), CSRF-checked on POST (the API's
-    paths are not: their session calls are checked by DRF), never framed."""
+    """A portal page: signed in (else to the sign-in form; an htmx request whose session has
+    expired sends the whole window there), CSRF-checked on POST (the API's paths are not:
+    their session calls are checked by DRF), never framed."""
 
     def decorate(view):
-        return xframe_options_deny(
-            login_required(csrf_protect(require_http_methods(list(methods))(view)))
-        )
+        checked = login_required(csrf_protect(require_http_methods(list(methods))(view)))
+
+        @functools.wraps(view)
+        def signed_in(request, *args, **kwargs):
+            if getattr(request, "htmx", False) and not request.user.is_authenticated:
+                return HttpResponseClientRedirect(f"{settings.LOGIN_URL}?next=/portal/")
+            return checked(request, *args, **kwargs)
+
+        return xframe_options_deny(signed_in)
 
     return decorate
 

@@ -234,3 +234,9 @@ def test_people_page_creates_a_token_shown_once_and_revokes_it(admin, two_deploy
     token_id = re.search(r'name="token" value="([^"]+/tokens/\d+)"', again)[1]
     post(browser, "/portal/people", {"change": "revoke", "token": token_id}, "/portal/people")
     assert "Revoked" in browser.get("/portal/people").content.decode()
+
+
+def test_an_expired_session_sends_an_htmx_poll_to_the_sign_in_page(two_deployments):
+    poll = Client().get("/portal/", HTTP_HX_REQUEST="true")
+    assert poll.status_code == 200
+    assert poll["HX-Redirect"] == "/auth/login?next=/portal/"

@@ -9,9 +9,11 @@
     root.querySelectorAll("figure.chart").forEach(function (figure) {
       if (figure.dataset.drawn) return;
       var data = JSON.parse(document.getElementById(figure.dataset.chart).textContent);
+      // Points drawn where each is wide enough to see: a lone minute between gaps shows.
+      var points = { show: data.x.length <= 120, size: 4 };
       var series = [{}].concat(
         data.series.map(function (s, i) {
-          return { label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1.5 };
+          return { label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, points: points };
         })
       );
       var columns = [data.x].concat(data.series.map(function (s) { return s.values; }));
