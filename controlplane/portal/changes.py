@@ -5,6 +5,7 @@ filled in (numbers where numbers go), so a mistyped field is named before anythi
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 
 from controlplane.arm.errors import flatten_validation
@@ -80,6 +81,12 @@ def _not_whole(fields: dict) -> str | None:
     return None
 
 
+# The People forms name a principal's tokens, or one of them, by its API path.
+TOKENS_PATH = re.compile(r"^/providers/Weir\.Access/(users|servicePrincipals)/[^/]+/tokens$")
+TOKEN_PATH = re.compile(r"^/providers/Weir\.Access/(users|servicePrincipals)/[^/]+/tokens/\d+$")
+ASSIGNMENT_PATH = re.compile(r"^(/.*)?/providers/Microsoft\.Authorization/roleAssignments/[^/]+$")
+
+
 def people_change(request):
     """(answer, new token): the one change a People form asks for, made through the API."""
     form = request.POST
@@ -98,10 +105,12 @@ def people_change(request):
         return api.call(request, "PUT", path, body, {"api-version": "2022-04-01"}), None
     if change == "unassign":
         path = form.get("assignment", "")
-        if "/providers/Microsoft.Authorization/roleAssignments/" not in path:
+        if not ASSIGNMENT_PATH.match(path):
             return None, None
         return api.call(request, "DELETE", path, query={"api-version": "2022-04-01"}), None
     if change == "token":
+        if not TOKENS_PATH.match(form.get("owner", "")):
+            return None, None
         days = form.get("days", "").strip()
         properties = {"label": form.get("label", "")}
         if days.isdigit():
@@ -113,5 +122,7 @@ def people_change(request):
         secret = (answer.body or {}).get("properties", {}).get("token") if answer.ok else None
         return answer, secret
     if change == "revoke":
+        if not TOKEN_PATH.match(form.get("token", "")):
+            return None, None
         return api.call(request, "POST", form.get("token", "") + "/revoke"), None
     return None, None
