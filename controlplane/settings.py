@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "controlplane.batch",
     "controlplane.v1",
     "controlplane.metrics",
+    "controlplane.rollout",
     "controlplane.portal",
 ]
 
@@ -232,6 +233,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "weir.reconcile_batch_jobs",
         "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
     },
+    # Rollouts whose controller stopped pushing its lease forward (its worker died).
+    "reconcile-rollouts": {
+        "task": "weir.reconcile_rollouts",
+        "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
+    },
     "reconcile-service-operations": {
         "task": "weir.reconcile_service_operations",
         "schedule": env.float("WEIR_RECONCILE_INTERVAL", default=30.0),
@@ -262,6 +268,10 @@ WEIR_RETRY_AFTER = env.int("WEIR_RETRY_AFTER", default=10)
 WEIR_ASYNC_OPERATION_TIMEOUT = env("WEIR_ASYNC_OPERATION_TIMEOUT", default="PT1H")
 # An operation whose worker has not reported for this long is re-driven by the reconciler.
 WEIR_OPERATION_LEASE_SECONDS = env.int("WEIR_OPERATION_LEASE_SECONDS", default=300)
+# A rollout's controller ticks this often (seconds); its lease lasts WEIR_ROLLOUT_LEASE_SECONDS
+# from its last tick, after which the reconciler gives the rollout to a new run.
+WEIR_ROLLOUT_TICK_SECONDS = env.float("WEIR_ROLLOUT_TICK_SECONDS", default=1.0)
+WEIR_ROLLOUT_LEASE_SECONDS = env.int("WEIR_ROLLOUT_LEASE_SECONDS", default=10)
 WEIR_AML_TOKEN_LIFETIME = env.int("WEIR_AML_TOKEN_LIFETIME", default=24 * 3600)
 WEIR_API_TOKEN_DAYS = env.int("WEIR_API_TOKEN_DAYS", default=365)
 WEIR_PAGE_SIZE = env.int("WEIR_PAGE_SIZE", default=100)

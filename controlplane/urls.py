@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("controlplane.batch.urls")),
     path("", include("controlplane.core.urls")),
     path("", include("controlplane.metrics.urls")),
+    path("", include("controlplane.rollout.urls")),
     path("", include("controlplane.v1.urls")),
 ]
 
