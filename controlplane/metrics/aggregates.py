@@ -28,6 +28,10 @@ class Totals:
     latency_seconds: float = 0.0
     queue_ms: float = 0.0
     queue_count: int = 0
+    # Copies mirrored to the deployment as a shadow: compared, agreeing, dropped.
+    mirrored: int = 0
+    mirror_agreed: int = 0
+    mirror_dropped: int = 0
     # Gauges over the span's minutes (each minute's highest): None when never sampled.
     # Added over deployments, they are summed (of each deployment's highest: an upper
     # bound for the maximum, as the minutes need not coincide).
@@ -52,6 +56,9 @@ class Totals:
         self.latency_seconds += other.latency_seconds
         self.queue_ms += other.queue_ms
         self.queue_count += other.queue_count
+        self.mirrored += other.mirrored
+        self.mirror_agreed += other.mirror_agreed
+        self.mirror_dropped += other.mirror_dropped
         for name in GAUGE_FIELDS:
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine is None or theirs is None:
@@ -69,6 +76,11 @@ class Totals:
 
     def mean_queue_ms(self) -> float | None:
         return self.queue_ms / self.queue_count if self.queue_count else None
+
+    def agreement(self) -> float | None:
+        """The share of mirrored copies whose answer agreed with the live one (None:
+        nothing mirrored)."""
+        return self.mirror_agreed / self.mirrored if self.mirrored else None
 
 
 def added(parts: Iterable[Totals | None]) -> Totals:
@@ -134,6 +146,7 @@ def aggregate(
         )
         SELECT p.deployment_id, p.span, {requests},
             SUM(latency_seconds), SUM(queue_ms), SUM(queue_count),
+            SUM(mirrored), SUM(mirror_agreed), SUM(mirror_dropped),
             MAX(ready_replicas), MIN(ready_replicas), AVG(ready_replicas),
             (ARRAY_AGG(ready_replicas ORDER BY minute DESC)
                 FILTER (WHERE ready_replicas IS NOT NULL))[1],
@@ -155,14 +168,17 @@ def aggregate(
             latency_seconds=values[0],
             queue_ms=values[1],
             queue_count=int(values[2]),
-            replicas_max=values[3],
-            replicas_min=values[4],
-            replicas_mean=float(values[5]) if values[5] is not None else None,
-            replicas_latest=values[6],
-            queued_max=values[7],
-            queued_min=values[8],
-            queued_mean=float(values[9]) if values[9] is not None else None,
-            latency_buckets=[int(n) for n in values[10]],
+            mirrored=int(values[3]),
+            mirror_agreed=int(values[4]),
+            mirror_dropped=int(values[5]),
+            replicas_max=values[6],
+            replicas_min=values[7],
+            replicas_mean=float(values[8]) if values[8] is not None else None,
+            replicas_latest=values[9],
+            queued_max=values[10],
+            queued_min=values[11],
+            queued_mean=float(values[12]) if values[12] is not None else None,
+            latency_buckets=[int(n) for n in values[13]],
         )
     return found
 
