@@ -31,7 +31,8 @@ from tests.dataplane.test_router_processes import FEED, wait_for
 
 HOST = "minutes.ws.localhost"
 KEY = "minutes-key"
-BLUE, GREEN = "minutes-blue-id", "minutes-green-id"
+# New ids each run: counts an earlier run left in Redis this minute are not these.
+BLUE, GREEN = f"minutes-blue-{uuid.uuid4()}", f"minutes-green-{uuid.uuid4()}"
 
 
 def test_a_meter_counts_by_status_class_latency_bucket_and_queue_time():
