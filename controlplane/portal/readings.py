@@ -294,6 +294,7 @@ CHARTS = (
     ("p50", "Latency p50", "ms", "RequestLatency_P50", None),
     ("replicas", "Ready replicas", "replicas", "ReadyReplicas", None),
     ("queue", "Queue time (mean)", "ms", "QueueTimeMs", None),
+    ("agreement", "Shadow agreement (mirrored requests)", "%", "ShadowAgreement", None),
 )
 
 
