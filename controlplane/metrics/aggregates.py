@@ -130,30 +130,21 @@ def aggregate(
     the minutes in [start, end). One query."""
     table = DeploymentMinute._meta.db_table
     requests = ", ".join(f"SUM(requests_{s})" for s in STATUSES)
+    # Each latency bucket summed by its index: a column per bucket (unnesting the arrays
+    # into a row per bucket and minute cost four times as much at 400 deployments' hour).
+    buckets = ", ".join(f"COALESCE(SUM(latency_buckets[{n}]), 0)" for n in range(1, BUCKETS + 1))
     sql = f"""
-        WITH picked AS (
-            SELECT m.*, date_bin(%(step)s, m.minute, %(start)s) AS span
-            FROM {table} m
-            WHERE m.deployment_id = ANY(%(ids)s) AND m.minute >= %(start)s AND m.minute < %(end)s
-        ), buckets AS (
-            SELECT deployment_id, span, ARRAY_AGG(total ORDER BY n) AS latency_buckets
-            FROM (
-                SELECT deployment_id, span, b.n, SUM(b.count) AS total
-                FROM picked, unnest(latency_buckets) WITH ORDINALITY AS b(count, n)
-                GROUP BY 1, 2, 3
-            ) per_bucket
-            GROUP BY 1, 2
-        )
-        SELECT p.deployment_id, p.span, {requests},
+        SELECT deployment_id, date_bin(%(step)s, minute, %(start)s) AS span, {requests},
             SUM(latency_seconds), SUM(queue_ms), SUM(queue_count),
             SUM(mirrored), SUM(mirror_agreed), SUM(mirror_dropped),
             MAX(ready_replicas), MIN(ready_replicas), AVG(ready_replicas),
             (ARRAY_AGG(ready_replicas ORDER BY minute DESC)
                 FILTER (WHERE ready_replicas IS NOT NULL))[1],
             MAX(queued), MIN(queued), AVG(queued),
-            b.latency_buckets
-        FROM picked p JOIN buckets b USING (deployment_id, span)
-        GROUP BY p.deployment_id, p.span, b.latency_buckets
+            ARRAY[{buckets}]
+        FROM {table}
+        WHERE deployment_id = ANY(%(ids)s) AND minute >= %(start)s AND minute < %(end)s
+        GROUP BY 1, 2
     """
     params = {"ids": list(deployment_ids), "start": start, "end": end, "step": step}
     with connection.cursor() as cursor:
