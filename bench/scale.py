@@ -91,12 +91,15 @@ STARTS = 3
 
 
 class ControlPlane:
-    def __init__(self, workdir: Path):
+    """The real HTTPS server on ``database`` (dropped and made again, then migrated), with a
+    session holding an API token of the install's first principal (its Owner)."""
+
+    def __init__(self, workdir: Path, database: str = DATABASE):
         base = os.environ.get("DATABASE_URL", "postgres://localhost/weir").rsplit("/", 1)[0]
-        self.database_url = f"{base}/{DATABASE}"
+        self.database_url = f"{base}/{database}"
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {DATABASE}")
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {database}")
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "controlplane.settings",
@@ -237,7 +240,12 @@ def measure(plane: ControlPlane, path: str, count: int) -> tuple[float, float]:
         plane.session.get(url).raise_for_status()
         times.append(time.perf_counter() - started)
     times.sort()
-    return statistics.median(times) * 1000, times[int(len(times) * 0.99) - 1] * 1000
+    return statistics.median(times) * 1000, quantile(times, 0.99) * 1000
+
+
+def quantile(times: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted ``times`` (the sample at or below it)."""
+    return times[max(int(len(times) * q) - 1, 0)]
 
 
 def main() -> None:

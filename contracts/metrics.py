@@ -39,6 +39,12 @@ LATENCY_SUM = "latencySum"  # seconds
 # Time requests waited for a free replica (those that got one), in milliseconds.
 QUEUE_SUM = "queueMsSum"
 QUEUE_COUNT = "queueCount"
+# Mirrored traffic, counted on the shadow deployment (the one the copy went to): copies
+# whose answer was compared with the live one, those that agreed (same status and body as
+# the router's same_answer has it), and copies not sent because too many were in flight.
+MIRRORED = "mirrored"
+MIRROR_AGREED = "mirrorAgreed"
+MIRROR_DROPPED = "mirrorDropped"
 # Gauges sampled by each process: the minute's highest value.
 READY_REPLICAS = "readyReplicasMax"
 QUEUED = "queuedMax"

@@ -28,6 +28,10 @@ class Totals:
     latency_seconds: float = 0.0
     queue_ms: float = 0.0
     queue_count: int = 0
+    # Copies mirrored to the deployment as a shadow: compared, agreeing, dropped.
+    mirrored: int = 0
+    mirror_agreed: int = 0
+    mirror_dropped: int = 0
     # Gauges over the span's minutes (each minute's highest): None when never sampled.
     # Added over deployments, they are summed (of each deployment's highest: an upper
     # bound for the maximum, as the minutes need not coincide).
@@ -52,6 +56,9 @@ class Totals:
         self.latency_seconds += other.latency_seconds
         self.queue_ms += other.queue_ms
         self.queue_count += other.queue_count
+        self.mirrored += other.mirrored
+        self.mirror_agreed += other.mirror_agreed
+        self.mirror_dropped += other.mirror_dropped
         for name in GAUGE_FIELDS:
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine is None or theirs is None:
@@ -69,6 +76,11 @@ class Totals:
 
     def mean_queue_ms(self) -> float | None:
         return self.queue_ms / self.queue_count if self.queue_count else None
+
+    def agreement(self) -> float | None:
+        """The share of mirrored copies whose answer agreed with the live one (None:
+        nothing mirrored)."""
+        return self.mirror_agreed / self.mirrored if self.mirrored else None
 
 
 def added(parts: Iterable[Totals | None]) -> Totals:
@@ -118,29 +130,21 @@ def aggregate(
     the minutes in [start, end). One query."""
     table = DeploymentMinute._meta.db_table
     requests = ", ".join(f"SUM(requests_{s})" for s in STATUSES)
+    # Each latency bucket summed by its index: a column per bucket (unnesting the arrays
+    # into a row per bucket and minute cost four times as much at 400 deployments' hour).
+    buckets = ", ".join(f"COALESCE(SUM(latency_buckets[{n}]), 0)" for n in range(1, BUCKETS + 1))
     sql = f"""
-        WITH picked AS (
-            SELECT m.*, date_bin(%(step)s, m.minute, %(start)s) AS span
-            FROM {table} m
-            WHERE m.deployment_id = ANY(%(ids)s) AND m.minute >= %(start)s AND m.minute < %(end)s
-        ), buckets AS (
-            SELECT deployment_id, span, ARRAY_AGG(total ORDER BY n) AS latency_buckets
-            FROM (
-                SELECT deployment_id, span, b.n, SUM(b.count) AS total
-                FROM picked, unnest(latency_buckets) WITH ORDINALITY AS b(count, n)
-                GROUP BY 1, 2, 3
-            ) per_bucket
-            GROUP BY 1, 2
-        )
-        SELECT p.deployment_id, p.span, {requests},
+        SELECT deployment_id, date_bin(%(step)s, minute, %(start)s) AS span, {requests},
             SUM(latency_seconds), SUM(queue_ms), SUM(queue_count),
+            SUM(mirrored), SUM(mirror_agreed), SUM(mirror_dropped),
             MAX(ready_replicas), MIN(ready_replicas), AVG(ready_replicas),
             (ARRAY_AGG(ready_replicas ORDER BY minute DESC)
                 FILTER (WHERE ready_replicas IS NOT NULL))[1],
             MAX(queued), MIN(queued), AVG(queued),
-            b.latency_buckets
-        FROM picked p JOIN buckets b USING (deployment_id, span)
-        GROUP BY p.deployment_id, p.span, b.latency_buckets
+            ARRAY[{buckets}]
+        FROM {table}
+        WHERE deployment_id = ANY(%(ids)s) AND minute >= %(start)s AND minute < %(end)s
+        GROUP BY 1, 2
     """
     params = {"ids": list(deployment_ids), "start": start, "end": end, "step": step}
     with connection.cursor() as cursor:
@@ -155,14 +159,17 @@ def aggregate(
             latency_seconds=values[0],
             queue_ms=values[1],
             queue_count=int(values[2]),
-            replicas_max=values[3],
-            replicas_min=values[4],
-            replicas_mean=float(values[5]) if values[5] is not None else None,
-            replicas_latest=values[6],
-            queued_max=values[7],
-            queued_min=values[8],
-            queued_mean=float(values[9]) if values[9] is not None else None,
-            latency_buckets=[int(n) for n in values[10]],
+            mirrored=int(values[3]),
+            mirror_agreed=int(values[4]),
+            mirror_dropped=int(values[5]),
+            replicas_max=values[6],
+            replicas_min=values[7],
+            replicas_mean=float(values[8]) if values[8] is not None else None,
+            replicas_latest=values[9],
+            queued_max=values[10],
+            queued_min=values[11],
+            queued_mean=float(values[12]) if values[12] is not None else None,
+            latency_buckets=[int(n) for n in values[13]],
         )
     return found
 

@@ -19,7 +19,7 @@ class Metric:
     name: str
     display_name: str
     description: str
-    unit: str  # Azure's: Count, MilliSeconds
+    unit: str  # Azure's: Count, MilliSeconds, Percent
     aggregations: tuple[str, ...]
     primary: str
     dimensions: tuple[str, ...]
@@ -45,6 +45,11 @@ def _per_minute(count: Callable[[Totals, str | None], int]):
 
 def _requests(totals: Totals, status_class: str | None) -> int:
     return totals.total if status_class is None else totals.requests[status_class]
+
+
+def _agreement(totals: Totals, aggregation, minutes, status_class) -> float | None:
+    share = totals.agreement()
+    return None if share is None else share * 100
 
 
 def _quantile(quantile: float):
@@ -161,6 +166,30 @@ METRICS = {
             TOTAL,
             (DEPLOYMENT,),
             _per_minute(lambda totals, status_class: totals.requests["499"]),
+        ),
+        Metric(
+            "MirroredRequestsPerMinute",
+            "Mirrored Requests Per Minute (Weir)",
+            "Weir's own: copies of live requests the deployment answered as a shadow "
+            "(mirrorTraffic), their answer compared with the live one. Total: in the "
+            "interval; Average: per minute.",
+            "Count",
+            _COUNTED,
+            TOTAL,
+            (DEPLOYMENT,),
+            _per_minute(lambda totals, status_class: totals.mirrored),
+        ),
+        Metric(
+            "ShadowAgreement",
+            "Shadow Agreement (Weir)",
+            "Weir's own: the percentage of the mirrored requests whose shadow answer agreed "
+            "with the live one (same status, and the same JSON within a numeric tolerance); "
+            "no value where nothing was mirrored.",
+            "Percent",
+            (AVERAGE,),
+            AVERAGE,
+            (DEPLOYMENT,),
+            _agreement,
         ),
     ]
 }

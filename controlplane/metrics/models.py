@@ -23,6 +23,11 @@ class DeploymentMinute(models.Model):
     # Time waited for a free replica by the requests that got one.
     queue_ms = models.FloatField(default=0.0)
     queue_count = models.BigIntegerField(default=0)
+    # Copies of live requests mirrored to this deployment as a shadow: compared with the
+    # live answer, of those the same, and not sent (too many in flight).
+    mirrored = models.BigIntegerField(default=0)
+    mirror_agreed = models.BigIntegerField(default=0)
+    mirror_dropped = models.BigIntegerField(default=0)
     # The minute's highest, as sampled by the routers; null: not sampled (no router had
     # served the deployment yet).
     ready_replicas = models.IntegerField(null=True)

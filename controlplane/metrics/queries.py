@@ -24,7 +24,9 @@ from controlplane.metrics.definitions import METRICS
 class Summary:
     """Scoring over a window. Rates are shares of the requests (None without requests);
     latencies in milliseconds (None without requests); ``replicas``: ready replicas in the
-    latest minute sampled (None: never sampled)."""
+    latest minute sampled (None: never sampled). ``mirrored``: copies of live requests the
+    deployment answered as a shadow, compared with the live answer; ``agreement``: the share
+    of them that agreed (None: nothing mirrored)."""
 
     requests: int
     requests_per_second: float
@@ -37,6 +39,9 @@ class Summary:
     mean_latency_ms: float | None
     mean_queue_ms: float | None
     replicas: int | None
+    mirrored: int
+    agreement: float | None
+    mirror_dropped: int  # copies not sent: too many in flight
 
     @classmethod
     def of(cls, totals: Totals, seconds: float) -> Summary:
@@ -53,6 +58,9 @@ class Summary:
             mean_latency_ms=totals.mean_latency_ms(),
             mean_queue_ms=totals.mean_queue_ms(),
             replicas=totals.replicas_latest,
+            mirrored=totals.mirrored,
+            agreement=totals.agreement(),
+            mirror_dropped=totals.mirror_dropped,
         )
 
 

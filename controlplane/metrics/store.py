@@ -16,6 +16,9 @@ from contracts.metrics import (
     LATENCY,
     LATENCY_BUCKETS,
     LATENCY_SUM,
+    MIRROR_AGREED,
+    MIRROR_DROPPED,
+    MIRRORED,
     QUEUE_COUNT,
     QUEUE_SUM,
     QUEUED,
@@ -34,6 +37,9 @@ COUNTS = {
     REQUESTS.format(THROTTLED): "requests_429",
     REQUESTS.format(CLIENT_CLOSED): "requests_499",
     QUEUE_COUNT: "queue_count",
+    MIRRORED: "mirrored",
+    MIRROR_AGREED: "mirror_agreed",
+    MIRROR_DROPPED: "mirror_dropped",
 }
 SUMS = {LATENCY_SUM: "latency_seconds", QUEUE_SUM: "queue_ms"}
 GAUGES = {READY_REPLICAS: "ready_replicas", QUEUED: "queued"}

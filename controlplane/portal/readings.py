@@ -123,6 +123,9 @@ def readable_endpoints(viewer: Viewer, **filters):
     endpoints = (
         OnlineEndpoint.objects.filter(**filters)
         .select_related("workspace")
+        # Pages never show the scoring keys (listKeys does): left encrypted, two Fernet
+        # tokens fewer to open per endpoint.
+        .defer("primary_key", "secondary_key")
         .prefetch_related(
             Prefetch("deployments", queryset=OnlineDeployment.objects.order_by("name"))
         )
@@ -294,6 +297,7 @@ CHARTS = (
     ("p50", "Latency p50", "ms", "RequestLatency_P50", None),
     ("replicas", "Ready replicas", "replicas", "ReadyReplicas", None),
     ("queue", "Queue time (mean)", "ms", "QueueTimeMs", None),
+    ("agreement", "Shadow agreement (mirrored requests)", "%", "ShadowAgreement", None),
 )
 
 

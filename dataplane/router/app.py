@@ -598,8 +598,12 @@ class RouterApp:
         numeric tolerance) and record the agreement and both latencies. Only bodies kept
         whole (up to BUFFERED bytes) are mirrored."""
         key = (entry.name, shadow)
+        # Counted in the shadow deployment's minute (``_mirror_target`` picks only
+        # deployments of the entry).
+        meter = self.meter(entry.deployments[shadow].id)
         if self.mirrors_in_flight.get(key, 0) >= MAX_MIRRORS_IN_FLIGHT:
             metrics.MIRROR_DROPPED.labels(entry.name, shadow).inc()
+            meter.mirror_dropped()
             asyncio.ensure_future(self._timed(exchange, path, entry, live, body, request_id))
             return
         self.mirrors_in_flight[key] = self.mirrors_in_flight.get(key, 0) + 1
@@ -608,7 +612,9 @@ class RouterApp:
             self._timed(exchange, path, entry, shadow, body, request_id, answer)
         )
         asyncio.ensure_future(
-            self._compare(key, shadow_task, answer, exchange, path, entry, live, body, request_id)
+            self._compare(
+                key, meter, shadow_task, answer, exchange, path, entry, live, body, request_id
+            )
         )
 
     async def _timed(
@@ -628,7 +634,7 @@ class RouterApp:
         return time.perf_counter() - started
 
     async def _compare(
-        self, key, shadow_task, answer, exchange, path, entry, live, body, request_id
+        self, key, meter, shadow_task, answer, exchange, path, entry, live, body, request_id
     ):
         endpoint, shadow = key
         try:
@@ -640,10 +646,12 @@ class RouterApp:
             metrics.MIRRORED.labels(endpoint, shadow).inc()
             metrics.MIRROR_LATENCY.labels(endpoint, shadow, "live").observe(live_seconds)
             metrics.MIRROR_LATENCY.labels(endpoint, shadow, "shadow").observe(shadow_seconds)
-            if not (kept.truncated or answer.truncated) and same_answer(
+            agreed = not (kept.truncated or answer.truncated) and same_answer(
                 kept.status, b"".join(kept.body), answer.status, b"".join(answer.body)
-            ):
+            )
+            if agreed:
                 metrics.MIRROR_AGREED.labels(endpoint, shadow).inc()
+            meter.mirrored(agreed)
         except Exception:  # a bug of ours answers 500; the router goes on
             log.exception("unexpected error routing %s", exchange.path)
             self._answer(exchange, Refusal(500, "An unexpected error occurred in the router."))

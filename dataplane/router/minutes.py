@@ -3,9 +3,10 @@
 
 A request routed to a deployment carries that deployment's ``Meter`` (found once, when it is
 routed); answering it adds to the meter's list of counts, and the load sampler raises its
-gauges. Every REPORT_PERIOD the ``MinuteReporter`` takes what was added since and writes it
-to the minute's hash in one pipeline. Scoring never waits on Redis: without it, reports are
-dropped (and that is logged once).
+gauges. A copy mirrored to a shadow deployment is counted on the shadow's meter once its
+answer was compared with the live one. Every REPORT_PERIOD the ``MinuteReporter`` takes
+what was added since and writes it to the minute's hash in one pipeline. Scoring never
+waits on Redis: without it, reports are dropped (and that is logged once).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from contracts.metrics import (
     LATENCY_BUCKETS,
     LATENCY_SUM,
     MINUTE,
+    MIRROR_AGREED,
+    MIRROR_DROPPED,
+    MIRRORED,
     QUEUE_COUNT,
     QUEUE_SUM,
     QUEUED,
@@ -42,16 +46,22 @@ from contracts.metrics import (
 log = logging.getLogger("weir.router")
 
 # The hash field of each place in ``Meter.counts``: requests by status class (2xx at 0),
-# 429s, 499s, then the latency buckets.
+# 429s, 499s, the latency buckets, then the mirrored copies (as the shadow deployment).
 FIELDS = (
     *(REQUESTS.format(c) for c in STATUS_CLASSES),
     REQUESTS.format(THROTTLED),
     REQUESTS.format(CLIENT_CLOSED),
     *(LATENCY.format(i) for i in range(len(LATENCY_BUCKETS) + 1)),
+    MIRRORED,
+    MIRROR_AGREED,
+    MIRROR_DROPPED,
 )
 THROTTLED_AT = len(STATUS_CLASSES)
 CLIENT_CLOSED_AT = THROTTLED_AT + 1
 LATENCY_AT = CLIENT_CLOSED_AT + 1
+MIRRORED_AT = LATENCY_AT + len(LATENCY_BUCKETS) + 1
+MIRROR_AGREED_AT = MIRRORED_AT + 1
+MIRROR_DROPPED_AT = MIRROR_AGREED_AT + 1
 
 
 class Report(NamedTuple):
@@ -123,6 +133,23 @@ class Meter:
         if queued_ms is not None:
             self.queue_sum += queued_ms
             self.queue_count += 1
+
+    def mirrored(self, agreed: bool) -> None:
+        """A copy of a live request sent to this (shadow) deployment, its answer compared
+        with the live one: ``agreed`` when they were the same."""
+        now = time.time()
+        if now >= self.ends:
+            self._turn(now)
+        self.counts[MIRRORED_AT] += 1
+        if agreed:
+            self.counts[MIRROR_AGREED_AT] += 1
+
+    def mirror_dropped(self) -> None:
+        """A copy for this (shadow) deployment not sent: too many in flight."""
+        now = time.time()
+        if now >= self.ends:
+            self._turn(now)
+        self.counts[MIRROR_DROPPED_AT] += 1
 
     def sample(self, replicas: int, queued: int) -> None:
         """The deployment's ready replicas and requests waiting for one, now."""

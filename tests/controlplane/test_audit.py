@@ -390,6 +390,9 @@ def test_the_operation_is_read_from_the_path_and_method():
             f"{v1}/services/s1",
         ),
         ("POST", f"{v1}/services/validate"): None,
+        # A deployment's logs are a read (the portal's log panels poll them); its keys are not.
+        ("POST", f"{EP}/deployments/b/getLogs"): None,
+        ("POST", f"{EP}/listKeys"): (f"{ML}/onlineEndpoints/listKeys/action", EP, EP),
         ("POST", f"/batch{WS}/batchEndpoints/b/jobs"): (
             f"{ML}/batchEndpoints/jobs/write",
             f"{WS}/batchEndpoints/b/jobs",

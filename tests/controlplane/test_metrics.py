@@ -117,6 +117,43 @@ def test_a_series_has_every_minute_with_zero_counts_and_no_gauges_where_nothing_
     assert queries.series(blue, "ReadyReplicas", T0, end, timedelta(minutes=5)) == [(T0, 3)]
 
 
+def test_a_shadow_deployments_mirrored_requests_and_agreement_by_minute(blue, green):
+    DeploymentMinute.objects.bulk_create(
+        [
+            row(blue, T0, ok=10),
+            row(green, T0, mirrored=10, mirror_agreed=9),
+            row(green, T0 + MIN, mirror_dropped=2),  # none compared: no agreement
+            row(green, T0 + 2 * MIN, mirrored=4, mirror_agreed=1),
+        ]
+    )
+    end = T0 + 3 * MIN
+    assert queries.series(green, "MirroredRequestsPerMinute", T0, end) == [
+        (T0, 10),
+        (T0 + MIN, 0),
+        (T0 + 2 * MIN, 4),
+    ]
+    assert queries.series(green, "ShadowAgreement", T0, end) == [
+        (T0, pytest.approx(90.0)),
+        (T0 + MIN, None),
+        (T0 + 2 * MIN, pytest.approx(25.0)),
+    ]
+    # Over a coarser span: agreed over mirrored of the whole span, not a mean of minutes.
+    assert queries.series(green, "ShadowAgreement", T0, end, timedelta(minutes=5)) == [
+        (T0, pytest.approx(100 * 10 / 14))
+    ]
+    assert queries.series(blue, "ShadowAgreement", T0, end, timedelta(minutes=5)) == [(T0, None)]
+    both = queries.series([blue, green], "MirroredRequestsPerMinute", T0, end, 3 * MIN, "Average")
+    assert both == [(T0, pytest.approx(14 / 3))]
+
+    summary = queries.endpoint_summaries([blue.endpoint], T0, end)[blue.endpoint_id]
+    shadow, live = summary.deployments["green"], summary.deployments["blue"]
+    assert (shadow.mirrored, shadow.mirror_dropped) == (14, 2)
+    assert shadow.agreement == pytest.approx(10 / 14)
+    assert shadow.requests == 0  # the copies are not the deployment's own requests
+    assert (live.mirrored, live.agreement, live.mirror_dropped) == (0, None, 0)
+    assert (summary.mirrored, summary.agreement) == (14, pytest.approx(10 / 14))
+
+
 def test_endpoint_summaries_add_deployments_up_in_two_queries(endpoint, blue, green, client):
     other = OnlineEndpoint.objects.create(
         workspace=endpoint.workspace, name="ep2", location="local", auth_mode="Key"
@@ -210,6 +247,8 @@ def test_the_collector_moves_complete_minutes_once_and_adds_late_reports(blue, r
     # Weir does not know (another installation's router on the same Redis).
     reports.write([report(minute, blue_id, 3, readyReplicasMax=2)])
     reports.write([report(minute, blue_id, 4, readyReplicasMax=1, queuedMax=5)])
+    mirrors = {"mirrored": 5, "mirrorAgreed": 4, "mirrorDropped": 1}
+    reports.write([Report(minute, blue_id, mirrors, {}, {})])
     reports.write([report(current, blue_id, 7), report(minute, "not-ours", 9)])
 
     assert collect(routing.client(), now) == 1
@@ -223,6 +262,7 @@ def test_the_collector_moves_complete_minutes_once_and_adds_late_reports(blue, r
     )
     assert stored.latency_buckets == histogram(b4=7)
     assert stored.latency_seconds == pytest.approx(0.14)
+    assert (stored.mirrored, stored.mirror_agreed, stored.mirror_dropped) == (5, 4, 1)
     # Taken from Redis: running again adds nothing; the current minute waits.
     assert not routing.client().exists(metrics_key(minute, blue_id), index_key(minute))
     assert collect(routing.client(), now) == 0
@@ -230,9 +270,11 @@ def test_the_collector_moves_complete_minutes_once_and_adds_late_reports(blue, r
 
     # A report that comes late is added to the row, gauges raised, never lowered.
     reports.write([report(minute, blue_id, 2, readyReplicasMax=3, queuedMax=1)])
+    reports.write([Report(minute, blue_id, {"mirrored": 1, "mirrorAgreed": 1}, {}, {})])
     assert collect(routing.client(), now) == 1
     stored.refresh_from_db()
     assert (stored.requests_2xx, stored.ready_replicas, stored.queued) == (9, 3, 5)
+    assert (stored.mirrored, stored.mirror_agreed, stored.mirror_dropped) == (6, 5, 1)
     assert stored.latency_buckets == histogram(b4=9)
 
 
@@ -329,6 +371,35 @@ def test_the_metrics_api_answers_in_azure_monitors_shape(client, blue, green):
     assert replicas == [{"timeStamp": "2026-12-01T10:00:00Z", "average": 2, "maximum": 2}]
     assert throttled[0]["total"] == 1
 
+    # A shadow deployment's mirrored requests and their agreement with the live answers.
+    DeploymentMinute.objects.filter(deployment=green).update(mirrored=8, mirror_agreed=6)
+    path = f"{EP}/deployments/green/providers/Microsoft.Insights/metrics"
+    shadow = metrics(
+        client,
+        f"metricnames=MirroredRequestsPerMinute,ShadowAgreement&{span}&interval=PT1M",
+        path,
+    ).json()["value"]
+    mirrored, agreement = shadow
+    assert (mirrored["unit"], agreement["unit"]) == ("Count", "Percent")
+    assert agreement["name"] == {
+        "value": "ShadowAgreement",
+        "localizedValue": "Shadow Agreement (Weir)",
+    }
+    assert [p.get("total") for p in mirrored["timeseries"][0]["data"]] == [0, 8, 0]
+    assert agreement["timeseries"][0]["data"] == [
+        {"timeStamp": "2026-12-01T10:00:00Z"},  # nothing mirrored: no value
+        {"timeStamp": "2026-12-01T10:01:00Z", "average": pytest.approx(75.0)},
+        {"timeStamp": "2026-12-01T10:02:00Z"},
+    ]
+    # On the endpoint, split by deployment: blue mirrored nothing.
+    split = metrics(
+        client, f"metricnames=ShadowAgreement&{span}&interval=FULL&$filter=deployment eq '*'"
+    ).json()["value"][0]["timeseries"]
+    assert [(s["metadatavalues"][0]["value"], s["data"][0].get("average")) for s in split] == [
+        ("blue", None),
+        ("green", pytest.approx(75.0)),
+    ]
+
     definitions = client.get(
         f"{EP}/providers/Microsoft.Insights/metricDefinitions?api-version=2023-10-01"
     ).json()["value"]
@@ -338,6 +409,10 @@ def test_the_metrics_api_answers_in_azure_monitors_shape(client, blue, green):
         {"value": "statusCodeClass", "localizedValue": "statusCodeClass"},
     ]
     assert by_name["RequestLatency_P99"]["unit"] == "MilliSeconds"
+    assert by_name["ShadowAgreement"]["unit"] == "Percent"
+    assert by_name["ShadowAgreement"]["supportedAggregationTypes"] == ["Average"]
+    assert by_name["MirroredRequestsPerMinute"]["primaryAggregationType"] == "Total"
+    assert "Weir" in by_name["MirroredRequestsPerMinute"]["displayDescription"]
     assert {"timeGrain": "PT1M", "retention": "P14D"} in by_name["QueueTimeMs"][
         "metricAvailabilities"
     ]

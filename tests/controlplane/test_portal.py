@@ -240,3 +240,24 @@ def test_an_expired_session_sends_an_htmx_poll_to_the_sign_in_page(two_deploymen
     poll = Client().get("/portal/", HTTP_HX_REQUEST="true")
     assert poll.status_code == 200
     assert poll["HX-Redirect"] == "/auth/login?next=/portal/"
+
+
+def test_a_mirrored_deployment_shows_its_shadow_agreement(admin, two_deployments):
+    from django.utils import timezone
+
+    from contracts.metrics import LATENCY_BUCKETS
+    from controlplane.metrics.models import DeploymentMinute
+
+    green = two_deployments.deployments.get(name="green")
+    minute = (timezone.now() - timezone.timedelta(minutes=5)).replace(second=0, microsecond=0)
+    DeploymentMinute.objects.create(
+        deployment=green,
+        minute=minute,
+        latency_buckets=[0] * (len(LATENCY_BUCKETS) + 1),
+        mirrored=20,
+        mirror_agreed=15,
+    )
+    page = browser_for(admin).get(f"/portal/endpoints/{two_deployments.pk}").content.decode()
+    row = re.search(r'<tr data-deployment="green">.*?</tr>', page, re.S)[0]
+    assert "75% of 20" in row
+    assert '"title": "Shadow agreement (mirrored requests)"' in page

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import uuid
 
 import pytest
 import redis
@@ -13,6 +14,9 @@ import requests
 
 from contracts.metrics import (
     LATENCY_BUCKETS,
+    MIRROR_AGREED,
+    MIRROR_DROPPED,
+    MIRRORED,
     QUEUE_COUNT,
     QUEUED,
     READY_REPLICAS,
@@ -27,7 +31,8 @@ from tests.dataplane.test_router_processes import FEED, wait_for
 
 HOST = "minutes.ws.localhost"
 KEY = "minutes-key"
-BLUE, GREEN = "minutes-blue-id", "minutes-green-id"
+# New ids each run: counts an earlier run left in Redis this minute are not these.
+BLUE, GREEN = f"minutes-blue-{uuid.uuid4()}", f"minutes-green-{uuid.uuid4()}"
 
 
 def test_a_meter_counts_by_status_class_latency_bucket_and_queue_time():
@@ -58,6 +63,17 @@ def test_a_meter_counts_by_status_class_latency_bucket_and_queue_time():
     assert meter.take(time.time()) == []
     meter.sample(2, 4)
     assert meter.take(time.time())[0].gauges == {QUEUED: 4}
+
+
+def test_a_meter_counts_the_copies_mirrored_to_its_shadow_deployment():
+    meter = Meter("shadow")
+    meter.mirrored(agreed=True)
+    meter.mirrored(agreed=False)
+    meter.mirrored(agreed=True)
+    meter.mirror_dropped()
+    (report,) = meter.take(time.time())
+    assert report.counts == {MIRRORED: 3, MIRROR_AGREED: 2, MIRROR_DROPPED: 1}
+    assert (report.sums, report.gauges) == ({}, {})
 
 
 def test_a_minute_that_ended_is_reported_as_its_own():
@@ -145,3 +161,62 @@ def test_a_two_process_router_reports_each_deployments_minute_to_redis(router):
     assert QUEUE_COUNT not in reported(feed, GREEN, started)  # it never got a replica
     # The collector finds the minutes' hashes through their index.
     assert BLUE.encode() in feed.smembers(index_key(minute_of(time.time())))
+
+
+SHADOW_HOST = "mirrored.ws.localhost"
+
+
+@pytest.fixture
+def mirroring_router(replica, tmp_path):
+    """Blue serves all the traffic and every request is mirrored to green, which agrees
+    with blue on "same" and answers anything else differently. The deployments' ids are new
+    each run, so that minutes counted by earlier runs do not add to this one's."""
+    live = tmp_path / "live.py"
+    live.write_text("def init():\n    pass\n\ndef run(raw):\n    return {'ok': True}\n")
+    shadow = tmp_path / "shadow.py"
+    shadow.write_text("def init():\n    pass\n\ndef run(raw):\n    return {'ok': raw == 'same'}\n")
+    blue, green = replica(live, tmp_path), replica(shadow, tmp_path)
+    feed = redis.Redis.from_url(FEED)
+    live_id, shadow_id = f"mirrored-blue-{uuid.uuid4()}", f"mirrored-green-{uuid.uuid4()}"
+    entry = EndpointRoute(
+        name="mirrored",
+        workspace="ws",
+        auth_mode="Key",
+        key_digests=(hashlib.sha256(KEY.encode()).hexdigest(),),
+        traffic={"blue": 100},
+        mirror_traffic={"green": 100},
+        deployments={
+            "blue": DeploymentRoute(id=live_id, replicas=(f"127.0.0.1:{blue.port}",)),
+            "green": DeploymentRoute(id=shadow_id, replicas=(f"127.0.0.1:{green.port}",)),
+        },
+    )
+    feed.hset(ROUTES, SHADOW_HOST, entry.to_json())
+    process, url = start_router(FEED)
+    yield url, feed, live_id, shadow_id
+    process.terminate()
+    process.wait(timeout=30)
+    feed.hdel(ROUTES, SHADOW_HOST)
+
+
+def test_mirrored_copies_and_their_agreement_reach_the_shadow_deployments_minute(
+    mirroring_router,
+):
+    url, feed, live, shadow_id = mirroring_router
+    started = time.time()
+    headers = {"Host": SHADOW_HOST, "Authorization": f"Bearer {KEY}", "Connection": "close"}
+    bodies = ["same"] * 12 + ["different"] * 8
+    answers = [requests.post(f"{url}/score", b, headers=headers, timeout=10) for b in bodies]
+    # The clients' answers are blue's, whatever green said.
+    assert {(a.status_code, a.json()["ok"]) for a in answers} == {(200, True)}
+    # Chosen by name, a request is not mirrored (as on Azure).
+    chosen = {**headers, "azureml-model-deployment": "blue"}
+    assert requests.post(f"{url}/score", "same", headers=chosen, timeout=10).status_code == 200
+
+    wait_for(lambda: reported(feed, shadow_id, started).get(MIRRORED) == 20, timeout=10)
+    shadow = reported(feed, shadow_id, started)
+    assert shadow[MIRROR_AGREED] == 12
+    assert MIRROR_DROPPED not in shadow
+    # The copies are not requests of green's own; blue counts the clients' requests only.
+    assert "requests:2xx" not in shadow
+    wait_for(lambda: reported(feed, live, started).get("requests:2xx") == 21)
+    assert MIRRORED not in reported(feed, live, started)
