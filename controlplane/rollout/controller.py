@@ -196,7 +196,12 @@ def applied(rollout: Rollout) -> float | None:
     """The traffic the phase asked for is what the router serves now."""
     if rollout.phase == Phase.ROLLING_BACK:
         move(rollout, S.ROLLED_BACK)
-        record(rollout, "RolledBack", reason=f"{rollout.baseline} takes all the traffic")
+        record(
+            rollout,
+            "RolledBack",
+            reason=f"{rollout.baseline} takes all the traffic",
+            window=until_now(rollout),
+        )
         return None
     if rollout.phase == Phase.PROMOTING:
         move(rollout, S.SUCCEEDED)
@@ -213,6 +218,29 @@ def applied(rollout: Rollout) -> float | None:
     traffic, mirror = wanted_traffic(rollout)
     record(rollout, "StepStarted", reason=describe(rollout.step), traffic=traffic, mirror=mirror)
     return tick_seconds()
+
+
+def until_now(rollout: Rollout) -> dict | None:
+    """The candidate's live requests and errors from the step's start until now (the
+    traffic is back with the baseline): what clients saw of it, to the routers' last report."""
+    deployments = deployment_ids(rollout)
+    if deployments is None or rollout.step_started_at is None:
+        return None
+    started = rollout.step_started_at
+    try:
+        found = fresh.totals(deployments, started.timestamp())
+    except redis.RedisError:
+        return None
+    candidate = fresh.since(found, rollout.step_snapshot or {})[deployments[0]]
+    if candidate is None:
+        return None
+    classes = spec.gates_of(rollout, rollout.step or {}).get("errorStatusClasses") or ["5xx"]
+    return {
+        "seconds": round((timezone.now() - started).total_seconds(), 1),
+        "requests": candidate.total,
+        "errors": sum(candidate.requests[c] for c in classes),
+        "errorStatusClasses": classes,
+    }
 
 
 def traffic_not_set(rollout: Rollout, error: dict) -> float | None:

@@ -185,10 +185,14 @@ def test_a_candidate_that_starts_failing_is_rolled_back_within_its_step(stack, r
     )
     print(
         f"\nflaky: {len(errors)} client-visible errors of {len(client.answers)} requests; "
-        f"the decision counted {failed['window']['errors']} in {failed['window']['seconds']} s; "
+        f"the decision counted {failed['window']['errors']} in {failed['window']['seconds']} s, "
+        f"{rolled_back['window']['errors']} until the baseline had the traffic back; "
         f"rolled back {took:.0f} s after the step began"
     )
-    assert len(errors) <= failed["window"]["errors"] + 200
+    # What clients saw is what the rollback's decision counted (the routers' last reports
+    # may still come in after it, as each router process takes the new split on its own).
+    assert rolled_back["window"]["errors"] >= failed["window"]["errors"]
+    assert len(errors) <= rolled_back["window"]["errors"] + 100
     assert errors[-1][0] - first_error < 15
     assert traffic(stack, rollout_endpoint) == ({"blue": 100}, {})
 
