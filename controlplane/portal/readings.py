@@ -323,3 +323,41 @@ def charts(deployments: list[OnlineDeployment], start, end) -> list[dict]:
             {"id": f"chart-{chart_id}", "title": title, "unit": unit, "x": x, "series": series}
         )
     return drawn
+
+
+# -- the endpoint page's rollouts ----------------------------------------------------------------
+
+ROLLOUT_ACTIONS = ("pause", "resume", "abort")
+# What can be asked of a rollout in each state (controlplane.rollout.states allows it).
+ACTIONS_BY_STATUS = {
+    "Pending": ("abort",),
+    "Running": ("pause", "abort"),
+    "Paused": ("resume", "abort"),
+}
+
+
+def rollouts(viewer: Viewer, endpoint: OnlineEndpoint) -> list[dict]:
+    """The endpoint's rollouts, newest first: each with its step of how many, its last
+    reading (gate values against thresholds), its decisions newest first, and the actions
+    (pause, resume, abort) the viewer may take on it."""
+    from controlplane.rollout.models import Rollout
+
+    shown = []
+    for rollout in Rollout.objects.filter(endpoint=endpoint).order_by("-created_at")[:5]:
+        rollout.endpoint = endpoint  # its arm_id without another query
+        arm_id = rollout.arm_id
+        shown.append(
+            {
+                "rollout": rollout,
+                "step": min(rollout.current_step + 1, len(rollout.steps)),
+                "steps": len(rollout.steps),
+                "reading": rollout.reading or {},
+                "decisions": list(reversed(rollout.decisions))[:20],
+                "actions": [
+                    action
+                    for action in ACTIONS_BY_STATUS.get(rollout.status, ())
+                    if viewer.may("POST", f"{arm_id}/{action}")
+                ],
+            }
+        )
+    return shown

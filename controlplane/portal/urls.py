@@ -14,6 +14,11 @@ urlpatterns = [
     path("endpoints/<uuid:pk>/test", views.test_request, name="test"),
     path("endpoints/<uuid:pk>/deployments/<str:deployment>/scale", views.scale, name="scale"),
     path("endpoints/<uuid:pk>/deployments/<str:deployment>/logs", views.logs, name="logs"),
+    path(
+        "endpoints/<uuid:pk>/rollouts/<str:name>/<str:action>",
+        views.rollout_action,
+        name="rollout-action",
+    ),
     path("operations", views.operations, name="operations"),
     path("operations/<uuid:pk>", views.operation, name="operation"),
     path("batch", views.batch_jobs, name="batch-jobs"),

@@ -104,6 +104,7 @@ def endpoint_context(request, viewer: Viewer, endpoint: OnlineEndpoint) -> dict:
         .select_related("deployment")
         .order_by("-decided_at")[:20],
         "operations": Operation.objects.filter(endpoint=endpoint).order_by("-started_at")[:10],
+        "rollouts": readings.rollouts(viewer, endpoint),
         "may": {
             "edit": viewer.may("PUT", arm_id),
             "keys": viewer.may("POST", f"{arm_id}/listKeys"),
@@ -145,6 +146,16 @@ def traffic(request, pk: uuid.UUID):
     if request.POST.get("step") == "apply" and not context["errors"]:
         context["answer"] = api.call(request, "PUT", endpoint.arm_id, body)
     return render(request, "portal/traffic_result.html", context)
+
+
+@portal_view("POST")
+def rollout_action(request, pk: uuid.UUID, name: str, action: str):
+    """Pause, resume or abort a rollout: the rollout's own API action."""
+    endpoint = readable_endpoint(Viewer(request.user), pk)
+    if action not in readings.ROLLOUT_ACTIONS:
+        raise Http404("No such action.")
+    answer = api.call(request, "POST", f"{endpoint.arm_id}/rollouts/{name}/{action}")
+    return render(request, "portal/answer.html", {"answer": answer, "done": action.title()})
 
 
 @portal_view("POST")

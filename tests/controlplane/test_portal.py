@@ -261,3 +261,35 @@ def test_a_mirrored_deployment_shows_its_shadow_agreement(admin, two_deployments
     row = re.search(r'<tr data-deployment="green">.*?</tr>', page, re.S)[0]
     assert "75% of 20" in row
     assert '"title": "Shadow agreement (mirrored requests)"' in page
+
+
+def test_rollouts_show_their_gates_and_decisions_and_obey_roles(client, admin, two_deployments):
+    from controlplane.rollout.models import Rollout
+
+    plan = {
+        "candidate": "green",
+        "gates": {"maxErrorRate": 0.05},
+        "steps": [{"traffic": 10, "durationSeconds": 60}, {"traffic": 50, "durationSeconds": 60}],
+    }
+    path = url("/onlineEndpoints/ep1/rollouts/r1")
+    assert client.put(path, {"properties": plan}, format="json").status_code == 201
+    gate = {"gate": "maxErrorRate", "value": 0.2, "threshold": 0.05, "passed": False}
+    Rollout.objects.filter(name="r1").update(
+        status="Running", reading={"gates": [gate], "reason": "2 of 10 requests failed"}
+    )
+    page_path = f"/portal/endpoints/{two_deployments.pk}"
+    text = browser_for(admin).get(page_path).content.decode()
+    panel = re.search(r'<div class="panel rollout" data-rollout="r1">.*?</details>', text, re.S)[0]
+    assert "step 1 of 2" in panel
+    assert "maxErrorRate" in panel and "0.05" in panel and ">fail<" in panel
+    assert ">Pause</button>" in panel and ">Abort</button>" in panel
+    assert ">Resume</button>" not in panel
+    reader_text = browser_for(reader(client)).get(page_path).content.decode()
+    assert "step 1 of 2" in reader_text and ">Pause</button>" not in reader_text
+
+    browser = browser_for(admin)
+    answer = post(browser, f"{page_path}/rollouts/r1/pause", {}, page_path)
+    assert answer.status_code == 200 and "Pause" in answer.content.decode(), answer.content
+    assert Rollout.objects.get(name="r1").status == "Paused"
+    answer = post(browser, f"{page_path}/rollouts/r1/launch", {}, page_path)
+    assert answer.status_code == 404
