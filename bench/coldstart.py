@@ -134,7 +134,7 @@ def activations(stack, path: str, headers: dict, count: int) -> list[dict]:
     score()
     runs = []
     for number in range(count):
-        wait_for(lambda: at_zero(stack, path), 60, "scaling to zero")
+        wait_for(lambda: at_zero(stack, path), 120, "scaling to zero")
         time.sleep(0.3)  # the route without replicas is published with the operation's end
         sent = time.time()
         cold, answer = score()

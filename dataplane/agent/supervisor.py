@@ -42,7 +42,7 @@ MAX_BACKOFF = 30.0
 STOP_GRACE = 10.0
 # A replica being stopped for a scale-in or a rolling update is reported ``stopping`` (not
 # ready) this long before it gets SIGTERM. Within it the worker, which polls the status
-# every 0.25 s, sees the rollout done without the replica, commits and announces the new
+# every 0.05 s, sees the rollout done without the replica, commits and announces the new
 # route, and the routers apply it (milliseconds): 2 s leaves room for a busy machine, so no
 # new request is sent to a replica that has stopped listening.
 DRAIN = 2.0
