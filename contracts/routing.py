@@ -43,6 +43,10 @@ def changed(client) -> str:
 # Who signs scoring tokens (their ``iss`` claim).
 TOKEN_ISSUER = "weir"
 
+# A deployment with ``minInstances: 0`` goes to zero replicas after this many seconds
+# without a request, unless its scaleSettings say otherwise (``scaleToZeroAfter``).
+SCALE_TO_ZERO_AFTER = 300.0
+
 
 @dataclass(frozen=True, slots=True)
 class AutoscaleRoute:
@@ -52,6 +56,8 @@ class AutoscaleRoute:
     max_instances: int
     target_utilization_percentage: int
     polling_interval: float  # seconds
+    # With min_instances 0: seconds without a request before the last replica goes.
+    scale_to_zero_after: float = SCALE_TO_ZERO_AFTER
 
     def to_wire(self) -> dict:
         return {
@@ -59,6 +65,7 @@ class AutoscaleRoute:
             "maxInstances": self.max_instances,
             "targetUtilizationPercentage": self.target_utilization_percentage,
             "pollingInterval": self.polling_interval,
+            "scaleToZeroAfter": self.scale_to_zero_after,
         }
 
     @classmethod
@@ -70,6 +77,7 @@ class AutoscaleRoute:
             max_instances=data["maxInstances"],
             target_utilization_percentage=data["targetUtilizationPercentage"],
             polling_interval=data["pollingInterval"],
+            scale_to_zero_after=data.get("scaleToZeroAfter", SCALE_TO_ZERO_AFTER),
         )
 
 

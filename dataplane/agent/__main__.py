@@ -19,9 +19,12 @@ import time
 from pathlib import Path
 
 from dataplane.agent.spec import StateDir
-from dataplane.agent.supervisor import ReplicaSupervisor
+from dataplane.agent.supervisor import STARTUP_PROBE_INTERVAL, ReplicaSupervisor
 
 TICK = 0.2
+# Between ticks, how often the agent looks whether a spec changed (one stat): a scale from
+# zero starts its replica within this, not within a tick.
+SPEC_POLL = 0.02
 HEARTBEAT = "heartbeat"
 # A heartbeat older than this means the agent is stuck or gone.
 HEARTBEAT_STALE = 10.0
@@ -60,12 +63,17 @@ def main() -> None:
     heartbeat, beaten = supervisor.state.root / HEARTBEAT, 0.0
     while not stop.is_set():
         supervisor.wakeup.clear()
+        version = supervisor.state.specs_version()
         supervisor.tick()
         if time.monotonic() - beaten >= 1.0:
             heartbeat.touch()
             beaten = time.monotonic()
-        # A finished probe of a starting replica wakes the loop early.
-        supervisor.wakeup.wait(TICK)
+        # A finished probe of a starting replica, or a changed spec, wakes the loop early.
+        # A starting replica is probed every STARTUP_PROBE_INTERVAL: tick as often.
+        next_tick = time.monotonic() + (STARTUP_PROBE_INTERVAL if supervisor.starting() else TICK)
+        while not supervisor.wakeup.wait(SPEC_POLL) and time.monotonic() < next_tick:
+            if supervisor.state.specs_version() != version:
+                break
     log.info("stopping every replica")
     supervisor.shutdown()
 

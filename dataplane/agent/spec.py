@@ -97,6 +97,15 @@ class StateDir:
     def remove_spec(self, deployment_id: str) -> None:
         self.desired(deployment_id).unlink(missing_ok=True)
 
+    def specs_version(self) -> int:
+        """Changes whenever a spec is written or removed (the directory's mtime: specs are
+        replaced by rename), so the agent can look for changes far more often than it
+        reads them."""
+        try:
+            return (self.root / "desired").stat().st_mtime_ns
+        except OSError:
+            return 0
+
     def specs(self) -> dict[str, DeploymentSpec]:
         found = {}
         for path in sorted((self.root / "desired").glob("*.json")):

@@ -42,13 +42,15 @@ MAX_BACKOFF = 30.0
 STOP_GRACE = 10.0
 # A replica being stopped for a scale-in or a rolling update is reported ``stopping`` (not
 # ready) this long before it gets SIGTERM. Within it the worker, which polls the status
-# every 0.25 s, sees the rollout done without the replica, commits and announces the new
+# every 0.05 s, sees the rollout done without the replica, commits and announces the new
 # route, and the routers apply it (milliseconds): 2 s leaves room for a busy machine, so no
 # new request is sent to a replica that has stopped listening.
 DRAIN = 2.0
 # While a replica is starting (first start or any restart), readiness is probed this often
-# (not every `period`), so it serves as soon as it can.
-STARTUP_PROBE_INTERVAL = 0.2
+# (not every `period`), so it serves as soon as it can: a probe of a replica not listening
+# yet is a refused connect on a Unix socket, microseconds. (A cold start from zero waits on
+# this: 0.2 s cost up to 0.2 s of it.)
+STARTUP_PROBE_INTERVAL = 0.05
 # Probes run here, off the loop: a replica that accepts and never answers holds one thread
 # for its probe's timeout, never the others' probes.
 PROBE_THREADS = 16
@@ -267,6 +269,9 @@ class ReplicaSupervisor:
                 self.remove(deployment_id)
         for spec in self.specs.values():
             self.publish(spec)
+
+    def starting(self) -> bool:
+        return any(r.state == "starting" for group in self.replicas.values() for r in group)
 
     def shutdown(self) -> None:
         """Stop every replica (SIGTERM now, SIGKILL after its grace) and wait for them."""

@@ -84,6 +84,19 @@ def parse_args(argv=None):
         default=float(env("WEIR_SCALE_DOWN_DELAY", "60")),
         help="seconds of low load before the autoscaler removes replicas",
     )
+    parser.add_argument(
+        "--hold-max",
+        type=int,
+        default=int(env("WEIR_ROUTER_HOLD_MAX", "100")),
+        help="requests held per endpoint while a deployment at zero replicas starts one; "
+        "more are refused with 429",
+    )
+    parser.add_argument(
+        "--hold-seconds",
+        type=float,
+        default=float(env("WEIR_ROUTER_HOLD_SECONDS", "30")),
+        help="how long a request is held for a replica to start (then 503 with Retry-After)",
+    )
     args = parser.parse_args(argv)
     args.redis_url = with_password(args.redis_url)
     args.broker_url = with_password(args.broker_url)

@@ -17,6 +17,7 @@ import math
 import os
 import random
 import time
+from collections import deque
 
 import jwt
 
@@ -74,6 +75,17 @@ MIRROR_TOLERANCE = 1e-6
 QUEUE_HEADER = "ms-azureml-queue-time-ms"
 # How often a queued request looks for a slot freed by another router process.
 QUEUE_POLL = 0.005
+# Scale to zero: requests to a deployment at zero replicas are held, at most HOLD_MAX per
+# endpoint (in all of this router's processes; more are 429) for HOLD_SECONDS (then 503),
+# while a replica starts (--hold-max, --hold-seconds: defaults there too). The routing
+# table is looked at every HOLD_POLL for one.
+HOLD_MAX = 100
+HOLD_SECONDS = 30.0
+HOLD_POLL = 0.01
+# Held requests answered by a replica say how long they were held.
+COLD_START_HEADER = b"x-weir-cold-start-ms"
+# Retry-After (seconds) of a held request that timed out: a replica is on its way.
+HOLD_RETRY_AFTER = 1
 # Path-based scoring URIs: /endpoints/{workspace}/{endpoint}/score (no wildcard DNS needed).
 PATH_PREFIX = "/endpoints/"
 # SDK v1's scoring URIs, after the endpoint's host or path-based prefix:
@@ -192,8 +204,14 @@ class RouterApp:
         access_log: AccessLog | None = None,
         counters: SharedCounters | None = None,
         max_body: int = MAX_BODY,
+        hold_max: int = HOLD_MAX,
+        hold_seconds: float = HOLD_SECONDS,
     ):
         self.table = table
+        self.hold_max = hold_max
+        self.hold_seconds = hold_seconds
+        self.holds: dict[str, Hold] = {}  # deployment id -> requests held in this process
+        self.activator = None  # asks for replicas of a deployment at zero (autoscaler)
         self.counters = counters or SharedCounters(1)
         self.access_log = access_log
         self.upstream = upstream or Upstream()
@@ -456,11 +474,25 @@ class RouterApp:
         served_by = b"azureml-model-deployment: %s\r\n" % deployment.encode("latin-1")
         if live:
             exchange.deployment = deployment
+        admitted = False
         if not replicas:
-            return Refusal(503, f"Deployment '{deployment}' has no ready replica.", served_by)
+            if not (live and scales_from_zero(settings)):
+                return Refusal(503, f"Deployment '{deployment}' has no ready replica.", served_by)
+            held = await self._hold(exchange, entry, deployment, settings)
+            if not isinstance(held, tuple):
+                if held is not None:
+                    held.head += served_by
+                return held
+            entry, held_ms = held
+            settings = entry.deployments[deployment]
+            replicas, admitted = settings.replicas, True
+            served_by += b"%s: %.1f\r\n" % (COLD_START_HEADER, held_ms)
         load = self._load(entry, deployment, settings)
         slot = await load.acquire(
-            replicas, settings.max_concurrent_requests_per_instance, settings.max_queue_wait
+            replicas,
+            settings.max_concurrent_requests_per_instance,
+            settings.max_queue_wait,
+            admitted,
         )
         if isinstance(slot, Refusal):
             slot.head += served_by
@@ -552,6 +584,99 @@ class RouterApp:
                 return None
         finally:
             load.release(address)
+
+    # -- scale to zero: holding requests while a replica starts ---------------------------
+    async def _hold(self, exchange, entry: EndpointRoute, deployment: str, settings):
+        """Hold a request to a deployment at zero replicas until the routing table shows a
+        ready one: then ``(entry, ms held)``, the request admitted to the deployment's load
+        (held requests are let go in arrival order, as many as it admits). Or a refusal:
+        429 at once over the endpoint's hold limit, 503 with Retry-After when no replica
+        was ready within the hold time; None when the client left meanwhile."""
+        counters = self.counters
+        held_by_endpoint = f"held:{entry.workspace}/{entry.name}".lower()
+        held_by_deployment = f"held:{settings.id}"
+        with counters.lock:
+            endpoint_slot = counters.slot(held_by_endpoint)
+            if counters.total(endpoint_slot) >= self.hold_max:
+                endpoint_slot = None
+            else:
+                counters.add(endpoint_slot, 1)
+                counters.add(counters.slot(held_by_deployment), 1)
+        if endpoint_slot is None:
+            metrics.HELD.labels(entry.name, deployment, "refused").inc()
+            return _too_many(
+                f"{self.hold_max} requests are already held while the endpoint's deployments start"
+            )
+        self._load(entry, deployment, settings).arrived += 1
+        loop = asyncio.get_running_loop()
+        hold = self.holds.get(settings.id)
+        if hold is None:
+            hold = self.holds[settings.id] = Hold(entry.workspace, entry.name, deployment)
+        waiter = loop.create_future()
+        hold.waiters.append((waiter, exchange))
+        if hold.task is None:
+            hold.task = asyncio.ensure_future(self._release_held(hold))
+        started = loop.time()
+        try:
+            released = await asyncio.wait_for(waiter, self.hold_seconds)
+        except TimeoutError:
+            metrics.HELD.labels(entry.name, deployment, "timeout").inc()
+            return Refusal(
+                503,
+                f"Deployment '{deployment}' had no ready replica within "
+                f"{self.hold_seconds:g} s of holding the request; one is starting.",
+                b"retry-after: %d\r\n" % HOLD_RETRY_AFTER,
+            )
+        finally:
+            with counters.lock:
+                counters.add(counters.slot(held_by_endpoint), -1)
+                counters.add(counters.slot(held_by_deployment), -1)
+        if released is None:
+            metrics.HELD.labels(entry.name, deployment, "gone").inc()
+            return None
+        metrics.HELD.labels(entry.name, deployment, "released").inc()
+        held_seconds = loop.time() - started
+        metrics.COLD_START.labels(entry.name, deployment).observe(held_seconds)
+        return released, held_seconds * 1000
+
+    async def _release_held(self, hold: Hold) -> None:
+        """While requests are held for a deployment: look at the routing table every
+        HOLD_POLL; with a ready replica there, let them go in arrival order, each admitted
+        to the deployment's load (the rest wait for room); without one, ask for one."""
+        waiters = hold.waiters
+        try:
+            while waiters:
+                entry = self.table.lookup_path(hold.workspace, hold.endpoint)
+                settings = entry.deployments.get(hold.deployment) if entry else None
+                while waiters and (waiters[0][0].done() or waiters[0][1].gone):
+                    waiter, _ = waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(None)
+                if settings is None or not waiters:
+                    pass
+                elif settings.replicas:
+                    if self.activator is not None:
+                        self.activator.activated(settings)
+                    load = self._load(entry, hold.deployment, settings)
+                    per_replica = settings.max_concurrent_requests_per_instance
+                    while waiters and load.admit(settings.replicas, per_replica):
+                        waiter, _ = waiters.popleft()
+                        if waiter.done():
+                            load.unadmit()
+                        else:
+                            waiter.set_result(entry)
+                elif self.activator is not None and settings.instance_count == 0:
+                    self.activator.activate(entry.name, hold.deployment, settings)
+                if waiters:
+                    await asyncio.sleep(HOLD_POLL)
+        finally:
+            hold.task = None
+
+    def held(self, deployment_id: str) -> int:
+        """Requests held for the deployment in all of this router's processes."""
+        counters = self.counters
+        with counters.lock:
+            return counters.total(counters.slot(f"held:{deployment_id}"))
 
     def _another(self, load, address: str, replicas, tried: list, endpoint: str) -> str | None:
         """A replica of the same deployment not tried yet for this request, or None."""
@@ -787,18 +912,27 @@ class Load:
         self.in_flight = 0
         self.admitted = 0
         self.waiting = 0
+        # Requests that came for the deployment (a count that only grows): the autoscaler
+        # scales a minInstances 0 deployment to zero when it stops growing.
+        self.arrived = 0
         self.freed = asyncio.Condition()
         self.turn = itertools.count()
 
-    async def acquire(self, replicas: list[str], per_replica: int, queue_wait: float):
+    async def acquire(
+        self, replicas: list[str], per_replica: int, queue_wait: float, admitted: bool = False
+    ):
+        """A replica for the request (its address, ms queued), or a 429 refusal.
+        ``admitted``: counted already (``admit``; a request that was held)."""
         limit = 2 * per_replica * len(replicas)
         counters = self.counters
         with counters.lock:
-            admitted = counters.slot(self.name)
-            if counters.total(admitted) >= limit:
+            slot = counters.slot(self.name)
+            if not admitted and counters.total(slot) >= limit:
                 address = None
             else:
-                counters.add(admitted, 1)
+                if not admitted:
+                    counters.add(slot, 1)
+                    self.arrived += 1
                 address = self._take(replicas, per_replica) or ""
         if address is None:
             return _too_many(f"more than {limit} requests are pending on this deployment")
@@ -829,6 +963,21 @@ class Load:
                 self.in_flight += 1
                 return address, (loop.time() - started) * 1000
 
+    def admit(self, replicas, per_replica: int) -> bool:
+        """Count a held request as admitted if the deployment admits one more (its replica
+        is taken by ``acquire(admitted=True)``)."""
+        counters = self.counters
+        with counters.lock:
+            slot = counters.slot(self.name)
+            if counters.total(slot) >= 2 * per_replica * len(replicas):
+                return False
+            counters.add(slot, 1)
+        return True
+
+    def unadmit(self) -> None:
+        with self.counters.lock:
+            self.counters.add(self.counters.slot(self.name), -1)
+
     def waiting_in_router(self) -> int:
         """Requests waiting for a replica of this deployment in all of this router's
         processes (admitted, not yet at a replica)."""
@@ -852,6 +1001,7 @@ class Load:
             counters.add(admitted, 1)
         self.admitted += 1
         self.in_flight += 1
+        self.arrived += 1
         return address
 
     def _take(self, replicas: list[str], per_replica: int) -> str | None:
@@ -888,6 +1038,25 @@ class Load:
     async def _notify(self) -> None:
         async with self.freed:
             self.freed.notify()
+
+
+class Hold:
+    """The requests one serving process holds for a deployment at zero replicas, in arrival
+    order (each a future and its exchange), and the task that lets them go."""
+
+    __slots__ = ("workspace", "endpoint", "deployment", "waiters", "task")
+
+    def __init__(self, workspace: str, endpoint: str, deployment: str):
+        self.workspace, self.endpoint, self.deployment = workspace, endpoint, deployment
+        self.waiters: deque = deque()
+        self.task: asyncio.Future | None = None
+
+
+def scales_from_zero(settings: DeploymentRoute | None) -> bool:
+    """Whether requests to the deployment are held while it has no ready replica: it is
+    autoscaled with minInstances 0, so a replica starts when they come."""
+    scale = settings.autoscale if settings is not None else None
+    return scale is not None and scale.min_instances == 0 and scale.max_instances > 0
 
 
 def _over_quota(credential: str, limit: str, wait: float) -> Refusal:

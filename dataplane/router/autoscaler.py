@@ -6,6 +6,13 @@ wanted count is ``ceil(instances * utilization / target)`` within min..max insta
 eager (the first interval above target scales); down is conservative (only after the load
 stayed low for ``scale_down_delay`` seconds, to the highest count wanted meanwhile).
 
+Scale to zero (beyond Azure): with ``minInstances: 0`` utilization alone never removes the
+last replica; it goes once no request arrived for the deployment's ``scaleToZeroAfter``.
+From zero, the router holds the requests that arrive (``RouterApp``) and the ``Activator``
+asks for replicas on the same path as a scale decision: one ScaleUp message per deployment
+(a Redis key taken with NX makes one router process the sender), for
+``ceil(waiting / maxConcurrentRequestsPerInstance)`` replicas at most, within maxInstances.
+
 Every serving process reports its load to Redis (``LoadReporter``); one autoscaler per
 installation (a Redis lease elects it among routers) reads the sum and sends each decision
 to the control plane as the ``weir.autoscale`` task, which records it as a scale event and
@@ -37,6 +44,12 @@ log = logging.getLogger("weir.router.autoscaler")
 # Per deployment id: one field per serving process, its average load over REPORT_PERIOD.
 LOAD_KEY = "weir:load:{}"
 LEADER_KEY = "weir:autoscaler:leader"
+# Per deployment id: held by the router process that sent the activation, for ACTIVATE_RETRY
+# seconds (or until a replica is ready): the other processes and routers send none meanwhile.
+ACTIVATE_KEY = "weir:activate:{}"
+# Requests still held this long after an activation was sent (the worker refused it, say,
+# because the deployment was still scaling in): it is sent again.
+ACTIVATE_RETRY = 3.0
 SAMPLE_PERIOD = 0.1
 REPORT_PERIOD = 0.5
 # A process's report older than this is ignored (the process is gone).
@@ -61,6 +74,7 @@ class LoadReporter:
         self.process = f"{socket.gethostname()}:{os.getpid()}"
         self.sums: dict[str, list[float]] = {}
         self.gauges: dict[tuple, tuple] = {}
+        self.arrived: dict[str, int] = {}  # deployment id -> Load.arrived as last sampled
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -95,17 +109,24 @@ class LoadReporter:
             if settings.autoscale is None:
                 continue
             busy = load.in_flight / settings.max_concurrent_requests_per_instance
-            sums = self.sums.setdefault(settings.id, [0.0, 0.0])
+            sums = self.sums.setdefault(settings.id, [0.0, 0.0, 0])
             sums[0] += busy
             sums[1] += queued
+            sums[2] += load.arrived - self.arrived.get(settings.id, 0)
+            self.arrived[settings.id] = load.arrived
 
     def _reports(self, samples: int) -> dict[str, str]:
         now = time.time()
         return {
             deployment_id: json.dumps(
-                {"busy": busy / samples, "queued": queued / samples, "at": now}
+                {
+                    "busy": busy / samples,
+                    "queued": queued / samples,
+                    "requests": requests,
+                    "at": now,
+                }
             )
-            for deployment_id, (busy, queued) in self.sums.items()
+            for deployment_id, (busy, queued, requests) in self.sums.items()
         }
 
     def _write(self, reports: dict[str, str]) -> None:
@@ -140,6 +161,8 @@ class Tracker:
     at_max_reported: float | None = None
     awaiting: int | None = None
     awaiting_since: float = 0.0
+    requests: int = 0  # requests that arrived in the window (seen in any report)
+    idle_since: float | None = None
 
 
 def decide(
@@ -149,14 +172,28 @@ def decide(
     utilization: float,
     now: float,
     delay: float,
+    idle: bool = False,
 ) -> Decision | None:
-    """The decision for one polling interval (None: nothing to do or to report)."""
+    """The decision for one polling interval (None: nothing to do or to report). ``idle``:
+    no request arrived for the deployment in the interval."""
     low, high = scale.min_instances, scale.max_instances
     target = scale.target_utilization_percentage
     if not low <= current <= high:
         count = min(max(current, low), high)
         action = "ScaleUp" if count > current else "ScaleDown"
         return Decision(action, count, f"{current} instance(s) is outside {low}..{high}")
+    if low == 0 and current > 0:
+        if not idle:
+            tracker.idle_since = None
+        else:
+            if tracker.idle_since is None:
+                tracker.idle_since = now - scale.polling_interval  # this interval was idle
+            window = scale.scale_to_zero_after
+            if now - tracker.idle_since >= window:
+                tracker.idle_since = None
+                tracker.low_since, tracker.low_peak = None, 0
+                reason = f"no requests for {window:g} s (scaleToZeroAfter): scaled to zero"
+                return Decision("ScaleDown", 0, reason)
     wanted = math.ceil(round(current * utilization / target, 6))
     described = f"utilization {utilization:.0f}% against a target of {target}%"
     if wanted > current:
@@ -174,7 +211,9 @@ def decide(
             )
         return None
     tracker.at_max_reported = None
-    if wanted >= current or current == low:
+    # Utilization never removes the last replica: going to zero is for idleness (above).
+    floor = max(low, 1)
+    if wanted >= current or current <= floor:
         tracker.low_since, tracker.low_peak = None, 0
         return None
     if tracker.low_since is None:
@@ -182,7 +221,7 @@ def decide(
     tracker.low_peak = max(tracker.low_peak, wanted)
     if now - tracker.low_since < delay:
         return None
-    count = max(tracker.low_peak, low)
+    count = max(tracker.low_peak, floor)
     tracker.low_since, tracker.low_peak = None, 0
     return Decision("ScaleDown", count, f"{described} for {delay:g} s: {count} instance(s) suffice")
 
@@ -198,7 +237,7 @@ class Autoscaler:
         self.delay = delay
         self.identity = uuid.uuid4().hex
         self.trackers: dict[str, Tracker] = {}
-        self._celery = None
+        self.sender = DecisionSender(broker_url, queue)
 
     def start(self) -> threading.Event:
         stop = threading.Event()
@@ -240,11 +279,13 @@ class Autoscaler:
     ) -> None:
         scale = settings.autoscale
         busy = queued = 0.0
+        requests = 0
         for raw in client.hgetall(LOAD_KEY.format(settings.id)).values():
             report = json.loads(raw)
             if now - report["at"] <= REPORT_TTL:
                 busy += report["busy"]
                 queued += report["queued"]
+                requests += report.get("requests", 0)
         ready = len(settings.replicas)
         utilization = 100.0 * (busy + queued) / max(ready, 1)
         metrics.UTILIZATION.labels(entry.name, name).set(utilization)
@@ -256,9 +297,11 @@ class Autoscaler:
             settled = current == tracker.awaiting and ready == tracker.awaiting
             if not settled and now - tracker.awaiting_since < AWAIT_LIMIT:
                 tracker.window_started, tracker.utilizations = now, []
-                tracker.busy, tracker.queued = [], []
+                tracker.busy, tracker.queued, tracker.requests = [], [], 0
                 return
             tracker.awaiting = None
+        # A report is read on several ticks: only whether any request came is kept.
+        tracker.requests += requests
         tracker.utilizations.append(utilization)
         tracker.busy.append(busy)
         tracker.queued.append(queued)
@@ -271,9 +314,10 @@ class Autoscaler:
             "queuedRequests": round(sum(tracker.queued) / len(tracker.queued), 2),
             "readyReplicas": ready,
         }
+        idle = tracker.requests == 0 and average == 0
         tracker.window_started, tracker.utilizations = now, []
-        tracker.busy, tracker.queued = [], []
-        decision = decide(scale, tracker, current, average, now, self.delay)
+        tracker.busy, tracker.queued, tracker.requests = [], [], 0
+        decision = decide(scale, tracker, current, average, now, self.delay, idle)
         if decision is None:
             return
         metrics.SCALE_DECISIONS.labels(entry.name, name, decision.action).inc()
@@ -305,6 +349,19 @@ class Autoscaler:
             tracker.awaiting, tracker.awaiting_since = decision.to_instances, now
 
     def _send(self, deployment_id: str, decision: dict) -> None:
+        self.sender.send(deployment_id, decision)
+
+
+class DecisionSender:
+    """Sends decisions to the workers as the ``weir.autoscale`` task, by name through the
+    Celery broker (the router imports nothing of the workers)."""
+
+    def __init__(self, broker_url: str, queue: str):
+        self.broker_url = broker_url
+        self.queue = queue
+        self._celery = None
+
+    def send(self, deployment_id: str, decision: dict) -> None:
         if self._celery is None:
             from celery import Celery
 
@@ -312,3 +369,72 @@ class Autoscaler:
         self._celery.send_task(
             TASK, kwargs={"deployment_id": deployment_id, "decision": decision}, queue=self.queue
         )
+
+
+class Activator:
+    """In each serving process: asks for replicas of a deployment at zero that has requests
+    held (``activate``, called on the loop, never blocks it). Once per ACTIVATE_RETRY per
+    process; across processes and routers, the one that takes ``ACTIVATE_KEY`` sends. The
+    count is read when sending: the requests held for the deployment in this router's
+    processes (``waiting``), so a burst that arrived meanwhile asks for what it needs."""
+
+    def __init__(self, redis_url: str, sender: DecisionSender, waiting):
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=2)
+        self.sender = sender
+        self.waiting = waiting  # deployment id -> requests held in this router
+        self.next_try: dict[str, float] = {}
+        self.sent = 0  # activations this process sent (tests and logs)
+
+    def activate(self, endpoint: str, deployment: str, settings: DeploymentRoute) -> None:
+        now = time.monotonic()
+        if now < self.next_try.get(settings.id, 0.0):
+            return
+        self.next_try[settings.id] = now + ACTIVATE_RETRY
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, self._send, endpoint, deployment, settings)
+
+    def activated(self, settings: DeploymentRoute) -> None:
+        """A replica is ready: the next time the deployment is at zero activates at once."""
+        if self.next_try.pop(settings.id, None) is not None:
+            asyncio.get_running_loop().run_in_executor(None, self._release, settings.id)
+
+    def _release(self, deployment_id: str) -> None:
+        try:
+            self.client.delete(ACTIVATE_KEY.format(deployment_id))
+        except redis.RedisError:
+            pass  # it expires
+
+    def _send(self, endpoint: str, deployment: str, settings: DeploymentRoute) -> None:
+        scale = settings.autoscale
+        try:
+            key = ACTIVATE_KEY.format(settings.id)
+            if not self.client.set(key, "1", nx=True, px=int(ACTIVATE_RETRY * 1000)):
+                return
+            waiting = max(self.waiting(settings.id), 1)
+            count = min(
+                math.ceil(waiting / settings.max_concurrent_requests_per_instance),
+                scale.max_instances,
+            )
+            self.sender.send(
+                settings.id,
+                {
+                    "action": "ScaleUp",
+                    "fromInstances": settings.instance_count,
+                    "toInstances": max(count, 1),
+                    "targetUtilizationPercentage": scale.target_utilization_percentage,
+                    "minInstances": scale.min_instances,
+                    "maxInstances": scale.max_instances,
+                    "reason": f"activated: {waiting} request(s) waiting",
+                    "decidedAt": time.time(),
+                    "utilizationPercentage": 100.0 * waiting,
+                    "busyReplicas": 0,
+                    "queuedRequests": waiting,
+                    "readyReplicas": 0,
+                },
+            )
+        except Exception as exc:  # noqa: BLE001 - held requests time out; retried meanwhile
+            log.warning("%s/%s: could not ask for a replica (%s)", endpoint, deployment, exc)
+            return
+        self.sent += 1
+        metrics.ACTIVATIONS.labels(endpoint, deployment).inc()
+        log.info("%s/%s: activation sent, %d request(s) waiting", endpoint, deployment, waiting)

@@ -80,3 +80,21 @@ QUOTA_THROTTLED = Counter(
     "(rate or concurrency)",
     ["endpoint", "credential", "limit"],
 )
+COLD_START = Histogram(
+    "weir_router_cold_start_seconds",
+    "Time requests to a deployment at zero replicas were held until a replica was ready",
+    ["endpoint", "deployment"],
+    buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10, 30, 60),
+)
+HELD = Counter(
+    "weir_router_held_total",
+    "Requests held while a deployment had no ready replica, by outcome (released, timeout: "
+    "503 after the hold time, refused: 429 over the endpoint's hold limit, gone: the client "
+    "left)",
+    ["endpoint", "deployment", "outcome"],
+)
+ACTIVATIONS = Counter(
+    "weir_router_activations_total",
+    "Activations sent for a deployment at zero replicas with requests waiting",
+    ["endpoint", "deployment"],
+)

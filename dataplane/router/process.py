@@ -13,7 +13,7 @@ import prometheus_client
 from dataplane.http import serve, serve_until_signalled
 from dataplane.router.accesslog import AccessLog
 from dataplane.router.app import RouterApp
-from dataplane.router.autoscaler import Autoscaler, LoadReporter
+from dataplane.router.autoscaler import Activator, Autoscaler, DecisionSender, LoadReporter
 from dataplane.router.minutes import MinuteReporter
 from dataplane.router.proxy import ClientConnection
 from dataplane.router.quotas import UsageReporter
@@ -37,7 +37,15 @@ async def main(args, counters: SharedCounters, ready_fd: int | None = None) -> N
     if args.access_log != "off":
         fd = 1 if args.access_log == "-" else os.open(args.access_log, APPEND, 0o640)
         access_log = AccessLog(fd)
-    app = RouterApp(table, access_log=access_log, counters=counters, max_body=args.max_body)
+    app = RouterApp(
+        table,
+        access_log=access_log,
+        counters=counters,
+        max_body=args.max_body,
+        hold_max=args.hold_max,
+        hold_seconds=args.hold_seconds,
+    )
+    app.activator = Activator(args.redis_url, DecisionSender(args.broker_url, args.queue), app.held)
     background = [
         asyncio.ensure_future(LoadReporter(app, args.redis_url).run()),
         asyncio.ensure_future(UsageReporter(app, args.redis_url).run()),

@@ -57,3 +57,23 @@ def test_never_below_min_and_a_count_outside_the_limits_is_moved_back():
 
 def test_exactly_at_target_holds():
     assert decide(SETTINGS, tracker(), 3, 50.0, now=0.0, delay=0.0) is None
+
+
+ZERO = replace(SETTINGS, min_instances=0, scale_to_zero_after=10.0)
+
+
+def test_with_min_zero_low_load_keeps_one_replica_and_only_idleness_removes_it():
+    t = tracker()
+    down = decide(ZERO, t, 2, 0.0, now=0.0, delay=0.0, idle=False)
+    assert (down.action, down.to_instances) == ("ScaleDown", 1)  # not to zero
+    assert decide(ZERO, t, 1, 0.0, now=100.0, delay=0.0, idle=False) is None
+    assert decide(ZERO, t, 1, 0.0, now=101.0, delay=0.0, idle=True) is None  # idle since 100
+    assert decide(ZERO, t, 1, 0.0, now=105.0, delay=0.0, idle=False) is None  # a request
+    assert decide(ZERO, t, 1, 0.0, now=106.0, delay=0.0, idle=True) is None
+    zero = decide(ZERO, t, 1, 0.0, now=115.0, delay=0.0, idle=True)
+    assert (zero.action, zero.to_instances) == ("ScaleDown", 0)
+    assert zero.reason == "no requests for 10 s (scaleToZeroAfter): scaled to zero"
+
+
+def test_at_zero_nothing_is_decided_the_router_activates():
+    assert decide(ZERO, tracker(), 0, 0.0, now=0.0, delay=0.0, idle=True) is None

@@ -108,7 +108,7 @@ class RecordingBackend(Backend):
 
 @pytest.fixture
 def backend(monkeypatch):
-    monkeypatch.setattr(deployment, "POLL", 0.01)
+    monkeypatch.setattr(RecordingBackend, "status_poll", 0.01)
     with override_settings(
         WEIR_BACKEND="tests.workers.test_tasks.RecordingBackend", WEIR_READY_TIMEOUT=2
     ):

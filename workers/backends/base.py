@@ -63,6 +63,9 @@ class BackendStatus:
 class Backend(ABC):
     # Said when the backend never takes up a revision: where to look.
     unavailable_hint = "is the backend running?"
+    # How often a worker waiting on a rollout reads ``status`` (a replica serves once a
+    # read has seen it ready: a scale from zero waits on this).
+    status_poll = 0.25
 
     @abstractmethod
     def prepare(self, deployment, assets, say: Say) -> Plan:

@@ -33,6 +33,7 @@ STOP_TIMEOUT = 60.0
 
 class LocalBackend(Backend):
     unavailable_hint = "is the agent, python -m dataplane.agent, running?"
+    status_poll = 0.05  # one small file read
 
     def __init__(self, root: Path | None = None):
         self.state = StateDir(root or settings.WEIR_AGENT_DIR)

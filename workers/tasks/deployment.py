@@ -33,7 +33,6 @@ from workers.tasks.base import (
 log = logging.getLogger(__name__)
 
 APPLYING = frozenset({State.CREATING, State.UPDATING, State.SCALING})
-POLL = 0.25
 LEASE_REFRESH = 5.0
 # How long the backend may take to notice a new spec before the agent counts as missing.
 BACKEND_TIMEOUT = 60.0
@@ -193,7 +192,7 @@ def wait_until_ready(
             ready = status.ready if seen else 0
             progress(operation, 60.0 + 35.0 * min(ready / max(deployment.instance_count, 1), 1))
             reported_at = time.monotonic()
-        time.sleep(POLL)
+        time.sleep(backend.status_poll)
     raise PermanentError(
         "ReadinessTimeout",
         f"replicas were not ready within {settings.WEIR_READY_TIMEOUT} seconds",

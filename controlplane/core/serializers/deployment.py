@@ -105,6 +105,9 @@ class OnlineScaleSettingsSerializer(JsonDocumentSerializer):
     maxInstances = IntegerField(min_value=1, required=False)
     pollingInterval = DurationField(min_seconds=1, required=False)
     targetUtilizationPercentage = IntegerField(min_value=1, max_value=100, required=False)
+    # Beyond Azure: with minInstances 0, how long without a request before the last replica
+    # stops (default PT5M); the router holds the next request while one starts again.
+    scaleToZeroAfter = DurationField(min_seconds=1, required=False)
 
     def validate(self, attrs):
         if attrs["scaleType"] == "TargetUtilization":

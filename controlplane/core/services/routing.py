@@ -79,6 +79,7 @@ def autoscale_route(deployment: OnlineDeployment) -> AutoscaleRoute | None:
         max_instances=scale["maxInstances"],
         target_utilization_percentage=scale["targetUtilizationPercentage"],
         polling_interval=parse_seconds(scale["pollingInterval"]),
+        scale_to_zero_after=parse_seconds(scale.get("scaleToZeroAfter") or "PT5M"),
     )
 
 
