@@ -102,7 +102,11 @@ def position(rollout: dict) -> str:
     steps, index = rollout["steps"], rollout.get("current_step") or 0
     text = rollout["status"]
     if rollout["status"] in ("Running", "Paused") and index < len(steps):
-        text += f", step {index + 1}/{len(steps)} {rollout['phase']} ({describe(steps[index])})"
+        doing = {
+            "Promoting": f"{rollout['candidate']} to 100%",
+            "RollingBack": f"{rollout['baseline']} to 100%",
+        }.get(rollout["phase"]) or describe(steps[index])
+        text += f", step {index + 1}/{len(steps)} {rollout['phase']} ({doing})"
     return text
 
 

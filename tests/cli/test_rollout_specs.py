@@ -227,5 +227,6 @@ def test_waiting_prints_each_decision_once_and_ends_with_the_final_state(monkeyp
     ) in err
     assert "RolledBack: blue takes all the traffic (the candidate: 12 requests, 3 errors" in err
     assert "Rollout green-1: Running, step 2/2 Observing" in err
+    assert "Rollout green-1: Running, step 2/2 RollingBack (blue to 100%)" in err
     assert rollouts.why(ended) == "maxErrorRate failed with 10 in the window"
     assert json.dumps(ended)  # -o json prints it as it is
