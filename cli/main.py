@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from cli import assets, batch, config, jobs, sdk, specs
+from cli import assets, batch, config, jobs, rollouts, sdk, specs
 from cli.client import Client
 from cli.common import add_scope, client_for, command, confirm, finish, workspace_location
 from cli.errors import CliError
@@ -399,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=90)
     p = command(endpoint, "get-credentials", endpoint_get_credentials, "Keys or a token.")
     p.add_argument("-n", "--name", required=True)
+    rollouts.add_parsers(endpoint)
 
     deployment = groups.add_parser("online-deployment", help="online deployments").add_subparsers(
         dest="command", required=True
@@ -465,7 +466,7 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     try:
         result = args.handler(args)
-        text = render(result, args.output, args.query)
+        text = render(result, args.output, args.query, getattr(args, "view", None))
     except CliError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         sys.exit(exc.code)

@@ -1,5 +1,6 @@
 """Results as the Azure CLI prints them: ``-o json`` (default), ``table``, ``tsv``, ``yaml``,
-``none``; ``--query`` is a JMESPath expression applied first."""
+``none``; ``--query`` is a JMESPath expression applied first. A command may give its own view
+for ``table`` (as the Azure CLI's table transformers), used when there is no query."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import yaml
 from cli.errors import CliError
 
 
-def render(result, output: str, query: str | None) -> str | None:
+def render(result, output: str, query: str | None, view=None) -> str | None:
+    if output == "table" and view is not None and not query and result is not None:
+        return view(result)
     if query:
         try:
             result = jmespath.search(query, result)
@@ -26,7 +29,7 @@ def render(result, output: str, query: str | None) -> str | None:
     if output == "tsv":
         return _tsv(result)
     if output == "table":
-        return _table(result)
+        return table(result)
     raise CliError(f"unknown output format '{output}'")
 
 
@@ -51,7 +54,7 @@ def _tsv(result) -> str:
     return "\n".join(lines)
 
 
-def _table(result) -> str:
+def table(result) -> str:
     rows = result if isinstance(result, list) else [result]
     if not rows:
         return ""

@@ -1,8 +1,9 @@
 """Progressive rollouts on the real stack, with a client scoring all the while: a candidate
 that agrees and is healthy is promoted through every step with no failed request; one that
 answers differently never gets live traffic; one that starts failing is rolled back within
-its step, its errors counted in the decision; and a rollout whose worker is killed goes on
-from the step it had reached."""
+its step, its errors counted in the decision; a rollout whose worker is killed goes on
+from the step it had reached; and the ``weir`` CLI starts one from YAML and follows it to its
+end, and pauses, resumes and aborts another."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+import yaml
 
+from tests.system.conftest import cli_runner
 from tests.system.test_router import eventually
 
 pytestmark = pytest.mark.system
@@ -271,4 +274,87 @@ def test_a_rollout_goes_on_from_its_step_after_its_worker_is_killed(stack, rollo
     assert passed["window"]["seconds"] >= 12
     print(f"\nresumed: ended {time.time() - killed_at:.1f} s after the worker was killed")
     assert traffic(stack, rollout_endpoint) == ({"blue": 100}, {})
+    assert client.failures() == []
+
+
+def test_the_cli_follows_a_rollout_to_its_end_and_pauses_resumes_and_aborts_another(
+    stack, rollout_endpoint, tmp_path
+):
+    workspace = rollout_endpoint.split("/workspaces/", 1)[1].split("/", 1)[0]
+    weir = cli_runner(stack, tmp_path, tmp_path)
+    scope = ("-w", workspace, "-e", "rollout-ep")
+    # blue and "same" answer alike: the one without the traffic now is the candidate.
+    (baseline,) = traffic(stack, rollout_endpoint)[0]
+    candidate = "same" if baseline == "blue" else "blue"
+    (tmp_path / "rollout.yml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "cli-1",
+                "candidate": candidate,
+                "gates": {"max_error_rate": 0.01, "error_status_classes": ["4xx", "5xx"]},
+                "steps": [{"traffic": 50, "duration_seconds": 2, "min_requests": 5}],
+            }
+        )
+    )
+    client = Client(stack, rollout_endpoint)
+    client.start()
+    try:
+        started = time.monotonic()
+        done = weir("online-endpoint", "rollout", "start", "-f", "rollout.yml", *scope, "--wait")
+        took = time.monotonic() - started
+        shown = weir.json("online-endpoint", "rollout", "show", "-n", "cli-1", *scope, "-o", "json")
+
+        # Another, back to the baseline, held and let go, then aborted.
+        (tmp_path / "back.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "candidate": baseline,
+                    "steps": [{"traffic": 50, "duration_seconds": 60, "min_requests": 5}],
+                }
+            )
+        )
+        json_out = ("-o", "json", "--query", "status")
+        assert weir.json(
+            "online-endpoint",
+            "rollout",
+            "start",
+            "-f",
+            "back.yml",
+            "-n",
+            "cli-2",
+            *scope,
+            *json_out,
+        ) in ("Pending", "Running")
+        rollout = f"{rollout_endpoint}/rollouts/cli-2"
+        assert eventually(
+            lambda: stack.call("GET", rollout).json()["properties"]["phase"] == "Observing", 20
+        )
+        action = ("-n", "cli-2", *scope, *json_out)
+        assert weir.json("online-endpoint", "rollout", "pause", *action) == "Paused"
+        assert weir.json("online-endpoint", "rollout", "resume", *action) == "Running"
+        weir("online-endpoint", "rollout", "abort", *action)
+        aborted = wait_for_end(stack, rollout, 30)
+        refused = weir("online-endpoint", "rollout", "pause", "-n", "cli-2", *scope, check=False)
+    finally:
+        client.stop()
+    print(f"\ncli: start --wait took {took:.1f} s\n{done.stderr}{done.stdout}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Rollout cli-1 on rollout-ep: {candidate} against {baseline}")
+    assert "Status: Succeeded" in done.stdout
+    # Each decision once, as it appeared, the step's gate against its threshold.
+    assert done.stderr.count("StepStarted") == 1
+    assert (
+        "step 1/1 StepPassed Pass" in done.stderr and "max_error_rate 0 <= 0.01 ok" in done.stderr
+    )
+    assert "Rollout cli-1: Running, step 1/1 Observing (traffic 50%, baseline 50%)" in done.stderr
+    assert done.stderr.rstrip().endswith("s)") and "Rollout cli-1: Succeeded (" in done.stderr
+    assert shown["status"] == "Succeeded" and shown["candidate"] == candidate
+    assert [d["event"] for d in shown["decisions"]][-2:] == ["StepPassed", "Promoted"]
+    assert aborted["status"] == "RolledBack"
+    events = [d["event"] for d in aborted["decisions"]]
+    order = [events.index(e) for e in ("Paused", "Resumed", "Aborted", "RolledBack")]
+    assert order == sorted(order) and events[-1] == "RolledBack"
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("ERROR: (Conflict) Rollout 'cli-2' is RolledBack")
+    assert traffic(stack, rollout_endpoint) == ({candidate: 100}, {})
     assert client.failures() == []
