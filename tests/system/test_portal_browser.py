@@ -31,7 +31,7 @@ def test_sign_in_in_a_real_browser(stack, browser, tmp_path):
         assert session_of(page)["signedIn"] is False
 
         submit_login(page, person.name, person.password)
-        page.wait_for_url("**/auth/session")
+        page.wait_for_url("**/portal/")  # where people land with no page to go back to
         session = session_of(page)
         assert session["signedIn"] is True
         assert session["name"] == person.name
@@ -89,7 +89,9 @@ def test_an_administrator_watches_and_changes_an_endpoint(
 
     page = signed_in(role="Owner", next_url="/portal/")
     page.wait_for_url("**/portal/")
-    row = page.locator('tr[data-endpoint="routed"]')
+    # Other tests' endpoints are named "routed" too, each in its own workspace.
+    workspace_name = workspace.rsplit("/", 1)[-1]
+    row = page.locator(f'tr[data-endpoint="routed"][data-workspace="{workspace_name}"]')
     # The routers' counts reach the overview once their minute has ended and been collected.
     deadline = time.monotonic() + 100
     while row.get_by_test_id("count").inner_text() != "60":
