@@ -40,8 +40,9 @@ LATENCY_SUM = "latencySum"  # seconds
 QUEUE_SUM = "queueMsSum"
 QUEUE_COUNT = "queueCount"
 # Mirrored traffic, counted on the shadow deployment (the one the copy went to): copies
-# whose answer was compared with the live one, those that agreed (same status and body as
-# the router's same_answer has it), and copies not sent because too many were in flight.
+# whose answer was compared with the live one, those that agreed (by the endpoint's rule, as
+# the router's comparison.same_answer applies it), and copies not sent because too many were
+# in flight.
 MIRRORED = "mirrored"
 MIRROR_AGREED = "mirrorAgreed"
 MIRROR_DROPPED = "mirrorDropped"

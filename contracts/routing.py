@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from contracts.comparison import MirrorComparison
+
 ROUTES = "weir:routes"
 SIGNING_KEYS = "weir:routes:signing-keys"
 CHANGED = "weir:routes:changed"
@@ -163,7 +165,8 @@ class RetiredKey:
 @dataclass(frozen=True, slots=True)
 class EndpointRoute:
     """One endpoint: who may call it (key digests — never keys — or the token audience),
-    how traffic and mirrored traffic split, and its deployments by name."""
+    how traffic and mirrored traffic split, how mirrored answers are compared, and its
+    deployments by name."""
 
     name: str
     workspace: str
@@ -177,6 +180,9 @@ class EndpointRoute:
     # before quotas existed have neither field.
     quotas: dict[str, QuotaRoute] = field(default_factory=dict)
     retired_keys: tuple[RetiredKey, ...] = ()
+    # How a shadow's answer is compared with the live one (contracts.comparison); None, and
+    # entries written before endpoints could set it: the default rule.
+    mirror_comparison: MirrorComparison | None = None
 
     def to_wire(self) -> dict:
         return {
@@ -190,6 +196,9 @@ class EndpointRoute:
             "deployments": {name: d.to_wire() for name, d in self.deployments.items()},
             "quotas": {name: q.to_wire() for name, q in self.quotas.items()},
             "retiredKeys": [k.to_wire() for k in self.retired_keys],
+            "mirrorComparison": (
+                self.mirror_comparison.to_wire() if self.mirror_comparison else None
+            ),
         }
 
     def to_json(self) -> str:
@@ -214,4 +223,5 @@ class EndpointRoute:
                 name: QuotaRoute.from_wire(q) for name, q in (data.get("quotas") or {}).items()
             },
             retired_keys=tuple(RetiredKey.from_wire(k) for k in data.get("retiredKeys") or ()),
+            mirror_comparison=MirrorComparison.from_wire(data.get("mirrorComparison")),
         )

@@ -10,7 +10,8 @@ tick, having done nothing, and two runs never act at once.
 
 Traffic moves through the endpoint's own update (controlplane.core.services.endpoint's
 create_or_update, with the endpoint's current settings and the step's traffic and mirror
-traffic), as a user's PUT does: the same validation, the same operation, the same audit, and
+traffic, and on a mirror step the gates' comparison as the endpoint's mirrorComparison), as
+a user's PUT does: the same validation, the same operation, the same audit, and
 the router has the change when that operation has Succeeded. A step is judged from then.
 """
 
@@ -287,6 +288,11 @@ def apply(rollout: Rollout) -> float | None:
         for k, v in current["properties"].items()
         if k in ("authMode", "compute", "description", "properties")
     }
+    if mirror:
+        # The step's comparison goes with its mirror traffic, in the same update: the
+        # router has both at once. Otherwise the endpoint's stays as it is.
+        comparison = spec.gates_of(rollout, rollout.step).get("comparison")
+        properties["mirrorComparison"] = spec.endpoint_comparison(comparison)
     body = {
         "location": current["location"],
         "tags": current["tags"],

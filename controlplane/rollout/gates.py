@@ -3,8 +3,8 @@ effect, against the step's gates. A pure function of the numbers, so it is teste
 crafted totals and every decision can show what drove it.
 
 - A mirror step is judged on the copies the candidate answered as a shadow: their count is
-  the sample, and ``minAgreement`` holds the share that agreed with the live answer (the
-  router's comparison: the same status and the same JSON, numbers within 1e-6).
+  the sample, and ``minAgreement`` holds the share that agreed with the live answer (by the
+  router, under the gates' ``comparison``, which the controller set on the endpoint).
 - A traffic step is judged on the candidate's live requests: ``maxErrorRate`` holds the
   share of them answered with a status of ``errorStatusClasses`` (5xx by default; a scoring
   script that raises is answered 424, a 4xx, as Azure does), ``maxP99Ms`` their p99 latency,

@@ -13,6 +13,26 @@ from controlplane.arm.fields import IntegerField
 from controlplane.rollout.models import Phase, RolloutStatus
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": ["exact"]},
+            {
+                "type": "object",
+                "properties": {
+                    "rule": {"type": "string", "enum": ["exact", "tolerance", "path"]},
+                    "tolerance": {"type": "number", "minimum": 0},
+                    "path": {"type": "string", "maxLength": 256},
+                },
+                "required": ["rule"],
+            },
+        ]
+    }
+)
+class ComparisonField(serializers.JSONField):
+    """Read by controlplane.rollout.spec; here for the schema."""
+
+
 class RolloutGatesSerializer(serializers.Serializer):
     """Thresholds a step must hold. Rates are fractions from 0 to 1."""
 
@@ -23,11 +43,15 @@ class RolloutGatesSerializer(serializers.Serializer):
         help_text="Mirror steps: the least share "
         "of mirrored requests whose shadow answer agrees with the live one.",
     )
-    comparison = serializers.ChoiceField(
-        choices=["exact"],
+    comparison = ComparisonField(
         required=False,
-        help_text="The router's comparison: the same "
-        "status and the same JSON, numbers within 1e-6.",
+        help_text="Mirror steps: how the router compares the candidate's answers with the "
+        'live ones (the same status in any case). "exact" (the default): the same JSON, '
+        'numbers within 1e-6; {"rule": "tolerance", "tolerance": t}: numbers within '
+        "t * max(1, |live|); "
+        '{"rule": "path", "path": "$.predictions", "tolerance": t}: only what the JSONPath '
+        "($, .key, ['key'], [index], [*]) selects, which must select something in both. "
+        "Set as the endpoint's mirrorComparison with the step's mirror traffic.",
     )
     maxErrorRate = serializers.FloatField(
         required=False,

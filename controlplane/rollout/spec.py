@@ -4,16 +4,26 @@ the whole body has been read.
 
 Shares are whole percents (0..100). Rates (``minAgreement``, ``maxErrorRate``) are
 fractions from 0 to 1.
+
+``gates.comparison`` is how the router compares the candidate's mirrored answers with the
+live ones while a mirror step runs: ``"exact"`` (the default: the whole answer, numbers
+within 1e-6; ``{"rule": "exact"}`` is the same), ``{"rule": "tolerance", "tolerance": t}``
+or ``{"rule": "path", "path": "$.predictions", "tolerance": t}`` (contracts.comparison says
+what they mean). The controller sets it as the endpoint's ``mirrorComparison`` with the
+step's mirror traffic.
 """
 
 from __future__ import annotations
 
+from contracts.comparison import DEFAULT_TOLERANCE, MirrorComparison
 from controlplane.arm.errors import bad_request
 from controlplane.core.models import OnlineEndpoint
 from controlplane.core.serializers.endpoint import MAX_MIRROR_PERCENT
 
 STATUS_CLASSES = ("4xx", "5xx")
-COMPARISONS = ("exact",)
+EXACT, TOLERANCE, PATH = "exact", "tolerance", "path"
+# Each rule with the fields it takes besides ``rule``.
+COMPARISONS = {EXACT: (), TOLERANCE: ("tolerance",), PATH: ("path", "tolerance")}
 GATE_KEYS = (
     "minAgreement",
     "comparison",
@@ -63,13 +73,7 @@ def read_gates(value, target: str) -> dict:
     if gates.get("minAgreement") is not None:
         out["minAgreement"] = _number(gates["minAgreement"], f"{target}.minAgreement", 0, 1)
     if gates.get("comparison") is not None:
-        if gates["comparison"] not in COMPARISONS:
-            raise bad_request(
-                f"{target}.comparison is 'exact' (the router's comparison: the same status "
-                "and the same JSON, numbers within 1e-6); no other comparison is supported.",
-                f"{target}.comparison",
-            )
-        out["comparison"] = gates["comparison"]
+        out["comparison"] = read_comparison(gates["comparison"], f"{target}.comparison")
     if gates.get("maxErrorRate") is not None:
         out["maxErrorRate"] = _number(gates["maxErrorRate"], f"{target}.maxErrorRate", 0, 1)
     if gates.get("errorStatusClasses") is not None:
@@ -89,6 +93,68 @@ def read_gates(value, target: str) -> dict:
     if gates.get("maxP99Ratio") is not None:
         out["maxP99Ratio"] = _number(gates["maxP99Ratio"], f"{target}.maxP99Ratio", 0.01, 1000)
     return out
+
+
+def read_comparison(value, target: str):
+    """ "exact", or {"rule": "tolerance", "tolerance"} / {"rule": "path", "path",
+    "tolerance"} with the tolerance filled in."""
+    if value == EXACT:
+        return EXACT
+    if not isinstance(value, dict):
+        raise bad_request(
+            f"{target} is 'exact' or an object with a rule ({', '.join(COMPARISONS)}).", target
+        )
+    rule = value.get("rule")
+    if rule not in COMPARISONS:
+        raise bad_request(
+            f"{target}.rule is one of {', '.join(COMPARISONS)}, not {rule!r}.", f"{target}.rule"
+        )
+    fields = COMPARISONS[rule]
+    for key in value:
+        if key != "rule" and key not in fields:
+            raise bad_request(
+                f"{target}.{key} is not a field of the {rule} rule"
+                + (f"; its fields are {', '.join(fields)}." if fields else "."),
+                f"{target}.{key}",
+            )
+    if rule == EXACT:
+        return EXACT
+    if rule == TOLERANCE and "tolerance" not in value:
+        raise bad_request(
+            f"{target}.tolerance is needed by the tolerance rule.", f"{target}.tolerance"
+        )
+    tolerance = value.get("tolerance", DEFAULT_TOLERANCE)
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, int | float)
+        or not (0 <= tolerance < float("inf"))
+    ):
+        raise bad_request(
+            f"{target}.tolerance is a finite number, at least 0 (numbers agree when "
+            "|shadow - live| <= tolerance * max(1, |live|)).",
+            f"{target}.tolerance",
+        )
+    out = {"rule": rule, "tolerance": tolerance}
+    if rule == PATH:
+        path = value.get("path")
+        if not isinstance(path, str):
+            raise bad_request(
+                f"{target}.path is needed by the path rule: a JSONPath such as $.predictions.",
+                f"{target}.path",
+            )
+        try:
+            MirrorComparison.of(tolerance, path)
+        except ValueError as exc:
+            raise bad_request(f"{target}.path: {exc}.", f"{target}.path") from None
+        out["path"] = path
+    return out
+
+
+def endpoint_comparison(comparison) -> dict | None:
+    """The endpoint's ``mirrorComparison`` for a rollout's comparison (None: the default)."""
+    if comparison in (None, EXACT) or comparison.get("rule") == EXACT:
+        return None
+    return {"tolerance": comparison["tolerance"], "path": comparison.get("path")}
 
 
 def read_step(value, index: int) -> dict:

@@ -32,6 +32,7 @@ from contracts.routing import (
 from dataplane.http import REASONS
 from dataplane.router import metrics
 from dataplane.router.accesslog import AccessLog
+from dataplane.router.comparison import same_answer
 from dataplane.router.minutes import Meter
 from dataplane.router.proxy import BUFFERED, CONTINUE, MAX_BODY, Exchange
 from dataplane.router.quotas import Quota
@@ -69,8 +70,6 @@ DROPPED = frozenset(
 # Copies to a shadow deployment in flight at once, per endpoint: a slow shadow cannot make
 # the router hold more than this many extra requests (the rest are not mirrored).
 MAX_MIRRORS_IN_FLIGHT = 64
-# Relative and absolute tolerance when comparing numbers in live and shadow answers.
-MIRROR_TOLERANCE = 1e-6
 # How long the request waited for a free replica, so overload is explainable client-side.
 QUEUE_HEADER = "ms-azureml-queue-time-ms"
 # How often a queued request looks for a slot freed by another router process.
@@ -719,9 +718,10 @@ class RouterApp:
 
     def _mirror(self, exchange, entry, path, live, shadow, body, request_id) -> None:
         """Serve from ``live``; copy the request to ``shadow`` without delaying or changing
-        the client's answer, then compare the two answers (status, and JSON within a
-        numeric tolerance) and record the agreement and both latencies. Only bodies kept
-        whole (up to BUFFERED bytes) are mirrored."""
+        the client's answer, then compare the two answers by the endpoint's rule
+        (comparison.same_answer: status, and JSON within a tolerance) and record the
+        agreement and both latencies. Only bodies kept whole (up to BUFFERED bytes) are
+        mirrored."""
         key = (entry.name, shadow)
         # Counted in the shadow deployment's minute (``_mirror_target`` picks only
         # deployments of the entry).
@@ -772,7 +772,11 @@ class RouterApp:
             metrics.MIRROR_LATENCY.labels(endpoint, shadow, "live").observe(live_seconds)
             metrics.MIRROR_LATENCY.labels(endpoint, shadow, "shadow").observe(shadow_seconds)
             agreed = not (kept.truncated or answer.truncated) and same_answer(
-                kept.status, b"".join(kept.body), answer.status, b"".join(answer.body)
+                kept.status,
+                b"".join(kept.body),
+                answer.status,
+                b"".join(answer.body),
+                entry.mirror_comparison,
             )
             if agreed:
                 metrics.MIRROR_AGREED.labels(endpoint, shadow).inc()
@@ -1076,25 +1080,3 @@ def _over_quota(credential: str, limit: str, wait: float) -> Refusal:
 
 def _too_many(reason: str) -> Refusal:
     return Refusal(429, f"Too many pending requests: {reason}.", RETRY_AFTER)
-
-
-def same_answer(status_a: int, body_a: bytes, status_b: int, body_b: bytes) -> bool:
-    """Equal statuses, and equal bodies (as JSON, numbers within MIRROR_TOLERANCE)."""
-    if status_a != status_b:
-        return False
-    try:
-        return _close(json.loads(body_a), json.loads(body_b))
-    except ValueError:
-        return body_a == body_b
-
-
-def _close(a, b) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=MIRROR_TOLERANCE, abs_tol=MIRROR_TOLERANCE)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    return a == b

@@ -130,6 +130,59 @@ def test_valid_traffic_and_mirror_are_kept(client, two_deployments):
     assert props["traffic"] == {"blue": 100} and props["mirrorTraffic"] == {"green": 20}
 
 
+def test_a_mirror_comparison_is_read_back_and_reaches_the_routing_entry_when_applied(
+    client, two_deployments
+):
+    from controlplane.core.services import routing
+
+    assert client.get(url("/onlineEndpoints/ep1")).json()["properties"]["mirrorComparison"] is None
+    comparison = {"tolerance": 0.01, "path": "$.predictions[*]"}
+    response = put_endpoint(
+        client, traffic={"blue": 100}, mirrorTraffic={"green": 20}, mirrorComparison=comparison
+    )
+    assert response.status_code == 200, response.content
+    endpoint = OnlineEndpoint.objects.get()
+    assert routing.entry(endpoint).mirror_comparison is None  # not before it is applied
+    run_operations()
+    got = client.get(url("/onlineEndpoints/ep1")).json()["properties"]
+    assert got["mirrorComparison"] == comparison
+    rule = routing.entry(OnlineEndpoint.objects.get()).mirror_comparison
+    assert (rule.tolerance, rule.path) == (0.01, "$.predictions[*]")
+    # A PUT without the field (a client that does not know it) keeps it ...
+    assert put_endpoint(client, traffic={"blue": 100}).status_code == 200
+    run_operations()
+    assert OnlineEndpoint.objects.get().mirror_comparison == comparison
+    # ... the tolerance alone defaults the path, and null (or the default rule) clears it.
+    put_endpoint(client, traffic={"blue": 100}, mirrorComparison={"tolerance": 0})
+    got = client.get(url("/onlineEndpoints/ep1")).json()["properties"]["mirrorComparison"]
+    assert got == {"tolerance": 0.0, "path": None}
+    run_operations()
+    for cleared in (None, {"tolerance": 1e-6}):
+        put_endpoint(client, traffic={"blue": 100}, mirrorComparison=cleared)
+        run_operations()
+        assert OnlineEndpoint.objects.get().mirror_comparison is None
+
+
+@pytest.mark.parametrize(
+    "comparison, target",
+    [
+        ({"tolerance": -0.1}, "properties.mirrorComparison.tolerance"),
+        ({"tolerance": "0.1"}, "properties.mirrorComparison.tolerance"),
+        ({"tolerance": True}, "properties.mirrorComparison.tolerance"),
+        ({"path": "predictions"}, "properties.mirrorComparison.path"),
+        ({"path": "$..predictions"}, "properties.mirrorComparison.path"),
+        ({"path": "$[?(@.a)]"}, "properties.mirrorComparison.path"),
+        ({"path": 3}, "properties.mirrorComparison.path"),
+        ({"rule": "exact"}, "properties.mirrorComparison.rule"),
+        ("exact", "properties.mirrorComparison"),
+    ],
+)
+def test_a_bad_mirror_comparison_is_400_naming_the_field(client, endpoint, comparison, target):
+    response = put_endpoint(client, mirrorComparison=comparison)
+    assert_arm_error(response, 400, "ValidationError", target)
+    assert OnlineEndpoint.objects.get().mirror_comparison is None
+
+
 def test_patch_replaces_tags(client, endpoint):
     put_endpoint(client)
     response = client.patch(url("/onlineEndpoints/ep1"), {"tags": {"team": "a"}}, format="json")

@@ -91,6 +91,37 @@ def step(**fields):
         ({"gates": {"minAgreement": "high"}}, "properties.gates.minAgreement"),
         ({"gates": {"maxErrorRate": -0.1}}, "properties.gates.maxErrorRate"),
         ({"gates": {"comparison": "tolerant"}}, "properties.gates.comparison"),
+        ({"gates": {"comparison": {"rule": "close"}}}, "properties.gates.comparison.rule"),
+        ({"gates": {"comparison": {"rule": "tolerance"}}}, "properties.gates.comparison.tolerance"),
+        (
+            {"gates": {"comparison": {"rule": "tolerance", "tolerance": -1}}},
+            "properties.gates.comparison.tolerance",
+        ),
+        (
+            {"gates": {"comparison": {"rule": "tolerance", "tolerance": "1%"}}},
+            "properties.gates.comparison.tolerance",
+        ),
+        (
+            {"gates": {"comparison": {"rule": "tolerance", "tolerance": 0.1, "path": "$"}}},
+            "properties.gates.comparison.path",
+        ),
+        (
+            {"gates": {"comparison": {"rule": "path", "path": "predictions"}}},
+            "properties.gates.comparison.path",
+        ),
+        ({"gates": {"comparison": {"rule": "path"}}}, "properties.gates.comparison.path"),
+        (
+            {
+                "steps": [
+                    {
+                        "mirror": 10,
+                        "minRequests": 1,
+                        "gates": {"comparison": {"rule": "path", "path": "$[1:]"}},
+                    }
+                ]
+            },
+            "properties.steps[0].gates.comparison.path",
+        ),
         ({"gates": {"errorStatusClasses": ["2xx"]}}, "properties.gates.errorStatusClasses"),
         ({"gates": {"maxP99Ratio": 0}}, "properties.gates.maxP99Ratio"),
         ({"color": "blue"}, "properties.color"),
@@ -123,6 +154,42 @@ def test_a_rollout_is_created_pending_and_read_back(client, endpoint):
     assert client.get(url(f"{ROLLOUTS}/R1")).json()["properties"]["status"] == "Pending"
     listed = client.get(url(ROLLOUTS)).json()["value"]
     assert [r["name"] for r in listed] == ["r1"]
+
+
+@pytest.mark.parametrize(
+    ("comparison", "stored", "on_endpoint"),
+    [
+        ({"rule": "exact"}, "exact", None),
+        (
+            {"rule": "tolerance", "tolerance": 0.01},
+            {"rule": "tolerance", "tolerance": 0.01},
+            {"tolerance": 0.01, "path": None},
+        ),
+        (
+            {"rule": "path", "path": "$.predictions"},
+            {"rule": "path", "path": "$.predictions", "tolerance": 1e-6},
+            {"tolerance": 1e-6, "path": "$.predictions"},
+        ),
+    ],
+)
+def test_a_mirror_steps_comparison_is_set_on_the_endpoint_with_its_mirror_traffic(
+    client, endpoint, comparison, stored, on_endpoint
+):
+    endpoint.mirror_comparison = {"tolerance": 0.5, "path": None}  # set by hand before
+    endpoint.save(update_fields=["mirror_comparison"])
+    gates = {**PLAN["gates"], "comparison": comparison}
+    response = put(client, gates=gates)
+    assert response.status_code == 201, response.content
+    assert response.json()["properties"]["gates"]["comparison"] == stored
+    tick()
+    endpoint.refresh_from_db()
+    # One update carries both: the router gets them in one publication.
+    assert endpoint.mirror_traffic == {"green": 20}
+    assert endpoint.mirror_comparison == on_endpoint
+    assert state().operation is not None
+    run_operations()
+    endpoint.refresh_from_db()
+    assert endpoint.applied_mirror_comparison == on_endpoint
 
 
 def test_one_rollout_runs_per_endpoint_and_a_running_one_is_not_replaced(client, endpoint):

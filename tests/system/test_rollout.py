@@ -1,9 +1,10 @@
 """Progressive rollouts on the real stack, with a client scoring all the while: a candidate
 that agrees and is healthy is promoted through every step with no failed request; one that
-answers differently never gets live traffic; one that starts failing is rolled back within
-its step, its errors counted in the decision; a rollout whose worker is killed goes on
-from the step it had reached; and the ``weir`` CLI starts one from YAML and follows it to its
-end, and pauses, resumes and aborts another."""
+answers differently never gets live traffic, and one that differs only outside the compared
+JSONPath is promoted; one that starts failing is rolled back within its step, its errors
+counted in the decision; a rollout whose worker is killed goes on from the step it had
+reached; and the ``weir`` CLI starts one from YAML and follows it to its end, and pauses,
+resumes and aborts another."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.system
 
 SAME = b"def init():\n    pass\n\ndef run(raw):\n    return {'label': 1}\n"
 DIFFER = b"def init():\n    pass\n\ndef run(raw):\n    return {'label': 2}\n"
+# The same label, and a field of its own: agrees only when the comparison's path is $.label.
+RELABEL = b"def init():\n    pass\n\ndef run(raw):\n    return {'label': 1, 'version': 2}\n"
 # Healthy for 40 requests, then every request raises (answered 424 by the router).
 FLAKY = (
     b"n = 0\ndef init():\n    pass\n\ndef run(raw):\n    global n\n    n += 1\n"
@@ -35,7 +38,7 @@ FINAL = ("Succeeded", "RolledBack", "Failed")
 @pytest.fixture(scope="module")
 def rollout_endpoint(stack):
     """Endpoint "rollout-ep": blue (all the traffic) and the candidates same (answers as blue does),
-    differ and flaky."""
+    differ, relabel (differs outside $.label) and flaky."""
     workspace = stack.ws(f"ro-{uuid.uuid4().hex[:8]}")
     response = stack.call("PUT", workspace, {"location": "local"})
     assert response.status_code == 201, response.text
@@ -45,7 +48,13 @@ def rollout_endpoint(stack):
     assert created.status_code == 201, created.text
     stack.wait_for_status(created.headers["Azure-AsyncOperation"])
     deploying = []
-    for name, script in (("blue", SAME), ("same", SAME), ("differ", DIFFER), ("flaky", FLAKY)):
+    for name, script in (
+        ("blue", SAME),
+        ("same", SAME),
+        ("differ", DIFFER),
+        ("relabel", RELABEL),
+        ("flaky", FLAKY),
+    ):
         code_uri = stack.upload(workspace, {"score.py": script}, "codes")
         code = {"properties": {"codeUri": code_uri}}
         assert stack.call("PUT", f"{workspace}/codes/{name}/versions/1", code).status_code == 201
@@ -156,6 +165,34 @@ def test_a_candidate_whose_answers_differ_never_gets_live_traffic(stack, rollout
     assert traffic(stack, rollout_endpoint) == ({"blue": 100}, {})
     assert not any(deployment == "differ" for _, _, deployment in client.answers)
     assert client.failures() == []
+
+
+def test_a_candidate_differing_only_outside_the_compared_path_is_promoted(stack, rollout_endpoint):
+    client = Client(stack, rollout_endpoint)
+    client.start()
+    try:
+        rollout = start(
+            stack,
+            rollout_endpoint,
+            "relabel-1",
+            candidate="relabel",
+            gates={"minAgreement": 0.9, "comparison": {"rule": "path", "path": "$.label"}},
+            steps=[{"mirror": 50, "durationSeconds": 2, "minRequests": 10}],
+        )
+        props = wait_for_end(stack, rollout)
+        time.sleep(1)
+    finally:
+        client.stop()
+    assert props["status"] == "Succeeded", props
+    passed = next(d for d in props["decisions"] if d["event"] == "StepPassed")
+    (gate,) = passed["gates"]
+    assert gate["value"] == 1 and gate["comparison"]["path"] == "$.label"
+    assert traffic(stack, rollout_endpoint) == ({"relabel": 100}, {})
+    assert client.failures() == []
+    # The rule stays the endpoint's; the next tests start from blue again.
+    comparison = stack.call("GET", rollout_endpoint).json()["properties"]["mirrorComparison"]
+    assert comparison == {"tolerance": 1e-6, "path": "$.label"}
+    set_traffic(stack, rollout_endpoint, {"blue": 100})
 
 
 def test_a_candidate_that_starts_failing_is_rolled_back_within_its_step(stack, rollout_endpoint):

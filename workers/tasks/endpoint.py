@@ -46,9 +46,12 @@ def apply_endpoint(self, *, operation_id: str) -> None:
                 expected={State.CREATING, State.UPDATING},
             )
             if done:
-                # The weights take effect here, with Succeeded: nobody publishes them before.
+                # The weights and the mirror comparison take effect here, with Succeeded:
+                # nobody publishes them before.
                 OnlineEndpoint.objects.filter(pk=endpoint.pk).update(
-                    applied_traffic=F("traffic"), applied_mirror_traffic=F("mirror_traffic")
+                    applied_traffic=F("traffic"),
+                    applied_mirror_traffic=F("mirror_traffic"),
+                    applied_mirror_comparison=F("mirror_comparison"),
                 )
                 states.finish_operation(operation.pk, OperationStatus.SUCCEEDED)
             else:

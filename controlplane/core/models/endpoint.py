@@ -22,6 +22,11 @@ class OnlineEndpoint(TrackedResource):
     # that applies them in the same transaction that makes it Succeeded.
     applied_traffic = models.JSONField(default=dict)
     applied_mirror_traffic = models.JSONField(default=dict)
+    # Beyond Azure, how the router compares a shadow's answers with the live ones
+    # ({"tolerance", "path"}, contracts.comparison); null: the default rule. Applied with
+    # the weights.
+    mirror_comparison = models.JSONField(null=True, blank=True, default=None)
+    applied_mirror_comparison = models.JSONField(null=True, blank=True, default=None)
     public_network_access = models.CharField(
         max_length=16, choices=PublicNetworkAccess.choices, default=PublicNetworkAccess.ENABLED
     )

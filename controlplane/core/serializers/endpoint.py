@@ -6,6 +6,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from contracts.comparison import DEFAULT_TOLERANCE, MAX_PATH, MirrorComparison
 from controlplane.arm.envelope import (
     ManagedServiceIdentitySerializer,
     ProvisioningStateMixin,
@@ -14,9 +15,10 @@ from controlplane.arm.envelope import (
     string_map,
     tag_map,
 )
-from controlplane.arm.fields import IntegerField
+from controlplane.arm.fields import IntegerField, json_type
 from controlplane.core.choices import AuthMode, KeyType, PublicNetworkAccess
 from controlplane.core.models.endpoint import scoring_host
+from controlplane.core.serializers.fields import JsonDocumentSerializer
 
 MAX_MIRROR_PERCENT = 50
 # A replaced key's overlap window: at most a week.
@@ -41,6 +43,56 @@ def _traffic_map(**kwargs):
     )
 
 
+class ToleranceField(serializers.FloatField):
+    """A finite JSON number, at least 0 (a string or a boolean is refused)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise serializers.ValidationError(f"Must be a number, not {json_type(data)}.")
+        if not 0 <= data < float("inf"):
+            raise serializers.ValidationError("Must be a finite number, at least 0.")
+        return float(data)
+
+
+class MirrorComparisonSerializer(JsonDocumentSerializer):
+    """Beyond Azure: how the router compares a shadow deployment's answers with the live
+    ones (contracts.comparison). The statuses must be equal in any case."""
+
+    tolerance = ToleranceField(
+        required=False,
+        default=DEFAULT_TOLERANCE,
+        help_text="Numbers agree when |shadow - live| <= tolerance * max(1, |live|): "
+        "relative to the live value, absolute below 1. Default 1e-6; 0: equal.",
+    )
+    path = serializers.CharField(
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=MAX_PATH,
+        help_text="Compare only what this JSONPath selects in both answers ($, .key, "
+        "['key'], [index], [*]); selecting nothing in either is a disagreement. "
+        "Default: the whole answer.",
+    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {unknown[0]: [f"Unknown field; expected one of {', '.join(self.fields)}."]}
+                )
+        return super().to_internal_value(data)
+
+    def validate_path(self, value):
+        if value is None:
+            return None
+        try:
+            MirrorComparison.of(path=value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+
 class OnlineEndpointPropertiesSerializer(ProvisioningStateMixin):
     authMode = serializers.ChoiceField(source="auth_mode", choices=AuthMode.choices)
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
@@ -54,6 +106,13 @@ class OnlineEndpointPropertiesSerializer(ProvisioningStateMixin):
     )
     traffic = _traffic_map()
     mirrorTraffic = _traffic_map(source="mirror_traffic")
+    mirrorComparison = MirrorComparisonSerializer(
+        source="mirror_comparison",
+        required=False,
+        allow_null=True,
+        help_text="Beyond Azure: how mirrored answers are compared with the live ones; "
+        "null: the whole answer, numbers within 1e-6.",
+    )
     publicNetworkAccess = serializers.ChoiceField(
         source="public_network_access",
         choices=PublicNetworkAccess.choices,

@@ -6,6 +6,7 @@ import time
 
 from django.db import transaction
 
+from contracts.comparison import DEFAULT, MirrorComparison
 from contracts.routing import PRIMARY_KEY, SECONDARY_KEY
 from controlplane.arm.errors import ArmError, conflict
 from controlplane.core import states
@@ -26,6 +27,7 @@ ENDPOINT_FIELDS = (
     "properties",
     "traffic",
     "mirror_traffic",
+    "mirror_comparison",
     "public_network_access",
     "compute",
 )
@@ -37,6 +39,9 @@ def normalize(data: dict) -> dict:
         values[field] = values[field] or {}
     # Zero weights carry no meaning; dropping them keeps the same PUT idempotent.
     values["mirror_traffic"] = {k: v for k, v in values["mirror_traffic"].items() if v}
+    # The default rule is stored as null, however it was written.
+    if MirrorComparison.from_wire(values["mirror_comparison"]) in (None, DEFAULT):
+        values["mirror_comparison"] = None
     return values
 
 
@@ -75,6 +80,10 @@ def create_or_update(
         }
 
     def update(endpoint: OnlineEndpoint, values: dict) -> Operation | None:
+        if "mirror_comparison" not in data:
+            # Weir's own field: a PUT from a client that does not know it keeps it (null
+            # sets the default rule).
+            values = {**values, "mirror_comparison": endpoint.mirror_comparison}
         unchanged = all(getattr(endpoint, f) == v for f, v in values.items())
         if unchanged and endpoint.provisioning_state == ProvisioningState.SUCCEEDED:
             return None

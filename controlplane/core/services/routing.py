@@ -19,6 +19,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
+from contracts.comparison import MirrorComparison
 from contracts.routing import (
     ALL,
     ROUTES,
@@ -127,6 +128,7 @@ def entry(endpoint: OnlineEndpoint) -> EndpointRoute:
         token_audience=endpoint.token_audience,
         traffic=endpoint.applied_traffic,
         mirror_traffic=endpoint.applied_mirror_traffic,
+        mirror_comparison=MirrorComparison.from_wire(endpoint.applied_mirror_comparison),
         deployments=deployments,
         quotas={name: QuotaRoute.from_wire(q) for name, q in endpoint.key_quotas.items()},
         retired_keys=tuple(
