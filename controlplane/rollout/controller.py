@@ -11,8 +11,9 @@ tick, having done nothing, and two runs never act at once.
 Traffic moves through the endpoint's own update (controlplane.core.services.endpoint's
 create_or_update, with the endpoint's current settings and the step's traffic and mirror
 traffic, and on a mirror step the gates' comparison as the endpoint's mirrorComparison), as
-a user's PUT does: the same validation, the same operation, the same audit, and
-the router has the change when that operation has Succeeded. A step is judged from then.
+a user's PUT does: the same validation, the same operation, an audit record of the same
+write (by the rollout, naming who started it), and the router has the change when that
+operation has Succeeded. A step is judged from then.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from rest_framework.exceptions import ValidationError
 
 from controlplane import tasks
 from controlplane.arm.errors import ArmError
+from controlplane.audit import changes as audit_changes
+from controlplane.audit import records
 from controlplane.core.choices import OperationStatus
 from controlplane.core.serializers.endpoint import OnlineEndpointSerializer
 from controlplane.core.services import endpoint as endpoint_service
@@ -307,6 +310,7 @@ def apply(rollout: Rollout) -> float | None:
         _, _, operation = endpoint_service.create_or_update(
             endpoint.workspace, endpoint.name, serializer.validated_data, PRINCIPAL, _no_check
         )
+        audit(rollout, current, operation)
     except IllegalTransition:
         return tick_seconds()  # another change of the endpoint runs: after it
     except ArmError as exc:
@@ -323,6 +327,28 @@ def apply(rollout: Rollout) -> float | None:
 
 def _no_check(_etag) -> None:
     pass
+
+
+def audit(rollout: Rollout, before: dict, operation) -> None:
+    """The audit record of a traffic change the controller made, as a user's PUT of the
+    endpoint is recorded: the write, its outcome, and the traffic before and after; by the
+    rollout, with the principal who started it in its details."""
+    endpoint = rollout.endpoint
+    endpoint.refresh_from_db()
+    records.write(
+        principal_name=PRINCIPAL,
+        principal_type="Rollout",
+        action="Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write",
+        resource_id=endpoint.arm_id,
+        outcome=records.Outcome.SUCCEEDED if operation is None else records.Outcome.ACCEPTED,
+        changes=audit_changes.diff(before, OnlineEndpointSerializer(endpoint).data),
+        details={
+            "rollout": rollout.arm_id,
+            "startedBy": rollout.created_by,
+            "step": rollout.current_step,
+            "phase": rollout.phase,
+        },
+    )
 
 
 #

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.metrics import LATENCY, LATENCY_BUCKETS, REQUESTS, metrics_key, minute_of
+from controlplane.audit.models import AuditRecord
 from controlplane.core.models import OnlineDeployment, OnlineEndpoint
 from controlplane.metrics.aggregates import Totals
 from controlplane.metrics.models import DeploymentMinute
@@ -222,9 +223,17 @@ def test_ticks_move_traffic_through_the_endpoint_and_abort_rolls_it_back(client,
     tick()
     endpoint.refresh_from_db()
     assert endpoint.mirror_traffic == {"green": 20}
-    assert endpoint.traffic == {"blue": 100, "green": 0} or endpoint.traffic == {"blue": 100}
+    assert endpoint.traffic == {"blue": 100, "green": 0}
     assert state().phase == "Observing"
     assert [d["event"] for d in state().decisions] == ["Started", "StepStarted"]
+    # The traffic change is in the audit log as the endpoint's write, by the rollout.
+    record = AuditRecord.objects.filter(principal_name="weir-rollout").get()
+    assert record.action == "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write"
+    assert record.resource_id == endpoint.arm_id
+    assert record.outcome == "Accepted"
+    assert record.changes["properties.mirrorTraffic.green"] == {"before": None, "after": 20}
+    assert record.details["startedBy"] == "alice"
+    assert record.details["rollout"].endswith("/onlineEndpoints/ep1/rollouts/r1")
 
     # A run that lost the rollout (another was given it) does nothing.
     assert controller.tick(state().pk, uuid.uuid4()) is None
