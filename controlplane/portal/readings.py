@@ -218,7 +218,7 @@ def job_outputs(job) -> dict[str, str]:
         return {}
     try:
         location = files.output_location(job)
-    except Exception:  # an output the blob store cannot resolve: nothing to offer
+    except ValueError:  # an output the blob store cannot resolve: nothing to offer
         return {}
     prefix = location.path if location.path.endswith("/") else location.path + "/"
     names = Blob.objects.filter(

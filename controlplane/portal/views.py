@@ -306,7 +306,7 @@ def people(request):
         "tokens_path": tokens_path,
         "answer": answer,
         "new_token": new_token,
-        "may": {"assign": Viewer(request.user).may("PUT", f"/{ASSIGNMENTS}/x")},
+        "may": {"assign": Viewer(request.user).may("PUT", f"{ASSIGNMENTS}/x")},
     }
     return render(request, "portal/people.html", context)
 
