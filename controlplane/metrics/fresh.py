@@ -24,8 +24,7 @@ from controlplane.metrics import store
 from controlplane.metrics.aggregates import MINUTE as MINUTE_SPAN
 from controlplane.metrics.aggregates import STATUSES, Totals, aggregate
 
-# Totals' counters and sums (added and subtracted); the mirror counts once the router
-# reports them.
+# Totals' counters and sums besides requests and latency buckets (added and subtracted).
 SUMMED = ("latency_seconds", "queue_ms", "queue_count", "mirrored", "mirror_agreed")
 
 
@@ -69,7 +68,7 @@ def snapshot(found: dict[uuid.UUID, Totals]) -> dict:
         str(pk): {
             "requests": dict(t.requests),
             "latencyBuckets": list(t.latency_buckets),
-            **{name: getattr(t, name, 0) for name in SUMMED},
+            **{name: getattr(t, name) for name in SUMMED},
         }
         for pk, t in found.items()
     }
@@ -91,13 +90,10 @@ def since(found: dict[uuid.UUID, Totals], then: dict) -> dict[uuid.UUID, Totals 
             ],
         )
         for name in SUMMED:
-            if hasattr(diff, name):
-                setattr(diff, name, getattr(now, name) - before.get(name, 0))
+            setattr(diff, name, getattr(now, name) - before.get(name, 0))
         negative = any(v < 0 for v in diff.requests.values()) or any(
             v < 0 for v in diff.latency_buckets
         )
-        negative = negative or any(
-            getattr(diff, name) < -1e-9 for name in SUMMED if hasattr(diff, name)
-        )
+        negative = negative or any(getattr(diff, name) < -1e-9 for name in SUMMED)
         out[pk] = None if negative else diff
     return out
