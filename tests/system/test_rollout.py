@@ -8,6 +8,7 @@ resumes and aborts another."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -116,6 +117,17 @@ class Client(threading.Thread):
         return [a for a in self.answers if a[1] != 200]
 
 
+@contextlib.contextmanager
+def scoring_throughout(stack, path: str):
+    """A Client scoring the endpoint for the length of the block."""
+    client = Client(stack, path)
+    client.start()
+    try:
+        yield client
+    finally:
+        client.stop()
+
+
 def start(stack, path: str, name: str, **properties):
     response = stack.call("PUT", f"{path}/rollouts/{name}", {"properties": properties})
     assert response.status_code == 201, response.text
@@ -139,9 +151,7 @@ def traffic(stack, path: str) -> tuple[dict, dict]:
 
 
 def test_a_candidate_whose_answers_differ_never_gets_live_traffic(stack, rollout_endpoint):
-    client = Client(stack, rollout_endpoint)
-    client.start()
-    try:
+    with scoring_throughout(stack, rollout_endpoint) as client:
         rollout = start(
             stack,
             rollout_endpoint,
@@ -154,8 +164,6 @@ def test_a_candidate_whose_answers_differ_never_gets_live_traffic(stack, rollout
             ],
         )
         props = wait_for_end(stack, rollout)
-    finally:
-        client.stop()
     assert props["status"] == "RolledBack", props
     failed = next(d for d in props["decisions"] if d["event"] == "StepFailed")
     assert failed["step"] == 0 and failed["verdict"] == "Fail"
@@ -168,9 +176,7 @@ def test_a_candidate_whose_answers_differ_never_gets_live_traffic(stack, rollout
 
 
 def test_a_candidate_differing_only_outside_the_compared_path_is_promoted(stack, rollout_endpoint):
-    client = Client(stack, rollout_endpoint)
-    client.start()
-    try:
+    with scoring_throughout(stack, rollout_endpoint) as client:
         rollout = start(
             stack,
             rollout_endpoint,
@@ -181,8 +187,6 @@ def test_a_candidate_differing_only_outside_the_compared_path_is_promoted(stack,
         )
         props = wait_for_end(stack, rollout)
         time.sleep(1)
-    finally:
-        client.stop()
     assert props["status"] == "Succeeded", props
     passed = next(d for d in props["decisions"] if d["event"] == "StepPassed")
     (gate,) = passed["gates"]
@@ -196,9 +200,7 @@ def test_a_candidate_differing_only_outside_the_compared_path_is_promoted(stack,
 
 
 def test_a_candidate_that_starts_failing_is_rolled_back_within_its_step(stack, rollout_endpoint):
-    client = Client(stack, rollout_endpoint)
-    client.start()
-    try:
+    with scoring_throughout(stack, rollout_endpoint) as client:
         rollout = start(
             stack,
             rollout_endpoint,
@@ -209,8 +211,6 @@ def test_a_candidate_that_starts_failing_is_rolled_back_within_its_step(stack, r
         )
         props = wait_for_end(stack, rollout)
         time.sleep(1)  # each router process takes the new split on its own notification
-    finally:
-        client.stop()
     assert props["status"] == "RolledBack", props
     failed = next(d for d in props["decisions"] if d["event"] == "StepFailed")
     started = next(d for d in props["decisions"] if d["event"] == "StepStarted")
@@ -238,9 +238,7 @@ def test_a_candidate_that_starts_failing_is_rolled_back_within_its_step(stack, r
 
 
 def test_an_agreeing_healthy_candidate_is_promoted_with_no_failed_request(stack, rollout_endpoint):
-    client = Client(stack, rollout_endpoint)
-    client.start()
-    try:
+    with scoring_throughout(stack, rollout_endpoint) as client:
         rollout = start(
             stack,
             rollout_endpoint,
@@ -260,8 +258,6 @@ def test_an_agreeing_healthy_candidate_is_promoted_with_no_failed_request(stack,
         )
         props = wait_for_end(stack, rollout)
         time.sleep(1)
-    finally:
-        client.stop()
     assert props["status"] == "Succeeded", props
     events = [(d["event"], d["step"]) for d in props["decisions"]]
     for index in range(3):
@@ -275,9 +271,7 @@ def test_an_agreeing_healthy_candidate_is_promoted_with_no_failed_request(stack,
 
 def test_a_rollout_goes_on_from_its_step_after_its_worker_is_killed(stack, rollout_endpoint):
     # "same" holds all the traffic now; blue answers as it does.
-    client = Client(stack, rollout_endpoint)
-    client.start()
-    try:
+    with scoring_throughout(stack, rollout_endpoint) as client:
         rollout = start(
             stack,
             rollout_endpoint,
@@ -301,8 +295,6 @@ def test_a_rollout_goes_on_from_its_step_after_its_worker_is_killed(stack, rollo
         assert stack.call("GET", rollout).json()["properties"]["status"] == "Running"
         stack.start_worker()
         props = wait_for_end(stack, rollout, 60)
-    finally:
-        client.stop()
     assert props["status"] == "Succeeded", props
     events = [(d["event"], d["step"]) for d in props["decisions"]]
     # Step 1 was not started again: its window ran on from before the kill.
@@ -333,9 +325,7 @@ def test_the_cli_follows_a_rollout_to_its_end_and_pauses_resumes_and_aborts_anot
             }
         )
     )
-    client = Client(stack, rollout_endpoint)
-    client.start()
-    try:
+    with scoring_throughout(stack, rollout_endpoint) as client:
         started = time.monotonic()
         done = weir("online-endpoint", "rollout", "start", "-f", "rollout.yml", *scope, "--wait")
         took = time.monotonic() - started
@@ -372,8 +362,6 @@ def test_the_cli_follows_a_rollout_to_its_end_and_pauses_resumes_and_aborts_anot
         weir("online-endpoint", "rollout", "abort", *action)
         aborted = wait_for_end(stack, rollout, 30)
         refused = weir("online-endpoint", "rollout", "pause", "-n", "cli-2", *scope, check=False)
-    finally:
-        client.stop()
     print(f"\ncli: start --wait took {took:.1f} s\n{done.stderr}{done.stdout}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"Rollout cli-1 on rollout-ep: {candidate} against {baseline}")
