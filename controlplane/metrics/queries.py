@@ -122,13 +122,28 @@ def series(
     requests of that class, for the metrics split by statusCodeClass."""
     if isinstance(deployments, OnlineDeployment):
         deployments = [deployments]
-    definition = METRICS[metric]
-    aggregation = aggregation or definition.primary
     ids = [d.pk for d in deployments]
     found = aggregate(ids, start, end, interval)
-    points = []
+    return points(found, ids, metric, start, end, interval, aggregation, status_class)
+
+
+def points(
+    found: dict,
+    ids: list,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    interval: timedelta = MINUTE,
+    aggregation: str | None = None,
+    status_class: str | None = None,
+) -> list[tuple[datetime, float | None]]:
+    """``series`` of the deployments ``ids`` from what ``aggregate`` found for them (and
+    maybe others) over the same spans: one query serves several metrics."""
+    definition = METRICS[metric]
+    aggregation = aggregation or definition.primary
+    found_points = []
     for span in spans(start, end, interval):
         totals = added(found.get((pk, span)) for pk in ids)
         minutes = (min(span + interval, end) - span) / MINUTE
-        points.append((span, definition.value(totals, aggregation, minutes, status_class)))
-    return points
+        found_points.append((span, definition.value(totals, aggregation, minutes, status_class)))
+    return found_points

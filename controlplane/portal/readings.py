@@ -203,10 +203,6 @@ def role_names() -> list[tuple[str, str]]:
     return [(f"{prefix}{row.id}", row.role_name) for row in rows]
 
 
-def job_arm_id(job) -> str:
-    return job.arm_id
-
-
 def job_outputs(job) -> dict[str, str]:
     """Each file under a finished job's output folder, by its name there, as a read-only SAS
     URL the browser downloads from the blob store."""
@@ -289,36 +285,45 @@ def _uses(deployment, field_name: str, version_id: str) -> bool:
 
 # -- the endpoint page's charts ----------------------------------------------------------------
 
-# (id, title, unit, metric, aggregation): each a line per deployment, one point per minute.
+# (id, title, unit, metric, aggregation, status class): a line per deployment, a point a
+# minute.
 CHARTS = (
-    ("requests", "Requests per minute", "req/min", "RequestsPerMinute", "Total"),
-    ("errors", "Server errors (5xx) per minute", "req/min", "RequestsPerMinute", "Total"),
-    ("p99", "Latency p99", "ms", "RequestLatency_P99", None),
-    ("p50", "Latency p50", "ms", "RequestLatency_P50", None),
-    ("replicas", "Ready replicas", "replicas", "ReadyReplicas", None),
-    ("queue", "Queue time (mean)", "ms", "QueueTimeMs", None),
-    ("agreement", "Shadow agreement (mirrored requests)", "%", "ShadowAgreement", None),
+    ("requests", "Requests per minute", "req/min", "RequestsPerMinute", "Total", None),
+    ("errors", "Server errors (5xx) per minute", "req/min", "RequestsPerMinute", "Total", "5xx"),
+    ("p99", "Latency p99", "ms", "RequestLatency_P99", None, None),
+    ("p50", "Latency p50", "ms", "RequestLatency_P50", None, None),
+    ("replicas", "Ready replicas", "replicas", "ReadyReplicas", None, None),
+    ("queue", "Queue time (mean)", "ms", "QueueTimeMs", None, None),
+    ("agreement", "Shadow agreement (mirrored requests)", "%", "ShadowAgreement", None, None),
 )
 
 
 def charts(deployments: list[OnlineDeployment], start, end) -> list[dict]:
     """The charts' data as the page's script draws them: ``x`` (epoch seconds) and one
-    series of values per deployment (None where nothing was measured)."""
+    series of values per deployment (None where nothing was measured), all from one read of
+    the deployments' minutes."""
+    found = metrics.aggregate([d.pk for d in deployments], start, end, metrics.MINUTE)
+    x = [int(moment.timestamp()) for moment in metrics.spans(start, end, metrics.MINUTE)]
     drawn = []
-    for chart_id, title, unit, metric, aggregation in CHARTS:
-        x: list[int] = []
-        series = []
-        for deployment in deployments:
-            points = metrics.series(
-                deployment,
-                metric,
-                start,
-                end,
-                aggregation=aggregation,
-                **({"status_class": "5xx"} if chart_id == "errors" else {}),
-            )
-            x = [int(moment.timestamp()) for moment, _ in points]
-            series.append({"label": deployment.name, "values": [value for _, value in points]})
+    for chart_id, title, unit, metric, aggregation, status_class in CHARTS:
+        series = [
+            {
+                "label": deployment.name,
+                "values": [
+                    value
+                    for _, value in metrics.points(
+                        found,
+                        [deployment.pk],
+                        metric,
+                        start,
+                        end,
+                        aggregation=aggregation,
+                        status_class=status_class,
+                    )
+                ],
+            }
+            for deployment in deployments
+        ]
         drawn.append(
             {"id": f"chart-{chart_id}", "title": title, "unit": unit, "x": x, "series": series}
         )

@@ -251,7 +251,7 @@ def batch_jobs(request):
     jobs = [
         job
         for job in BatchJob.objects.select_related("workspace").order_by("-created_at")[:300]
-        if viewer.may_read(readings.job_arm_id(job))
+        if viewer.may_read(job.arm_id)
     ]
     return page(request, "portal/batch_jobs.html", {"jobs": jobs, "section": "batch"})
 
@@ -260,7 +260,7 @@ def batch_jobs(request):
 def batch_job(request, pk: uuid.UUID):
     viewer = Viewer(request.user)
     job = get_object_or_404(BatchJob.objects.select_related("workspace"), pk=pk)
-    if not viewer.may_read(readings.job_arm_id(job)):
+    if not viewer.may_read(job.arm_id):
         raise Http404("No such job, or you may not read it.")
     context = {
         "job": job,

@@ -5,6 +5,7 @@ in Chromium against the whole stack."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
@@ -260,7 +261,12 @@ def test_a_mirrored_deployment_shows_its_shadow_agreement(admin, two_deployments
     page = browser_for(admin).get(f"/portal/endpoints/{two_deployments.pk}").content.decode()
     row = re.search(r'<tr data-deployment="green">.*?</tr>', page, re.S)[0]
     assert "75% of 20" in row
-    assert '"title": "Shadow agreement (mirrored requests)"' in page
+    chart = re.search(r'<script id="chart-agreement" type="application/json">(.*?)</script>', page)
+    drawn = json.loads(chart[1])
+    green_values = next(s["values"] for s in drawn["series"] if s["label"] == "green")
+    assert drawn["title"] == "Shadow agreement (mirrored requests)"
+    assert green_values[drawn["x"].index(int(minute.timestamp()))] == 75.0
+    assert len(drawn["x"]) == len(green_values) == 61  # an hour of minutes, and this one
 
 
 def test_rollouts_show_their_gates_and_decisions_and_obey_roles(client, admin, two_deployments):
