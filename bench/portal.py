@@ -383,7 +383,7 @@ def render(count, endpoints, https, django, queries, weights) -> str:
     per_workspace = endpoints // len(WORKSPACES)
     labels = {
         "overview": f"`GET /portal/` (overview, {endpoints} endpoints)",
-        "endpoint": "`GET /portal/endpoints/{id}` (6 charts × 2 deployments, 1 h)",
+        "endpoint": "`GET /portal/endpoints/{id}` (7 charts × 2 deployments, 1 h)",
         "list": f"API list, one workspace ({per_workspace} endpoints, 1 request)",
         "lists": f"API lists, all {len(WORKSPACES)} workspaces "
         f"({endpoints} endpoints, {len(WORKSPACES)} requests)",
